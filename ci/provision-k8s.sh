@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build (once) the Kubernetes control-plane binaries the local cluster runs, from published Go modules.
+#
+# Idempotent: every binary is keyed by version under $JHDS_CACHE/k8s/<k8s version>/ (outside the repository)
+# and skipped when it is already there. Prints the bin directory as its last line.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.34.4}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.10}"
+METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.1}"
+JHDS_CACHE="${JHDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-ds}"
+OUT="$JHDS_CACHE/k8s/v$K8S_VERSION"
+
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+mkdir -p "$OUT"
+log() { printf '[provision-k8s %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+command -v go >/dev/null || { log "go is not installed: the local control plane needs Go >= 1.26"; exit 3; }
+
+build_kwok() {
+  [ -x "$OUT/kwok" ] && [ -x "$OUT/kwokctl" ] && return
+  log "kwok/kwokctl $KWOK_VERSION"
+  GOBIN="$OUT" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+build_etcd() {
+  [ -x "$OUT/etcd" ] && return
+  log "etcd $ETCD_VERSION"
+  local w; w=$(mktemp -d)
+  (cd "$w" && go mod init local/etcdw >/dev/null 2>&1 && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 \
+    && go build -trimpath -ldflags "-s -w" -o "$OUT/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$OUT/etcd.tmp" "$OUT/etcd"; rm -rf "$w"
+}
+
+build_metrics_server() {
+  [ -x "$OUT/metrics-server" ] && return
+  log "metrics-server $METRICS_SERVER_VERSION"
+  GOBIN="$OUT" go install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+}
+
+build_kubernetes() {
+  [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kube-controller-manager" ] && [ -x "$OUT/kube-scheduler" ] && return
+  log "kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION (the long step)"
+  local w kgomod minor m
+  w=$(mktemp -d); minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  cd "$w"
+  go mod init local/k8sw >/dev/null 2>&1
+  kgomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+  # Staging modules are published as v0.<minor>.<patch>; the upstream go.mod maps them to ./staging.
+  for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[^ ]*\) => \./staging/.*#\1#p' "$kgomod"); do
+    go mod edit -replace="$m=$m@v0.${K8S_VERSION#1.}"
+  done
+  local gd; gd=$(sed -n 's/^godebug[[:space:]]\+\(.*\)$/\1/p' "$kgomod" | head -1)
+  [ -n "$gd" ] && go mod edit -godebug="$gd" || true
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@v$K8S_VERSION" >/dev/null 2>&1
+  local v=k8s.io/component-base/version
+  mkdir -p "$w/bin"
+  go build -p "$(nproc)" -trimpath -tags notest,grpcnotrace \
+    -ldflags "-s -w -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+    -o "$w/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+  mv "$w/bin/"* "$OUT/"; cd /; rm -rf "$w"
+}
+
+start=$(date +%s)
+build_kwok
+build_etcd
+build_metrics_server
+build_kubernetes
+log "ready in $(( $(date +%s) - start ))s"
+echo "$OUT"

@@ -1,0 +1,3 @@
+"""jupyterhub-ds hub extensions: storage, pod policy, GPUs and UI on top of Z2JH's KubeSpawner."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,356 @@
+"""The one settings structure of jupyterhub-ds: typed, documented, validated.
+
+Helm users write these under ``jupyterhub.custom.ds`` (camelCase keys). The hub reads them with
+Z2JH's ``get_config("custom.ds")``; tests build them directly. The chart's ``values.schema.json``
+section for ``custom.ds`` is generated from these classes (``python -m hub_extensions.settings``), so
+Helm and the hub reject the same mistakes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+VALUES_PATH = "jupyterhub.custom.ds"
+
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+SHARED_CLAIM_NAME = "jupyterhub-ds-shared"
+_ACCESS_MODES = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+
+
+class SettingsError(ValueError):
+    """A setting is wrong. The message is one line that names the key and what it expects."""
+
+
+def setting(default: Any, doc: str, **schema: Any) -> Any:
+    """A dataclass field carrying its documentation and extra JSON-schema constraints."""
+    meta = {"doc": doc, "schema": schema}
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: _copy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _copy(value: Any) -> Any:
+    # Items are frozen dataclasses or strings, so a shallow copy keeps defaults unshared.
+    if isinstance(value, list):
+        return list(value)
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+@dataclass(frozen=True)
+class VolumeSettings:
+    """One per-user PersistentVolumeClaim."""
+
+    name: str = setting("", "Suffix of the claim name and the key users select when they reset it.",
+                        pattern=_DNS_LABEL, maxLength=20, minLength=1)
+    mount_path: str = setting("", "Where the volume is mounted in the user's server.", pattern=r"^/")
+    size: str = setting("10Gi", "Requested capacity (a Kubernetes quantity).", pattern=_QUANTITY)
+    storage_class: str | None = setting(None, "StorageClass of the claim; null uses the cluster default.")
+    access_modes: list[str] = setting(["ReadWriteOnce"], "Access modes of the claim.",
+                                      items={"enum": _ACCESS_MODES}, minItems=1)
+    description: str = setting("", "Shown to users next to the volume in Manage Volumes.")
+    resettable: bool = setting(True, "Whether users (and admins) may reset this volume.")
+
+
+@dataclass(frozen=True)
+class SharedVolumeSettings:
+    """One volume shared read-write by every user's server."""
+
+    enabled: bool = setting(True, "Mount a shared volume in every user's server.")
+    existing_claim: str | None = setting(
+        None, f"Use this existing claim. When null the chart creates one named `{SHARED_CLAIM_NAME}`.")
+    mount_path: str = setting("/mnt/shared", "Where the shared volume is mounted.", pattern=r"^/")
+    size: str = setting("10Gi", "Capacity of the claim the chart creates.", pattern=_QUANTITY)
+    storage_class: str | None = setting(None, "StorageClass of the claim the chart creates (needs RWX support).")
+    access_modes: list[str] = setting(["ReadWriteMany"], "Access modes of the claim the chart creates.",
+                                      items={"enum": _ACCESS_MODES}, minItems=1)
+
+
+DEFAULT_VOLUMES = [
+    VolumeSettings(name="home", mount_path="/home", description="User home directory files, configurations"),
+    VolumeSettings(name="workspace", mount_path="/home/lab/workspace",
+                   description="Project files, notebooks, code"),
+    VolumeSettings(name="cache", mount_path="/home/lab/.cache", size="5Gi",
+                   description="Temporary files, pip cache, conda cache"),
+]
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Per-user claims, the shared volume, and what happens to claims when a user goes away."""
+
+    enabled: bool = setting(True, "Manage per-user claims. When false, Z2JH's singleuser.storage applies unchanged.")
+    volumes: list[VolumeSettings] = setting(DEFAULT_VOLUMES, "Per-user volumes, each a claim per user.")
+    shared: SharedVolumeSettings = setting(SharedVolumeSettings(), "The volume every user shares.")
+    on_user_delete: str = setting(
+        "retain", "What deleting a user does to their claims: `retain` keeps them, labelled orphaned; "
+        "`delete` deletes them.", enum=["retain", "delete"])
+    reset_timeout_seconds: int = setting(
+        120, "How long a reset waits for deleted claims to disappear (finalizers) before it reports failure.",
+        minimum=1, maximum=3600)
+
+
+@dataclass(frozen=True)
+class DockerSockSettings:
+    """Members get the node's Docker socket: root on that node."""
+
+    group: str = setting("docker-sock", "Name of the built-in group.", minLength=1)
+    host_path: str = setting("/var/run/docker.sock", "Socket path on the node.", pattern=r"^/")
+    node_selector: dict[str, str] = setting({}, "Node selector for nodes that run a Docker daemon.")
+
+
+@dataclass(frozen=True)
+class DockerPrivilegedSettings:
+    """Members run a privileged notebook container: root on the node."""
+
+    group: str = setting("docker-privileged", "Name of the built-in group.", minLength=1)
+
+
+@dataclass(frozen=True)
+class GroupsSettings:
+    """Built-in groups whose membership patches the pod spec at spawn time."""
+
+    docker_sock: DockerSockSettings = setting(DockerSockSettings(), "The docker-socket group.")
+    docker_privileged: DockerPrivilegedSettings = setting(DockerPrivilegedSettings(), "The privileged group.")
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    """GPUs through the NVIDIA device plugin."""
+
+    mode: int = setting(2, "0 off, 1 forced (every server requests GPUs), 2 auto (only when a node has GPUs).",
+                        enum=[0, 1, 2])
+    count: int = setting(1, "GPUs per server (`nvidia.com/gpu` limit).", minimum=1, maximum=64)
+    resource: str = setting("nvidia.com/gpu", "Extended resource name the device plugin advertises.")
+    group: str | None = setting(None, "Only members of this group get GPUs; null means everyone.")
+    node_selector: dict[str, str] = setting({}, "Extra node selector for GPU servers.")
+    node_cache_seconds: int = setting(60, "How long auto mode trusts its node list before refreshing it.",
+                                      minimum=5, maximum=3600)
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    enabled: bool = setting(True, "Start MLflow inside the lab (ENABLE_SERVICE_MLFLOW).")
+    tracking_uri: str = setting("http://localhost:5000", "MLFLOW_TRACKING_URI.")
+    port: int = setting(5000, "MLFLOW_PORT.", minimum=1, maximum=65535)
+    host: str = setting("0.0.0.0", "MLFLOW_HOST.")
+    workers: int = setting(1, "MLFLOW_WORKERS.", minimum=1, maximum=64)
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """The environment contract the lab image reads (all values reach the pod as strings)."""
+
+    mlflow: MlflowSettings = setting(MlflowSettings(), "MLflow inside the lab.")
+    resources_monitor: bool = setting(True, "ENABLE_SERVICE_RESOURCES_MONITOR.")
+    tensorboard: bool = setting(True, "ENABLE_SERVICE_TENSORBOARD.")
+    tensorboard_logdir: str = setting("/tmp/tensorboard", "TENSORBOARD_LOGDIR.")
+    tf_cpp_min_log_level: int = setting(3, "TF_CPP_MIN_LOG_LEVEL.", minimum=0, maximum=3)
+    aux_scripts_path: str = setting("", "JUPYTERLAB_AUX_SCRIPTS_PATH: admin startup scripts (e.g. on the share).")
+    aux_menu_path: str = setting("", "JUPYTERLAB_AUX_MENU_PATH: admin lab menus (e.g. on the share).")
+    timezone: str = setting("Etc/UTC", "JUPYTERLAB_TIMEZONE.")
+
+
+@dataclass(frozen=True)
+class BrandingSettings:
+    """Each value is an http(s) URL, a file name in the chart's branding ConfigMap, or empty for stock."""
+
+    logo: str = setting("", "Hub logo.")
+    favicon: str = setting("", "Hub favicon.")
+    lab_main_icon: str = setting("", "JupyterLab main icon (JUPYTERLAB_MAIN_ICON_URI).")
+    lab_splash_icon: str = setting("", "JupyterLab splash icon (JUPYTERLAB_SPLASH_ICON_URI).")
+    files_dir: str = setting("/usr/local/etc/jupyterhub-ds/branding",
+                             "Where the chart mounts the branding ConfigMap in the hub.", pattern=r"^/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything under ``jupyterhub.custom.ds``."""
+
+    storage: StorageSettings = setting(StorageSettings(), "Per-user and shared volumes.")
+    groups: GroupsSettings = setting(GroupsSettings(), "Built-in groups that patch the pod spec.")
+    gpu: GpuSettings = setting(GpuSettings(), "GPU servers.")
+    lab: LabSettings = setting(LabSettings(), "Lab environment contract.")
+    branding: BrandingSettings = setting(BrandingSettings(), "Logo, favicon and lab icons.")
+    hub_url: str | None = setting(
+        None, "Hub URL as single-user servers reach it (for lab icon URLs); null derives it from the hub.")
+
+
+# ---------------------------------------------------------------- parsing and validation
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "an integer", bool: "true or false", float: "a number",
+            type(None): "null"}.get(tp, str(tp))
+
+
+def _fail(path: str, expected: str, got: Any) -> typing.NoReturn:
+    raise SettingsError(f"{path}: expected {expected}, got {json.dumps(got, default=str)}")
+
+
+def _check_constraints(path: str, value: Any, schema: Mapping[str, Any]) -> None:
+    if "enum" in schema and value not in schema["enum"]:
+        _fail(path, "one of " + ", ".join(json.dumps(v) for v in schema["enum"]), value)
+    if isinstance(value, str):
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            _fail(path, f"a string matching {schema['pattern']}", value)
+        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", 1 << 30):
+            _fail(path, f"a string of {schema.get('minLength', 0)}-{schema.get('maxLength', 'any')} characters",
+                  value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < schema.get("minimum", -(1 << 62)) or value > schema.get("maximum", 1 << 62):
+            _fail(path, f"an integer from {schema.get('minimum')} to {schema.get('maximum')}", value)
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            _fail(path, f"at least {schema['minItems']} item(s)", value)
+        for i, item in enumerate(value):
+            _check_constraints(f"{path}[{i}]", item, schema.get("items", {}))
+
+
+def _convert(path: str, tp: Any, value: Any, schema: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(path, inner[0], value, schema) if len(inner) == 1 else value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            _fail(path, "a mapping", value)
+        return _build(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            _fail(path, _describe(tp), value)
+        (item_tp,) = typing.get_args(tp)
+        out = [_convert(f"{path}[{i}]", item_tp, v, {}) for i, v in enumerate(value)]
+        _check_constraints(path, out, schema)
+        return out
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+            _fail(path, "a mapping of strings to strings", value)
+        return dict(value)
+    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    if not ok:
+        _fail(path, _describe(tp), value)
+    _check_constraints(path, value, schema)
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], path: str) -> Any:
+    fields = {_camel(f.name): f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise SettingsError(f"{path}.{unknown[0]}: unknown setting (allowed: {', '.join(sorted(fields))})")
+    hints = _hints(cls)
+    kwargs = {}
+    for key, f in fields.items():
+        if key in raw:
+            kwargs[f.name] = _convert(f"{path}.{key}", hints[f.name], raw[key], f.metadata["schema"])
+    return cls(**kwargs)
+
+
+def load_settings(raw: Mapping[str, Any] | None) -> Settings:
+    """Validate a ``custom.ds`` mapping and return the typed settings (defaults fill gaps)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        _fail(VALUES_PATH, "a mapping", raw)
+    settings = _build(Settings, raw, VALUES_PATH)
+    _check_cross_field(settings)
+    return settings
+
+
+def _check_cross_field(settings: Settings) -> None:
+    names = [v.name for v in settings.storage.volumes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise SettingsError(f"{VALUES_PATH}.storage.volumes[{i}].name: expected a unique name, got {name!r} twice")
+    paths = [v.mount_path for v in settings.storage.volumes]
+    if settings.storage.shared.enabled:
+        paths.append(settings.storage.shared.mount_path)
+    for i, p in enumerate(paths):
+        if p in paths[:i]:
+            raise SettingsError(f"{VALUES_PATH}.storage: expected unique mount paths, got {p!r} twice")
+    for i, v in enumerate(settings.storage.volumes):
+        if not v.mount_path:
+            raise SettingsError(f"{VALUES_PATH}.storage.volumes[{i}].mountPath: expected an absolute path, got ''")
+
+
+# ---------------------------------------------------------------- JSON schema for the chart
+
+def _schema_for(tp: Any, extra: Mapping[str, Any], default: Any = dataclasses.MISSING) -> dict[str, Any]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        schema = _schema_for(inner[0], extra)
+        if isinstance(schema.get("type"), str):
+            schema["type"] = [schema["type"], "null"]
+        return schema
+    if dataclasses.is_dataclass(tp):
+        return dataclass_schema(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        item = _schema_for(item_tp, extra.get("items", {}))
+        rest = {k: v for k, v in extra.items() if k != "items"}
+        return {"type": "array", "items": item, **rest}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": {"type": "string"}}
+    name = {str: "string", bool: "boolean", int: "integer", float: "number"}[tp]
+    return {"type": name, **extra}
+
+
+def dataclass_schema(cls: type) -> dict[str, Any]:
+    """JSON schema (draft-07) of a settings class: strict, documented."""
+    hints = _hints(cls)
+    props = {}
+    for f in dataclasses.fields(cls):
+        sub = _schema_for(hints[f.name], f.metadata["schema"])
+        sub["description"] = f.metadata["doc"]
+        props[_camel(f.name)] = sub
+    return {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
+            "properties": props}
+
+
+def to_values(obj: Any) -> Any:
+    """Settings back to the camelCase mapping Helm users write (used for docs and values.example.yaml)."""
+    if dataclasses.is_dataclass(obj):
+        return {_camel(f.name): to_values(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list):
+        return [to_values(v) for v in obj]
+    return obj
+
+
+def main() -> None:
+    """``python -m hub_extensions.settings`` prints the schema of ``custom.ds`` for the chart."""
+    json.dump(dataclass_schema(Settings), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
