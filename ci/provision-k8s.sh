@@ -8,7 +8,7 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.10}"
-METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.1}"
+METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.0}"
 JHDS_CACHE="${JHDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-ds}"
 OUT="$JHDS_CACHE/k8s/v$K8S_VERSION"
 
@@ -65,7 +65,7 @@ build_kubernetes() {
 start=$(date +%s)
 build_kwok
 build_etcd
-build_metrics_server
 build_kubernetes
+build_metrics_server
 log "ready in $(( $(date +%s) - start ))s"
 echo "$OUT"

@@ -1,0 +1,70 @@
+"""``configure(c)``: the single entry point, called from one ``hub.extraConfig`` snippet.
+
+It reads ``custom.ds`` from Z2JH's values (or takes settings from the caller), validates them, and
+registers everything: spawner class, hooks, handlers, templates. A wrong setting stops the hub at
+start with one line naming the key; nothing is half-configured.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from . import __version__, api, hooks, spawn
+from .settings import Settings, SettingsError, load_settings
+
+TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
+
+
+def _values_from_z2jh() -> Mapping[str, Any] | None:
+    try:
+        from z2jh import get_config  # only present in Z2JH's hub pod
+    except ImportError:
+        return None
+    # get_config returns a cached, shared dict: never hand it on mutable
+    return copy.deepcopy(get_config("custom.ds", None))
+
+
+def _stop(problem: str) -> typing.NoReturn:
+    """Stop the hub at start with one line that names the key."""
+    print(f"jupyterhub-ds: invalid setting: {problem}", file=sys.stderr)
+    raise SystemExit(f"jupyterhub-ds: invalid setting: {problem}")
+
+
+def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> Settings:
+    """Configure JupyterHub (``c``) for jupyterhub-ds and return the validated settings."""
+    if not isinstance(settings, Settings):
+        try:
+            settings = load_settings(settings if settings is not None else _values_from_z2jh())
+        except SettingsError as e:
+            _stop(str(e))
+
+    from .spawner import DsKubeSpawner  # imports kubernetes_asyncio: keep it out of settings-only use
+
+    c.JupyterHub.spawner_class = DsKubeSpawner
+    c.DsKubeSpawner.ds_settings = settings
+    if settings.storage.enabled:
+        if c.KubeSpawner.get("storage_pvc_ensure"):
+            _stop("jupyterhub.singleuser.storage.type: expected none while custom.ds.storage.enabled is true "
+                  "(jupyterhub-ds manages the per-user claims), got dynamic")
+        # our claims replace KubeSpawner's home claim, including its delete-on-user-delete logic
+        c.KubeSpawner.delete_pvc = False
+
+    hooks.chain_pre_spawn_hook(c, spawn.pre_spawn)
+    hooks.chain_modify_pod_hook(c, spawn.modify_pod)
+
+    c.JupyterHub.extra_handlers.extend(api.handlers())
+    c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})
+    c.JupyterHub.template_paths.insert(0, TEMPLATES_DIR)
+    c.JupyterHub.template_vars.update({
+        "ds_version": __version__,
+        "ds_volumes": [
+            {"name": v.name, "description": v.description, "size": v.size, "mount_path": v.mount_path}
+            for v in settings.storage.volumes if v.resettable
+        ] if settings.storage.enabled else [],
+    })
+    return settings

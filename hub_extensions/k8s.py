@@ -1,0 +1,105 @@
+"""The one async Kubernetes access layer of the hub extensions.
+
+Everything goes through KubeSpawner's shared ``kubernetes_asyncio`` clients (one per event loop),
+so the hub keeps a single connection pool and never blocks its event loop. Call these functions
+only from coroutines (handlers, hooks, background tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+from kubespawner.clients import load_config, shared_client
+
+REQUEST_TIMEOUT = 10  # seconds per API call; the hub must never hang on a slow API server
+
+
+def core() -> CoreV1Api:
+    load_config()
+    return shared_client("CoreV1Api")
+
+
+def custom_objects() -> CustomObjectsApi:
+    load_config()
+    return shared_client("CustomObjectsApi")
+
+
+def sanitize(obj: Any) -> Any:
+    """A kubernetes_asyncio model as the plain JSON dict the API server speaks."""
+    return core().api_client.sanitize_for_serialization(obj)
+
+
+async def list_claims(namespace: str, label_selector: str) -> list[dict]:
+    """Claims matching a label selector, as JSON dicts (one list call)."""
+    result = await core().list_namespaced_persistent_volume_claim(
+        namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT)
+    return sanitize(result)["items"]
+
+
+async def create_claim(namespace: str, manifest: dict) -> bool:
+    """Create a claim; False when it already exists (409), which callers treat as success."""
+    try:
+        await core().create_namespaced_persistent_volume_claim(
+            namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
+async def delete_claim(namespace: str, name: str) -> bool:
+    """Delete a claim; False when it was already gone (404)."""
+    try:
+        await core().delete_namespaced_persistent_volume_claim(
+            name, namespace, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+async def patch_claim_metadata(namespace: str, name: str, labels: dict[str, str],
+                               annotations: dict[str, str] | None = None) -> None:
+    body: dict[str, Any] = {"metadata": {"labels": labels}}
+    if annotations:
+        body["metadata"]["annotations"] = annotations
+    await core().patch_namespaced_persistent_volume_claim(
+        name, namespace, body, _request_timeout=REQUEST_TIMEOUT)
+
+
+async def wait_claims_gone(namespace: str, label_selector: str, names: set[str],
+                           within: float, interval: float = 0.5) -> set[str]:
+    """Wait until none of ``names`` exists any more (the pvc-protection finalizer may hold them).
+
+    Returns the names still present after ``within`` seconds (empty on success).
+    """
+    deadline = time.monotonic() + within
+    remaining = set(names)
+    while remaining:
+        present = {c["metadata"]["name"] for c in await list_claims(namespace, label_selector)}
+        remaining &= present
+        if not remaining or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(interval)
+    return remaining
+
+
+async def pod_exists(namespace: str, name: str) -> bool:
+    """Whether the pod is still in the API server (a stopped server's pod may still be terminating)."""
+    try:
+        await core().read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+async def list_nodes() -> list[dict]:
+    result = await core().list_node(_request_timeout=REQUEST_TIMEOUT)
+    return sanitize(result)["items"]

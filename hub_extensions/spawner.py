@@ -1,0 +1,34 @@
+"""KubeSpawner with our settings attached and the storage policy applied when a user is deleted.
+
+JupyterHub calls ``delete_forever`` on each spawner of a deleted user; it is the only hook on user
+deletion, so this is the one place a subclass is needed. Everything else is in hooks.
+"""
+
+from __future__ import annotations
+
+from kubespawner import KubeSpawner
+from traitlets import Instance, default
+
+from . import locks, storage
+from .settings import Settings
+
+
+class DsKubeSpawner(KubeSpawner):
+    ds_settings = Instance(Settings, help="jupyterhub-ds settings (set by hub_extensions.configure).",
+                           config=True)
+
+    @default("ds_settings")
+    def _default_ds_settings(self) -> Settings:
+        return Settings()
+
+    @property
+    def ds_owner(self) -> str:
+        """Identity key of the user's claims (see :func:`hub_extensions.storage.owner_key`)."""
+        return storage.owner_key(self.user.id, self.user.created)
+
+    async def delete_forever(self) -> None:
+        await super().delete_forever()
+        if self.name or not self.ds_settings.storage.enabled:
+            return  # per-user claims belong to the user, not to a named server
+        await storage.release_claims(self.namespace, self.ds_settings.storage, self.ds_owner, self.user.name)
+        locks.forget(self.user.id)
