@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Lint and render the jupyterhub-ds chart without a cluster, and keep its schema in step with the settings.
+
+Importable (tests/chart uses it) and a small CLI:
+
+    python ci/chart.py render -f values.example.yaml [--set k=v ...]   # prints the rendered YAML
+    python ci/chart.py lint -f values.example.yaml                     # helm lint --strict
+    python ci/chart.py sync-schema [--check]                           # regenerate custom.ds in values.schema.json
+
+The Z2JH dependency: ``prepare_chart`` copies chart/ to a work directory and runs ``helm dependency build``
+(real Z2JH chart from https://hub.jupyter.org/helm-chart/). Without internet that fails, and a stand-in
+subchart is assembled from the pinned Z2JH data files instead (Z2JH's real values.schema.json and values.yaml
+plus one ConfigMap template echoing .Values.hub.image and .Values.custom), so Helm still validates every
+``jupyterhub:`` value against Z2JH's real schema. Which one was used is printed once on stderr.
+
+Environment:
+    JHDS_HELM              helm binary to use (default: ci/get_helm.py's cached helm 3.19.0)
+    Z2JH_DATA_DIR          Z2JH data for the stand-in (default: <repo>/../shared/z2jh/<dependency version>)
+    JHDS_CHART_DEPENDENCY  auto (default), real (fail when the real chart cannot be fetched) or stand-in
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHART_DIR = REPO_ROOT / "chart"
+SCHEMA_PATH = CHART_DIR / "values.schema.json"
+DEPENDENCY_NAME = "jupyterhub"
+# Path inside values.schema.json of the generated part: properties.jupyterhub.properties.custom.properties.ds
+DS_SCHEMA_KEYS = ("properties", "jupyterhub", "properties", "custom", "properties", "ds")
+STANDIN_LABEL = "jupyterhub-ds.test/z2jh-stand-in"
+DEFAULT_RELEASE = "jupyterhub"
+
+_STANDIN_TEMPLATE = f"""\
+# Stand-in for the Z2JH chart (offline tests only): proves parent values reach the subchart.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: z2jh-stand-in
+  labels:
+    {STANDIN_LABEL}: "true"
+data:
+  hub-image: {{{{ .Values.hub.image | toJson | quote }}}}
+  singleuser-image: {{{{ .Values.singleuser.image | toJson | quote }}}}
+  custom: {{{{ .Values.custom | toJson | quote }}}}
+"""
+
+
+class HelmError(RuntimeError):
+    """helm exited non-zero; ``str()`` carries its stderr (the schema errors tests assert on)."""
+
+    def __init__(self, cmd: Sequence[str], returncode: int, stdout: str, stderr: str):
+        self.cmd, self.returncode, self.stdout, self.stderr = list(cmd), returncode, stdout, stderr
+        super().__init__(f"helm {cmd[1] if len(cmd) > 1 else ''} exited {returncode}:\n{stderr or stdout}")
+
+
+class Rendered(NamedTuple):
+    """One document of ``helm template`` output."""
+
+    source: str  # e.g. "jupyterhub-ds/templates/hub/rbac.yaml"
+    doc: dict[str, Any]
+    text: str  # the document's YAML as helm printed it
+
+
+# ---------------------------------------------------------------- helm binary and environment
+
+def _load_get_helm() -> Any:
+    spec = importlib.util.spec_from_file_location("jhds_get_helm", Path(__file__).with_name("get_helm.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def helm_path() -> Path:
+    """The helm binary: ``$JHDS_HELM``, else helm 3.19.0 from ci/get_helm.py (downloaded once, cached)."""
+    if os.environ.get("JHDS_HELM"):
+        return Path(os.environ["JHDS_HELM"])
+    return _load_get_helm().ensure_helm() / "helm"
+
+
+def _helm_env(home: Path) -> dict[str, str]:
+    """Keep helm's cache, config and repositories out of the user's HOME."""
+    env = dict(os.environ)
+    env.update(HOME=str(home), HELM_CACHE_HOME=str(home / "cache"), HELM_CONFIG_HOME=str(home / "config"),
+               HELM_DATA_HOME=str(home / "data"))
+    return env
+
+
+def _run_helm(args: Sequence[str], home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    cmd = [str(helm_path()), *args]
+    home.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_helm_env(home), timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise HelmError(cmd, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+# ---------------------------------------------------------------- chart preparation
+
+def dependency(chart_dir: Path = CHART_DIR) -> dict[str, Any]:
+    """The Z2JH entry of ``dependencies`` in Chart.yaml."""
+    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    return next(d for d in meta.get("dependencies", []) if d["name"] == DEPENDENCY_NAME)
+
+
+def z2jh_data_dir(version: str) -> Path:
+    """Z2JH data files for the stand-in: ``$Z2JH_DATA_DIR``, else ``<repo>/../shared/z2jh/<version>``."""
+    if os.environ.get("Z2JH_DATA_DIR"):
+        return Path(os.environ["Z2JH_DATA_DIR"])
+    return REPO_ROOT.parent / "shared" / "z2jh" / version
+
+
+def _z2jh_app_version(data: Path) -> str:
+    """JupyterHub's version from the data's hub image pins (the chart's appVersion), else 5.5.0."""
+    pins = data / "hub-image-requirements.txt"
+    if pins.exists():
+        match = re.search(r"^jupyterhub==(\S+)", pins.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+    return "5.5.0"
+
+
+def build_stand_in(chart: Path, data: Path | None = None) -> Path:
+    """Assemble ``charts/jupyterhub/`` from Z2JH's values.schema.json and values.yaml. Returns its path."""
+    dep = dependency(chart)
+    data = data or z2jh_data_dir(dep["version"])
+    missing = [n for n in ("values.schema.json", "values.yaml") if not (data / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"Z2JH data for the stand-in not found: {data} lacks {', '.join(missing)} "
+                                "(set Z2JH_DATA_DIR)")
+    sub = chart / "charts" / DEPENDENCY_NAME
+    if sub.exists():
+        shutil.rmtree(sub)
+    (sub / "templates").mkdir(parents=True)
+    meta = {"apiVersion": "v2", "name": DEPENDENCY_NAME, "version": dep["version"],
+            "appVersion": _z2jh_app_version(data),
+            "description": "Offline stand-in for Z2JH: real schema and default values, no real templates."}
+    (sub / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    for name in ("values.schema.json", "values.yaml"):
+        shutil.copyfile(data / name, sub / name)
+    (sub / "templates" / "stand-in-configmap.yaml").write_text(_STANDIN_TEMPLATE)
+    return sub
+
+
+_announced: set[str] = set()
+last_dependency_message = ""  # what the latest prepare_chart used, e.g. for a test summary
+
+
+def _announce(message: str) -> None:
+    global last_dependency_message
+    last_dependency_message = message
+    if message not in _announced:
+        _announced.add(message)
+        print(f"ci/chart.py: {message}", file=sys.stderr)
+
+
+def dependency_source(chart: Path) -> str:
+    """``"real"`` when charts/ holds the downloaded Z2JH archive, ``"stand-in"`` for the assembled stand-in."""
+    if (chart / "charts" / DEPENDENCY_NAME / "templates" / "stand-in-configmap.yaml").exists():
+        return "stand-in"
+    if list((chart / "charts").glob(f"{DEPENDENCY_NAME}-*.tgz")):
+        return "real"
+    raise FileNotFoundError(f"{chart}/charts has no {DEPENDENCY_NAME} dependency; call prepare_chart first")
+
+
+def _failure_summary(exc: Exception) -> str:
+    """The most telling line of a failed ``helm dependency build`` (the network error when offline)."""
+    lines = [ln.strip() for ln in f"{getattr(exc, 'stdout', '')}\n{getattr(exc, 'stderr', '')}".splitlines()]
+    lines = [ln for ln in lines if ln]
+    telling = [ln for ln in lines if re.search(r"dial tcp|no such host|timeout|refused|unreachable", ln)]
+    line = (telling or lines or [str(exc)])[0]
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def prepare_chart(workdir: str | os.PathLike[str]) -> Path:
+    """Copy chart/ into ``workdir`` and provide the Z2JH dependency (real chart, else the stand-in)."""
+    workdir = Path(workdir)
+    chart = workdir / CHART_DIR.name
+    shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("charts", "Chart.lock", "__pycache__"))
+    mode = os.environ.get("JHDS_CHART_DEPENDENCY", "auto")
+    if mode not in ("auto", "real", "stand-in"):
+        raise ValueError(f"JHDS_CHART_DEPENDENCY={mode!r}: expected auto, real or stand-in")
+    version = dependency(chart)["version"]
+    reason = "JHDS_CHART_DEPENDENCY=stand-in"
+    if mode != "stand-in":
+        try:
+            _run_helm(["dependency", "build", str(chart)], workdir / "helm-home")
+        except (HelmError, subprocess.TimeoutExpired) as exc:
+            if mode == "real":
+                raise
+            shutil.rmtree(chart / "charts", ignore_errors=True)
+            reason = f"helm dependency build failed: {_failure_summary(exc)}"
+        else:
+            _announce(f"Z2JH dependency: real chart {DEPENDENCY_NAME} {version} (helm dependency build)")
+            return chart
+    data = z2jh_data_dir(version)
+    build_stand_in(chart, data)
+    _announce(f"Z2JH dependency: STAND-IN {DEPENDENCY_NAME} {version} built from {data} ({reason})")
+    return chart
+
+
+_default_chart: Path | None = None
+
+
+def default_chart() -> Path:
+    """A chart prepared once per process in a temporary directory (removed at exit)."""
+    global _default_chart
+    if _default_chart is None:
+        tmp = tempfile.mkdtemp(prefix="jhds-chart-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        _default_chart = prepare_chart(tmp)
+    return _default_chart
+
+
+# ---------------------------------------------------------------- helm template / lint
+
+def _value_args(values_files: Iterable[str | os.PathLike[str]], set_values: Iterable[str],
+                set_string: Iterable[str]) -> list[str]:
+    args: list[str] = []
+    for f in values_files:
+        args += ["--values", str(Path(f).resolve())]
+    for s in set_values:
+        args += ["--set", s]
+    for s in set_string:
+        args += ["--set-string", s]
+    return args
+
+
+def render_text(values_files: Iterable[str | os.PathLike[str]] = (), set_values: Iterable[str] = (),
+                namespace: str = "jupyterhub", *, set_string: Iterable[str] = (),
+                release: str = DEFAULT_RELEASE, chart: Path | None = None,
+                kube_version: str | None = None) -> str:
+    """``helm template`` output as text. Raises HelmError (schema violations, template errors)."""
+    chart = chart or default_chart()
+    args = ["template", release, str(chart), "--namespace", namespace,
+            *_value_args(values_files, set_values, set_string)]
+    if kube_version:
+        args += ["--kube-version", kube_version]
+    return _run_helm(args, chart.parent / "helm-home").stdout
+
+
+def split_documents(text: str) -> list[Rendered]:
+    """Split helm output into documents, keeping each one's ``# Source:`` template path."""
+    out = []
+    for chunk in re.split(r"^---[ \t]*$", text, flags=re.MULTILINE):
+        doc = yaml.safe_load(chunk)
+        if doc is None:
+            continue
+        match = re.search(r"^# Source: (.+)$", chunk, re.MULTILINE)
+        out.append(Rendered(match.group(1).strip() if match else "", doc, chunk.strip("\n") + "\n"))
+    return out
+
+
+def render_documents(values_files: Iterable[str | os.PathLike[str]] = (), set_values: Iterable[str] = (),
+                     namespace: str = "jupyterhub", **kwargs: Any) -> list[Rendered]:
+    return split_documents(render_text(values_files, set_values, namespace, **kwargs))
+
+
+def render(values_files: Iterable[str | os.PathLike[str]] = (), set_values: Iterable[str] = (),
+           namespace: str = "jupyterhub", **kwargs: Any) -> list[dict[str, Any]]:
+    """``helm template``, parsed: one dict per rendered object."""
+    return [r.doc for r in render_documents(values_files, set_values, namespace, **kwargs)]
+
+
+_NOTES_TEMPLATE = """\
+# Renders NOTES.txt through tpl so tests can read it (helm template drops NOTES.txt).
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes-under-test
+data:
+  NOTES.txt: {{ tpl (.Files.Get "notes-under-test.txt") . | quote }}
+"""
+
+
+def render_notes(values_files: Iterable[str | os.PathLike[str]] = (), set_values: Iterable[str] = (),
+                 namespace: str = "jupyterhub", *, chart: Path | None = None, **kwargs: Any) -> str:
+    """NOTES.txt as ``helm install`` would print it, rendered offline with the same values."""
+    chart = chart or default_chart()
+    notes_chart = chart.parent / "notes" / chart.name
+    if not notes_chart.exists():
+        shutil.copytree(chart, notes_chart)
+        shutil.copyfile(chart / "templates" / "NOTES.txt", notes_chart / "notes-under-test.txt")
+        (notes_chart / "templates" / "notes-under-test.yaml").write_text(_NOTES_TEMPLATE)
+    docs = render_documents(values_files, set_values, namespace, chart=notes_chart, **kwargs)
+    return next(r.doc["data"]["NOTES.txt"] for r in docs if r.doc["metadata"]["name"] == "notes-under-test")
+
+
+def is_ours(rendered: Rendered, chart_name: str = "jupyterhub-ds") -> bool:
+    """True for objects from this chart's own templates (not Z2JH's, nor the stand-in's)."""
+    return rendered.source.startswith(f"{chart_name}/templates/")
+
+
+def lint(values_files: Iterable[str | os.PathLike[str]] = (), set_values: Iterable[str] = (),
+         namespace: str = "jupyterhub", *, strict: bool = True, set_string: Iterable[str] = (),
+         chart: Path | None = None) -> str:
+    """``helm lint [--strict]``; returns its output, raises HelmError when the chart fails."""
+    chart = chart or default_chart()
+    args = ["lint", str(chart), "--namespace", namespace, *_value_args(values_files, set_values, set_string)]
+    if strict:
+        args.append("--strict")
+    return _run_helm(args, chart.parent / "helm-home").stdout
+
+
+# ---------------------------------------------------------------- values.schema.json
+
+def generated_ds_schema() -> dict[str, Any]:
+    """The schema of ``jupyterhub.custom.ds``: the output of ``python -m hub_extensions.settings``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-m", "hub_extensions.settings"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def synced_schema(current: dict[str, Any], ds_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``current`` with its custom.ds part replaced by the generated one (other parts untouched)."""
+    result = json.loads(json.dumps(current))
+    node = result
+    for key in DS_SCHEMA_KEYS[:-1]:
+        node = node.setdefault(key, {})
+    node[DS_SCHEMA_KEYS[-1]] = ds_schema if ds_schema is not None else generated_ds_schema()
+    return result
+
+
+def sync_schema(check: bool = False) -> bool:
+    """Rewrite chart/values.schema.json's custom.ds from the settings. Returns True when it was out of date."""
+    current_text = SCHEMA_PATH.read_text()
+    new_text = schema_text(synced_schema(json.loads(current_text)))
+    stale = new_text != current_text
+    if stale and not check:
+        SCHEMA_PATH.write_text(new_text)
+    return stale
+
+
+# ---------------------------------------------------------------- CLI
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render, lint and sync the schema of the jupyterhub-ds chart.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("render", "lint"):
+        p = sub.add_parser(name, help=f"helm {'template' if name == 'render' else 'lint --strict'} offline")
+        p.add_argument("-f", "--values", action="append", default=[], help="values file (repeatable)")
+        p.add_argument("--set", action="append", default=[], dest="set_values", help="key=value (repeatable)")
+        p.add_argument("--set-string", action="append", default=[], help="key=value as string (repeatable)")
+        p.add_argument("-n", "--namespace", default="jupyterhub")
+        if name == "render":
+            p.add_argument("--release", default=DEFAULT_RELEASE)
+    p = sub.add_parser("sync-schema", help="regenerate custom.ds in chart/values.schema.json")
+    p.add_argument("--check", action="store_true", help="only report; exit 1 when the schema is stale")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "render":
+            sys.stdout.write(render_text(args.values, args.set_values, args.namespace,
+                                         set_string=args.set_string, release=args.release))
+        elif args.command == "lint":
+            sys.stdout.write(lint(args.values, args.set_values, args.namespace, set_string=args.set_string))
+        else:
+            stale = sync_schema(check=args.check)
+            rel = SCHEMA_PATH.relative_to(REPO_ROOT)
+            if args.check:
+                print(f"{rel}: {'STALE, run python ci/chart.py sync-schema' if stale else 'up to date'}")
+                return 1 if stale else 0
+            print(f"{rel}: {'updated' if stale else 'already up to date'}")
+    except HelmError as exc:
+        sys.stderr.write(exc.stderr or exc.stdout)
+        return exc.returncode or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
