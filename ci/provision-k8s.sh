@@ -8,7 +8,9 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.10}"
-METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.0}"
+# metrics-server v0.8.x is not verifiable through the Go checksum database (v0.8.1: "not available" on the
+# proxy; v0.8.0: sum.golang.org lookup 404), so we build v0.9.0, the first release that is.
+METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.9.0}"
 JHDS_CACHE="${JHDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-ds}"
 OUT="$JHDS_CACHE/k8s/v$K8S_VERSION"
 

@@ -60,5 +60,15 @@ c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {"admin"}
 c.NativeAuthenticator.open_signup = False
 
+# a service token for the end-to-end tests' admin-side calls (the tests act as real users otherwise)
+if env.get("JHDS_SERVICE_TOKEN"):
+    c.JupyterHub.services = [{"name": "e2e", "api_token": env["JHDS_SERVICE_TOKEN"]}]
+    c.JupyterHub.load_roles = [{
+        "name": "e2e", "services": ["e2e"],
+        "scopes": ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"],
+    }]
+
+# --- our chart's hub.extraConfig: the one entry point
 with open(env["JHDS_SETTINGS"]) as f:
     hub_extensions.configure(c, json.load(f))
+

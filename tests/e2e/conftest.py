@@ -1,0 +1,121 @@
+"""End-to-end fixtures: the real control plane (kwok), a namespace per test module with the hub
+ServiceAccount's RBAC, the pod runner, and real hubs with our extensions.
+
+The cluster starts once per run (``ci/cluster.sh up`` provisions or reuses the binaries). Tests are
+marked ``cluster``; they skip only when Go is missing, with the reason printed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "ci"))
+
+import devenv  # noqa: E402
+
+from .hubclient import HubClient, ServiceClient  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def admin_kubeconfig() -> Path:
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed: the local control plane is built from Go modules")
+    return devenv.cluster_up()
+
+
+class Kube:
+    """kubectl as the cluster admin (the tests' view of the API server) or as the hub ServiceAccount."""
+
+    def __init__(self, kubeconfig: Path, namespace: str):
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+
+    def __call__(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
+        return devenv.kubectl(self.kubeconfig, "-n", self.namespace, *args, check=check, stdin=stdin)
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self("get", *args, "-o", "json"))
+
+    def items(self, kind: str, selector: str | None = None) -> list[dict]:
+        args = [kind] + (["-l", selector] if selector else [])
+        return self.json(*args)["items"]
+
+
+@pytest.fixture(scope="module")
+def namespace(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    state = tmp_path_factory.mktemp(name)
+    devenv.prepare_namespace(admin_kubeconfig, name, state)
+    yield name
+    devenv.kubectl(admin_kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def kube(admin_kubeconfig: Path, namespace: str) -> Kube:
+    return Kube(admin_kubeconfig, namespace)
+
+
+@pytest.fixture(scope="module")
+def hub_kubeconfig(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh token for the hub ServiceAccount (the same thing the hub process uses)."""
+    return devenv.prepare_namespace(admin_kubeconfig, namespace, tmp_path_factory.mktemp("sa"))
+
+
+@pytest.fixture(scope="module")
+def pod_runner(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    proc = devenv.start_pod_runner(admin_kubeconfig, namespace, tmp_path_factory.mktemp("runner"))
+    yield
+    devenv.stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def start_hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., devenv.Hub]]:
+    """Start a hub with the given ``custom.ds`` settings (one per call; all stopped at module end)."""
+    hubs: list[devenv.Hub] = []
+
+    def start(settings: dict | None = None) -> devenv.Hub:
+        hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings=settings or {})
+        hubs.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in hubs:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(start_hub: Callable[..., devenv.Hub]) -> devenv.Hub:
+    return start_hub({})
+
+
+@pytest.fixture(scope="module")
+def admin(hub: devenv.Hub) -> HubClient:
+    client = HubClient(hub.url, "admin")
+    client.signup()  # admin_users are authorized on sign-up by NativeAuthenticator
+    return client.login()
+
+
+@pytest.fixture(scope="module")
+def service(hub: devenv.Hub) -> ServiceClient:
+    return ServiceClient(hub.url, hub.service_token)
+
+
+@pytest.fixture
+def username(request: pytest.FixtureRequest) -> str:
+    """A fresh, valid username per test."""
+    return f"u{uuid.uuid4().hex[:8]}"
