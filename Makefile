@@ -1,0 +1,65 @@
+# jupyterhub-ds developer entry points. The two a newcomer runs: `make up` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SU_VENV := .venv-singleuser
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help deps lint test test-fast test-e2e test-kind up down cluster chart-schema
+
+help:
+	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; local control plane + hub otherwise)"
+	@echo "make down      stop what 'make up' started"
+	@echo "make test      lint + unit, chart, image and end-to-end tests (provisions the local control plane)"
+	@echo "make cluster   start only the local control plane; prints KUBECONFIG=... last"
+
+# --- dependencies (all installed by the project itself; nothing by hand)
+$(VENV)/.installed: pyproject.toml requirements/hub-image.txt requirements/test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt
+	touch $@
+
+$(SU_VENV)/.installed: requirements/singleuser.txt
+	$(PYTHON) -m venv $(SU_VENV)
+	$(SU_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/singleuser.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(VENV)/.installed $(SU_VENV)/.installed node_modules/.installed
+	@$(PY) ci/get_helm.py >/dev/null
+	@ci/browser.sh
+
+# --- checks
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check hub_extensions ci tests
+
+chart-schema: $(VENV)/.installed
+	$(PY) ci/chart.py sync-schema
+
+test: deps lint
+	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
+
+test-fast: deps lint
+	$(PY) -m pytest -ra -m "not cluster" $(PYTEST_ARGS) tests
+
+test-e2e: deps
+	$(PY) -m pytest -ra -m cluster $(PYTEST_ARGS) tests/e2e
+
+# against a kind install made by `make up` on a machine with Docker (CI workflow .github/workflows/kind.yaml)
+test-kind: deps
+	JHDS_TARGET=kind $(PY) -m pytest -ra -m kind $(PYTEST_ARGS) tests/e2e
+
+# --- running it
+cluster: deps
+	@ci/cluster.sh up
+
+up: deps
+	@if docker info >/dev/null 2>&1; then ci/kind/up.sh; else $(PY) ci/devenv.py up; fi
+
+down:
+	@if docker info >/dev/null 2>&1 && command -v kind >/dev/null && kind get clusters 2>/dev/null | grep -qx jupyterhub-ds; then \
+		kind delete cluster --name jupyterhub-ds; else $(PY) ci/devenv.py down; fi
