@@ -1,0 +1,270 @@
+"""GPU servers: modes 0 (off), 1 (forced) and 2 (auto), node detection, and the pod patch.
+
+A GPU server requests ``count`` of the device plugin's extended resource (``nvidia.com/gpu``), which
+the scheduler hands out exclusively, tolerates the ``nvidia.com/gpu`` NoSchedule taint GPU nodes
+usually carry, and gets the configured node selector.
+
+Auto mode asks the API server which nodes have GPUs: a node counts when its allocatable
+``nvidia.com/gpu`` is above zero. The NVIDIA labels (``nvidia.com/gpu.present``, ``gpu.count``,
+``gpu.product``) are only hints, for the log: a labelled node without allocatable GPUs means the
+device plugin is not running there, and pods sent to it would stay Pending. The node list is cached
+and refreshed in the background every ``nodeCacheSeconds``, so a spawn never waits for it, except
+the very first one after the hub starts, and then for at most a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio.client import V1ResourceRequirements, V1Toleration
+
+from .pod_policy import merge_node_selector
+from .settings import GpuSettings
+from .storage import notebook_container
+
+log = logging.getLogger("jupyterhub.ds.gpu")
+
+LABEL_PRESENT = "nvidia.com/gpu.present"
+LABEL_COUNT = "nvidia.com/gpu.count"
+LABEL_PRODUCT = "nvidia.com/gpu.product"
+FIRST_REFRESH_TIMEOUT = 5.0  # seconds the first spawn may wait for the first node list
+
+
+# ---------------------------------------------------------------- pure: nodes and decisions
+
+@dataclass(frozen=True)
+class GpuNode:
+    """What a node says about its GPUs: allocatable (authoritative) and the NVIDIA labels (hints)."""
+
+    name: str
+    allocatable: int
+    labelled: bool
+    label_count: int | None
+    product: str | None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.allocatable} allocatable{', ' + self.product if self.product else ''})"
+
+
+def _int(value: Any) -> int:
+    """An extended-resource quantity (integers only) or a count label; anything else is 0."""
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def gpu_nodes(nodes: Iterable[Mapping[str, Any]], resource: str,
+              node_selector: Mapping[str, str] | None = None) -> list[GpuNode]:
+    """Nodes (API JSON) that have the GPU resource or NVIDIA labels, among those GPU servers may use."""
+    found = []
+    for node in nodes:
+        meta = node.get("metadata", {})
+        labels = meta.get("labels") or {}
+        if not _matches(labels, node_selector or {}):
+            continue
+        allocatable = _int((node.get("status", {}).get("allocatable") or {}).get(resource))
+        labelled = labels.get(LABEL_PRESENT) == "true" or _int(labels.get(LABEL_COUNT)) > 0
+        if allocatable > 0 or labelled:
+            found.append(GpuNode(meta.get("name", "?"), allocatable, labelled,
+                                 _int(labels[LABEL_COUNT]) if LABEL_COUNT in labels else None,
+                                 labels.get(LABEL_PRODUCT)))
+    return found
+
+
+def detected(found: Iterable[GpuNode]) -> bool:
+    """Auto mode's answer: some node can actually run a GPU pod."""
+    return any(n.allocatable > 0 for n in found)
+
+
+@dataclass(frozen=True)
+class GpuDecision:
+    """What one spawn gets: ``gpu`` patches the pod; ``detected`` is the lab's NVIDIA_DETECTED."""
+
+    gpu: bool
+    detected: bool
+
+
+def decide(settings: GpuSettings, groups: Iterable[str], nodes_have_gpus: bool | None) -> GpuDecision:
+    """The GPU decision for one spawn (upstream's table; ``None`` means detection has no answer yet).
+
+    mode 0: nothing. mode 1: GPUs, NVIDIA_DETECTED=0 (forced, not detected). mode 2: GPUs and
+    NVIDIA_DETECTED=1 when some node has them, else nothing. With ``gpu.group`` set, only members
+    get GPUs; everyone else is treated as mode 0.
+    """
+    eligible = settings.group is None or settings.group in set(groups)
+    if settings.mode == 0 or not eligible:
+        return GpuDecision(False, False)
+    if settings.mode == 1:
+        return GpuDecision(True, False)
+    return GpuDecision(bool(nodes_have_gpus), bool(nodes_have_gpus))
+
+
+def toleration(settings: GpuSettings) -> V1Toleration:
+    """Tolerate the taint named after the resource (``nvidia.com/gpu``, any value, NoSchedule)."""
+    return V1Toleration(key=settings.resource, operator="Exists", effect="NoSchedule")
+
+
+def add_gpus(pod: Any, settings: GpuSettings) -> Any:
+    """Request ``count`` GPUs, tolerate the GPU taint (keeping existing tolerations), pin to GPU nodes."""
+    notebook = notebook_container(pod)
+    if notebook.resources is None:
+        notebook.resources = V1ResourceRequirements()
+    count = str(settings.count)
+    notebook.resources.limits = {**(notebook.resources.limits or {}), settings.resource: count}
+    if settings.resource in (notebook.resources.requests or {}):
+        # extended resources need requests == limits; a profile's guarantee must not contradict us
+        notebook.resources.requests = {**notebook.resources.requests, settings.resource: count}
+    ours = toleration(settings)
+    existing = list(pod.spec.tolerations or [])
+    if not any(_same_toleration(t, ours) for t in existing):
+        existing.append(ours)
+    pod.spec.tolerations = existing
+    return merge_node_selector(pod, settings.node_selector)
+
+
+def _same_toleration(t: Any, ours: V1Toleration) -> bool:
+    get = (lambda k, s: t.get(k)) if isinstance(t, Mapping) else (lambda k, s: getattr(t, s, None))
+    return (get("key", "key"), get("operator", "operator"), get("effect", "effect")) == \
+        (ours.key, ours.operator, ours.effect)
+
+
+# ---------------------------------------------------------------- the node cache
+
+class NodeCache:
+    """The GPU nodes as last listed, refreshed in the background every ``ttl`` seconds.
+
+    ``answer`` never does I/O. ``warm`` waits only while nothing was ever fetched (bounded by a
+    timeout); when the answer is stale it starts a refresh and returns at once.
+    """
+
+    def __init__(self, settings: GpuSettings, fetch: Callable[[], Awaitable[list[dict]]] | None = None,
+                 clock: Callable[[], float] = time.monotonic, first_wait: float = FIRST_REFRESH_TIMEOUT):
+        self.settings = settings
+        self.first_wait = first_wait
+        self.ttl = float(settings.node_cache_seconds)
+        self._fetch = fetch
+        self._clock = clock
+        self.nodes: list[GpuNode] | None = None
+        self.fetched_at: float | None = None
+        self.attempted_at: float | None = None
+        self.fetches = 0
+        self._refresh_task: asyncio.Task | None = None
+        self._loop_task: asyncio.Task | None = None
+
+    def answer(self) -> bool | None:
+        """Whether some node has GPUs, from the cache; None before the first successful list."""
+        return None if self.nodes is None else detected(self.nodes)
+
+    def fresh(self) -> bool:
+        return self.fetched_at is not None and self._clock() - self.fetched_at < self.ttl
+
+    async def _list(self) -> list[dict]:
+        if self._fetch is not None:
+            return await self._fetch()
+        from . import k8s  # kubernetes client only where the hub runs
+
+        return await k8s.list_nodes()
+
+    async def _refresh(self) -> None:
+        self.fetches += 1
+        self.attempted_at = self._clock()
+        try:
+            found = gpu_nodes(await self._list(), self.settings.resource, self.settings.node_selector)
+        except Exception as e:
+            log.warning("GPU auto-detect: listing nodes failed (%s); keeping the previous answer (%s)",
+                        e, self.answer())
+            return
+        if found != self.nodes:
+            self._report(found)
+        self.nodes = found
+        self.fetched_at = self._clock()
+
+    def _report(self, found: list[GpuNode]) -> None:
+        before = self.answer()
+        now = detected(found)
+        for n in found:
+            if n.allocatable == 0:
+                log.warning("Node %s is labelled as a GPU node but advertises no allocatable %s: "
+                            "is the device plugin running there?", n.name, self.settings.resource)
+        if before != now:
+            if now:
+                log.info("GPU auto-detect: servers get %s: %s", self.settings.resource,
+                         ", ".join(n.describe() for n in found if n.allocatable > 0))
+            else:
+                log.info("GPU auto-detect: no node advertises allocatable %s; servers start without GPUs",
+                         self.settings.resource)
+
+    def refresh(self) -> asyncio.Task:
+        """Start a refresh unless one is running (single flight); returns its task."""
+        if self._refresh_task is None or self._refresh_task.done():
+            self._refresh_task = asyncio.ensure_future(self._refresh())
+        return self._refresh_task
+
+    async def warm(self) -> bool | None:
+        """Make sure an answer exists (before the first: wait up to ``first_wait``), then return it."""
+        self.start()
+        if self.nodes is None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.refresh()), self.first_wait)
+            except TimeoutError:
+                log.warning("GPU auto-detect: no node list after %gs; this server starts without GPUs",
+                            self.first_wait)
+        elif not self.fresh():
+            self.refresh()
+        return self.answer()
+
+    def start(self) -> None:
+        """Start the periodic refresher (idempotent; needs a running event loop)."""
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            if not self.fresh():
+                await self.refresh()
+            # after a failure too, wait a full period: a missing permission must not become a busy loop
+            since = self._clock() - (self.attempted_at if self.attempted_at is not None else self._clock())
+            await asyncio.sleep(max(1.0, self.ttl - since))
+
+    def stop(self) -> None:
+        for task in (self._loop_task, self._refresh_task):
+            if task is not None:
+                task.cancel()
+
+
+_cache: NodeCache | None = None
+
+
+def node_cache(settings: GpuSettings) -> NodeCache:
+    """The hub's one node cache (re-created if the settings change, as in tests)."""
+    global _cache
+    if _cache is None or _cache.settings != settings:
+        if _cache is not None:
+            _cache.stop()
+        _cache = NodeCache(settings)
+    return _cache
+
+
+def start_background(settings: GpuSettings) -> None:
+    """From ``configure``: in auto mode, start listing nodes once the hub's event loop runs.
+
+    JupyterHub loads its config inside the running loop, so the first list is under way while the
+    hub initializes; without a loop (a config check), the first spawn starts it instead.
+    """
+    if settings.mode != 2:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    loop.call_soon(node_cache(settings).start)

@@ -1,0 +1,126 @@
+"""Built-in groups ``docker-sock`` and ``docker-privileged``: pod patches by membership, and the groups.
+
+Membership is read when a server starts and applied to the pod KubeSpawner is about to create
+(``modify_pod_hook``, after profile overrides, so a profile cannot undo it). The patches are pure
+functions on a fresh ``V1Pod``: KubeSpawner builds the manifest from its traits on every start and we
+never touch the traits, so a member removed from a group gets a clean pod on the next start even
+though the spawner object lives as long as the hub.
+
+Both groups are root on the node: the Docker socket lets a user start any container with any host
+mount, and a privileged container can load kernel modules and reach every device.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubernetes_asyncio.client import V1HostPathVolumeSource, V1Volume, V1VolumeMount
+
+from .settings import DockerSockSettings, GroupsSettings
+from .storage import notebook_container
+
+log = logging.getLogger("jupyterhub.ds.pod_policy")
+
+DOCKER_SOCK_MOUNT = "/var/run/docker.sock"
+DOCKER_SOCK_VOLUME = "ds-docker-sock"
+
+
+# ---------------------------------------------------------------- pure helpers (dicts or models)
+
+def _field(obj: Any, camel: str, snake: str) -> Any:
+    """KubeSpawner mixes camelCase dicts and snake_case models in one pod; read either."""
+    return obj.get(camel) if isinstance(obj, Mapping) else getattr(obj, snake, None)
+
+
+def builtin_groups(settings: GroupsSettings) -> list[str]:
+    """Names of the built-in groups, in a stable order."""
+    return list(dict.fromkeys([settings.docker_sock.group, settings.docker_privileged.group]))
+
+
+def group_names(user: Any) -> set[str]:
+    """The user's group names now (ORM groups, read at spawn time rather than remembered)."""
+    return {g.name for g in getattr(user, "groups", None) or []}
+
+
+def merge_node_selector(pod: Any, selector: Mapping[str, str]) -> Any:
+    """Add labels to the pod's node selector (ours win on a conflicting key)."""
+    if selector:
+        pod.spec.node_selector = {**(pod.spec.node_selector or {}), **selector}
+    return pod
+
+
+# ---------------------------------------------------------------- the patches
+
+def add_docker_sock(pod: Any, settings: DockerSockSettings) -> Any:
+    """Mount the node's Docker socket (hostPath, type Socket) at /var/run/docker.sock."""
+    volume = V1Volume(name=DOCKER_SOCK_VOLUME,
+                      host_path=V1HostPathVolumeSource(path=settings.host_path, type="Socket"))
+    mount = V1VolumeMount(name=DOCKER_SOCK_VOLUME, mount_path=DOCKER_SOCK_MOUNT)
+    pod.spec.volumes = [v for v in (pod.spec.volumes or [])
+                        if _field(v, "name", "name") != DOCKER_SOCK_VOLUME] + [volume]
+    notebook = notebook_container(pod)
+    notebook.volume_mounts = [
+        m for m in (notebook.volume_mounts or [])
+        if _field(m, "name", "name") != DOCKER_SOCK_VOLUME
+        and _field(m, "mountPath", "mount_path") != DOCKER_SOCK_MOUNT
+    ] + [mount]
+    return merge_node_selector(pod, settings.node_selector)
+
+
+def add_privileged(pod: Any) -> Any:
+    """Run the notebook container privileged, with privilege escalation allowed."""
+    notebook = notebook_container(pod)
+    context = notebook.security_context
+    if context is None or isinstance(context, Mapping):
+        notebook.security_context = {**(context or {}), "privileged": True, "allowPrivilegeEscalation": True}
+    else:  # a V1SecurityContext (e.g. from extra_container_config)
+        context.privileged = True
+        context.allow_privilege_escalation = True
+    return pod
+
+
+def apply_groups(pod: Any, settings: GroupsSettings, groups: Iterable[str]) -> list[str]:
+    """Apply the patch of each built-in group the user belongs to; returns the groups applied."""
+    groups = set(groups)
+    applied = []
+    if settings.docker_sock.group in groups:
+        add_docker_sock(pod, settings.docker_sock)
+        applied.append(settings.docker_sock.group)
+    if settings.docker_privileged.group in groups:
+        add_privileged(pod)
+        applied.append(settings.docker_privileged.group)
+    return applied
+
+
+# ---------------------------------------------------------------- the groups themselves
+
+def load_groups(c: Any, names: Iterable[str]) -> None:
+    """Create the groups at hub start (``load_groups`` without ``users`` keeps their membership).
+
+    Skipped when the authenticator manages groups: JupyterHub refuses ``load_groups`` then, and
+    :func:`ensure_groups` still creates them before each spawn.
+    """
+    if any(isinstance(section, Mapping) and section.get("manage_groups") for section in c.values()):
+        return
+    configured = c.JupyterHub.get("load_groups") or {}
+    if hasattr(configured, "get_value"):  # a LazyConfigValue, from c.JupyterHub.load_groups.update(...)
+        configured = configured.get_value({})
+    configured = dict(configured)
+    for name in names:
+        configured.setdefault(name, {})
+    c.JupyterHub.load_groups = configured
+
+
+def ensure_groups(db: Any, names: Iterable[str]) -> list[str]:
+    """Re-create built-in groups someone deleted (one indexed query each); returns those created."""
+    from jupyterhub import orm
+
+    created = [name for name in names if orm.Group.find(db, name) is None]
+    for name in created:
+        log.warning("Built-in group %r was missing: re-creating it (empty)", name)
+        db.add(orm.Group(name=name))
+    if created:
+        db.commit()
+    return created
