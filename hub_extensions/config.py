@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from . import __version__, api, hooks, spawn
+from . import __version__, api, branding, gpu, hooks, pod_policy, spawn
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -42,6 +42,10 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
             settings = load_settings(settings if settings is not None else _values_from_z2jh())
         except SettingsError as e:
             _stop(str(e))
+    try:
+        brand = branding.resolve(settings.branding)  # reads the branding files once, at start
+    except SettingsError as e:
+        _stop(str(e))
 
     from .spawner import DsKubeSpawner  # imports kubernetes_asyncio: keep it out of settings-only use
 
@@ -56,11 +60,18 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
 
     hooks.chain_pre_spawn_hook(c, spawn.pre_spawn)
     hooks.chain_modify_pod_hook(c, spawn.modify_pod)
+    pod_policy.load_groups(c, [*pod_policy.builtin_groups(settings.groups),
+                               *([settings.gpu.group] if settings.gpu.group else [])])
+    gpu.start_background(settings.gpu)
 
     c.JupyterHub.extra_handlers.extend(api.handlers())
+    c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
+    if brand.logo_file():
+        c.JupyterHub.logo_file = brand.logo_file()
     c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})
     c.JupyterHub.template_paths.insert(0, TEMPLATES_DIR)
     c.JupyterHub.template_vars.update({
+        **brand.template_vars(),
         "ds_version": __version__,
         "ds_volumes": [
             {"name": v.name, "description": v.description, "size": v.size, "mount_path": v.mount_path}

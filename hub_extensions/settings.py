@@ -186,7 +186,8 @@ class Settings:
     lab: LabSettings = setting(LabSettings(), "Lab environment contract.")
     branding: BrandingSettings = setting(BrandingSettings(), "Logo, favicon and lab icons.")
     hub_url: str | None = setting(
-        None, "Hub URL as single-user servers reach it (for lab icon URLs); null derives it from the hub.")
+        None, "Hub URL as single-user servers reach it, scheme://host[:port] without the base URL (for lab "
+        "icon URLs); null derives it from the hub (http://hub:8081 on Z2JH).", pattern=r"^https?://[^/?#\s]+/?$")
 
 
 # ---------------------------------------------------------------- parsing and validation

@@ -1,8 +1,9 @@
 """The spawn-time hooks: what runs before KubeSpawner starts, and the pod patches it applies.
 
 ``pre_spawn`` does the side effects (claims exist, under the user's lock so a reset cannot race
-it). ``modify_pod`` applies the pure pod patches after profile overrides, so a profile cannot undo
-them.
+it; deleted built-in groups are back; the GPU node cache has an answer). ``modify_pod`` applies the
+pure pod patches after profile overrides, so a profile cannot undo them: storage, group membership
+(read now, so a removed member gets a clean pod), GPUs, and the lab environment contract.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from typing import Any
 
 from tornado import web
 
-from . import locks, storage
+from . import branding, gpu, labenv, locks, pod_policy, storage
 
 
 async def pre_spawn(spawner: Any) -> None:
     settings = spawner.ds_settings
+    pod_policy.ensure_groups(spawner.user.db, pod_policy.builtin_groups(settings.groups))
+    if settings.gpu.mode == 2:
+        await gpu.node_cache(settings.gpu).warm()  # waits only before the first node list
     if settings.storage.enabled:
         async with locks.user_lock(spawner.user.id):
             try:
@@ -30,4 +34,15 @@ def modify_pod(spawner: Any, pod: Any) -> Any:
     if settings.storage.enabled:
         volumes, mounts = storage.pod_volumes(settings.storage, spawner.ds_owner)
         storage.add_to_pod(pod, volumes, mounts)
+    groups = pod_policy.group_names(spawner.user)
+    applied = pod_policy.apply_groups(pod, settings.groups, groups)
+    answer = gpu.node_cache(settings.gpu).answer() if settings.gpu.mode == 2 else None
+    decision = gpu.decide(settings.gpu, groups, answer)
+    if decision.gpu:
+        gpu.add_gpus(pod, settings.gpu)
+    if applied or decision.gpu:
+        spawner.log.info("jupyterhub-ds: server of %s gets %s", spawner.user.name, ", ".join(
+            [*applied, *([f"{settings.gpu.count} {settings.gpu.resource}"] if decision.gpu else [])]))
+    icons = branding.lab_icon_env(settings.branding, branding.hub_prefix(settings.hub_url, spawner.hub))
+    labenv.set_env(pod, labenv.lab_environment(settings.lab, decision, icons))
     return pod

@@ -11,9 +11,10 @@ from traitlets import Instance, default
 
 from . import locks, storage
 from .settings import Settings
+from .spawn_feedback import SpawnFeedbackMixin
 
 
-class DsKubeSpawner(KubeSpawner):
+class DsKubeSpawner(SpawnFeedbackMixin, KubeSpawner):
     ds_settings = Instance(Settings, help="jupyterhub-ds settings (set by hub_extensions.configure).",
                            config=True)
 
