@@ -1,0 +1,208 @@
+"""Built-in groups: each patch exactly, nothing for non-members, revocation, profiles, the groups."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+from jupyterhub import orm
+from kubernetes_asyncio.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1SecurityContext
+from traitlets.config import Config
+
+from hub_extensions import configure, pod_policy
+from hub_extensions.settings import DockerSockSettings, GroupsSettings, load_settings
+
+from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
+
+__all__ = ["fake_kubeconfig"]  # the fixture, imported for pytest
+
+GROUPS = GroupsSettings()
+
+
+def bare_pod(security_context: object = None) -> V1Pod:
+    return V1Pod(metadata=V1ObjectMeta(name="jupyter-alice"), spec=V1PodSpec(
+        containers=[V1Container(name="notebook", image="lab", security_context=security_context)],
+        volumes=[], node_selector=None))
+
+
+def test_builtin_group_names_default_and_configurable():
+    assert pod_policy.builtin_groups(GROUPS) == ["docker-sock", "docker-privileged"]
+    custom = load_settings({"groups": {"dockerSock": {"group": "sock"}, "dockerPrivileged": {"group": "priv"}}})
+    assert pod_policy.builtin_groups(custom.groups) == ["sock", "priv"]
+
+
+def test_docker_sock_patch_is_a_socket_hostpath_at_the_docker_path():
+    pod = as_json(pod_policy.add_docker_sock(bare_pod(), DockerSockSettings()))
+    assert pod["spec"]["volumes"] == [
+        {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}]
+    assert notebook(pod)["volumeMounts"] == [{"name": "ds-docker-sock", "mountPath": "/var/run/docker.sock"}]
+    assert "nodeSelector" not in pod["spec"]
+    assert "securityContext" not in notebook(pod)
+
+
+def test_docker_sock_custom_host_path_node_selector_and_idempotent():
+    settings = DockerSockSettings(host_path="/run/docker/docker.sock", node_selector={"docker": "true"})
+    pod = bare_pod()
+    pod.spec.node_selector = {"zone": "a"}
+    pod_policy.add_docker_sock(pod, settings)
+    pod_policy.add_docker_sock(pod, settings)
+    pod = as_json(pod)
+    assert pod["spec"]["volumes"] == [
+        {"name": "ds-docker-sock", "hostPath": {"path": "/run/docker/docker.sock", "type": "Socket"}}]
+    assert len(notebook(pod)["volumeMounts"]) == 1
+    assert notebook(pod)["volumeMounts"][0]["mountPath"] == "/var/run/docker.sock"
+    assert pod["spec"]["nodeSelector"] == {"zone": "a", "docker": "true"}
+
+
+def test_privileged_patch_keeps_the_rest_of_the_security_context():
+    pod = as_json(pod_policy.add_privileged(bare_pod({"runAsUser": 1000})))
+    assert notebook(pod)["securityContext"] == {"runAsUser": 1000, "privileged": True,
+                                                "allowPrivilegeEscalation": True}
+    assert pod["spec"]["volumes"] == []
+
+
+def test_privileged_patch_on_a_model_security_context():
+    pod = as_json(pod_policy.add_privileged(bare_pod(V1SecurityContext(run_as_user=1000, privileged=False))))
+    assert notebook(pod)["securityContext"] == {"runAsUser": 1000, "privileged": True,
+                                                "allowPrivilegeEscalation": True}
+
+
+@pytest.mark.parametrize(("groups", "expected"), [
+    (set(), []),
+    ({"other", "docker"}, []),
+    ({"docker-sock"}, ["docker-sock"]),
+    ({"docker-privileged"}, ["docker-privileged"]),
+    ({"docker-sock", "docker-privileged"}, ["docker-sock", "docker-privileged"]),
+])
+def test_apply_groups_patches_exactly_the_member_groups(groups, expected):
+    pod = bare_pod({"runAsUser": 1000})
+    before = copy.deepcopy(as_json(pod))
+    assert pod_policy.apply_groups(pod, GROUPS, groups) == expected
+    after = as_json(pod)
+    has_sock = any(v["name"] == "ds-docker-sock" for v in after["spec"]["volumes"])
+    assert has_sock == ("docker-sock" in expected)
+    assert bool(notebook(after)["securityContext"].get("privileged")) == ("docker-privileged" in expected)
+    if not expected:
+        assert after == before
+
+
+def test_group_names_reads_orm_like_groups():
+    assert pod_policy.group_names(fake_user(groups=["a", "b"])) == {"a", "b"}
+    assert pod_policy.group_names(fake_user()) == set()
+
+
+# ---------------------------------------------------------------- through KubeSpawner (no cluster)
+
+def configured(settings: dict | None = None, **spawner_config: object) -> Config:
+    c = Config()
+    for key, value in spawner_config.items():
+        setattr(c.KubeSpawner, key, value)
+    configure(c, {"gpu": {"mode": 0}, **(settings or {})})
+    return c
+
+
+async def test_revocation_on_the_same_spawner_object(fake_kubeconfig):
+    """Spawner objects live as long as the hub: a removed member must get a clean pod next time."""
+    user = fake_user(groups=["docker-sock", "docker-privileged"])
+    spawner = make_spawner(configured(), user)
+
+    granted = as_json(await spawn_manifest(spawner))
+    assert any(v["name"] == "ds-docker-sock" for v in granted["spec"]["volumes"])
+    assert notebook(granted)["securityContext"]["privileged"] is True
+
+    user.groups = []  # an admin removed the user from both groups
+    revoked = as_json(await spawn_manifest(spawner))
+    assert not any(v["name"] == "ds-docker-sock" for v in revoked["spec"]["volumes"])
+    assert not any(m["mountPath"] == "/var/run/docker.sock" for m in notebook(revoked)["volumeMounts"])
+    assert not notebook(revoked).get("securityContext", {}).get("privileged")
+    assert not notebook(revoked).get("securityContext", {}).get("allowPrivilegeEscalation")
+    assert spawner.privileged is False  # the traits were never touched
+
+
+async def test_a_profile_override_cannot_undo_the_patch(fake_kubeconfig):
+    """modify_pod_hook runs after kubespawner_override, so a profile cannot drop privileges we grant."""
+    profiles = [{"display_name": "Small", "slug": "small", "default": True, "kubespawner_override": {
+        "privileged": False, "allow_privilege_escalation": False,
+        "container_security_context": {"privileged": False, "allowPrivilegeEscalation": False},
+        "volumes": [], "node_selector": {"pool": "small"},
+    }}]
+    c = configured({"groups": {"dockerSock": {"nodeSelector": {"docker": "true"}}}}, profile_list=profiles)
+    spawner = make_spawner(c, fake_user(groups=["docker-sock", "docker-privileged"]))
+    pod = as_json(await spawn_manifest(spawner, {"profile": "small"}))
+    assert notebook(pod)["securityContext"]["privileged"] is True
+    assert notebook(pod)["securityContext"]["allowPrivilegeEscalation"] is True
+    assert {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}} in \
+        pod["spec"]["volumes"]
+    assert pod["spec"]["nodeSelector"] == {"pool": "small", "docker": "true"}
+
+
+async def test_an_existing_modify_pod_hook_runs_first(fake_kubeconfig):
+    seen = []
+
+    def theirs(spawner, pod):
+        seen.append(pod.spec.volumes is not None)
+        pod.metadata.labels["theirs"] = "yes"
+        return pod
+
+    c = configured(modify_pod_hook=theirs)
+    spawner = make_spawner(c, fake_user(groups=["docker-privileged"]))
+    pod = as_json(await spawn_manifest(spawner))
+    assert seen == [True]
+    assert pod["metadata"]["labels"]["theirs"] == "yes"
+    assert notebook(pod)["securityContext"]["privileged"] is True
+
+
+# ---------------------------------------------------------------- the groups themselves
+
+def test_load_groups_creates_without_touching_membership_and_keeps_configured_groups():
+    c = Config()
+    c.JupyterHub.load_groups = {"teachers": {"users": ["t"]}, "docker-sock": {"properties": {"x": "y"}}}
+    pod_policy.load_groups(c, ["docker-sock", "docker-privileged"])
+    assert c.JupyterHub.load_groups == {"teachers": {"users": ["t"]}, "docker-sock": {"properties": {"x": "y"}},
+                                        "docker-privileged": {}}
+    assert all("users" not in spec for name, spec in c.JupyterHub.load_groups.items() if name != "teachers")
+
+
+def test_load_groups_is_skipped_when_the_authenticator_manages_groups():
+    c = Config()
+    c.GenericOAuthenticator.manage_groups = True
+    pod_policy.load_groups(c, ["docker-sock"])
+    assert "load_groups" not in c.JupyterHub
+
+
+def test_configure_loads_builtin_and_gpu_groups():
+    c = Config()
+    configure(c, {"gpu": {"mode": 1, "group": "gpu-users"}})
+    assert c.JupyterHub.load_groups == {"docker-sock": {}, "docker-privileged": {}, "gpu-users": {}}
+
+
+@pytest.fixture
+def db():
+    session = orm.new_session_factory("sqlite://")()
+    yield session
+    session.close()
+
+
+def test_ensure_groups_recreates_a_deleted_group_and_logs_it(db, caplog):
+    for name in ("docker-sock", "docker-privileged"):
+        db.add(orm.Group(name=name))
+    user = orm.User(name="alice")
+    db.add(user)
+    db.commit()
+    assert pod_policy.ensure_groups(db, ["docker-sock", "docker-privileged"]) == []
+
+    db.delete(orm.Group.find(db, "docker-privileged"))
+    db.commit()
+    with caplog.at_level(logging.WARNING, logger="jupyterhub.ds.pod_policy"):
+        assert pod_policy.ensure_groups(db, ["docker-sock", "docker-privileged"]) == ["docker-privileged"]
+    assert orm.Group.find(db, "docker-privileged") is not None
+    assert orm.Group.find(db, "docker-privileged").users == []
+    assert "'docker-privileged' was missing" in caplog.text
+
+
+def test_load_groups_merges_with_a_lazy_update():
+    c = Config()
+    c.JupyterHub.load_groups.update({"teachers": {}})
+    pod_policy.load_groups(c, ["docker-sock"])
+    assert c.JupyterHub.load_groups == {"teachers": {}, "docker-sock": {}}
