@@ -35,7 +35,6 @@ import get_helm  # noqa: E402
 
 import chart  # noqa: E402  (ci/chart.py)
 
-RBAC_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 DEV_NAMESPACE = "jupyterhub-ds"
 
 
@@ -74,18 +73,22 @@ def cluster_up() -> Path:
     return Path(last.split("=", 1)[1])
 
 
-def chart_rbac(namespace: str) -> list[dict]:
-    """The RBAC objects our chart renders for ``values.example.yaml`` in ``namespace``."""
+def chart_objects(namespace: str) -> list[dict]:
+    """What our chart renders for ``values.example.yaml`` in ``namespace`` (RBAC, shared claim, ...).
+
+    Z2JH's own objects are not rendered offline (stand-in); the hub Role they include is applied
+    from ci/rbac/z2jh-hub.yaml instead.
+    """
     docs = chart.render_documents([REPO / "values.example.yaml"], namespace=namespace)
-    return [r.doc for r in docs if chart.is_ours(r) and r.doc["kind"] in RBAC_KINDS]
+    return [r.doc for r in docs if chart.is_ours(r)]
 
 
 def prepare_namespace(admin: Path, namespace: str, state: Path) -> Path:
-    """Namespace, ServiceAccount ``hub`` with Z2JH's Role and our chart's RBAC; returns the hub kubeconfig."""
+    """Namespace, ServiceAccount ``hub`` with Z2JH's Role, our chart's objects; returns the hub kubeconfig."""
     if kubectl(admin, "get", "namespace", namespace, check=False).strip() == "":
         kubectl(admin, "create", "namespace", namespace)
     kubectl(admin, "-n", namespace, "apply", "-f", str(REPO / "ci" / "rbac" / "z2jh-hub.yaml"))
-    kubectl(admin, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(chart_rbac(namespace)))
+    kubectl(admin, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(chart_objects(namespace)))
     token = kubectl(admin, "-n", namespace, "create", "token", "hub", "--duration=24h").strip()
     admin_cfg = json.loads(kubectl(admin, "config", "view", "--raw", "--minify", "-o", "json"))
     cluster = admin_cfg["clusters"][0]["cluster"]

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -54,7 +53,8 @@ class Runner:
         cmd = container.get("command") or []
         argv = [*cmd, *args] or ["jupyterhub-singleuser"]
         exe = self.singleuser_bin / Path(argv[0]).name
-        return [str(exe), *argv[1:], f"--ServerApp.root_dir={home}"], env, home
+        # the harness runs as root where the real pod runs as uid 1000
+        return [str(exe), *argv[1:], f"--ServerApp.root_dir={home}", "--allow-root"], env, home
 
     def start(self, pod: dict) -> None:
         name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
@@ -136,7 +136,6 @@ async def main() -> None:
             runner.stop(name)
         if task.done() and not task.cancelled() and task.exception():
             raise task.exception()
-    shutil.rmtree(opts.workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from .hubclient import new_user
 
 
 def test_spawn_through_hub_creates_pod_and_bound_claims(hub, admin, kube, username):
+    """Runs with the default settings (GPU auto mode gives this server a GPU on gpu-1)."""
     user = new_user(hub.url, admin, username)
     user.start_server()
 
