@@ -1,0 +1,67 @@
+"""What a user sees while a server starts: the spawn progress EventStream, and the pod in the API server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from .hubclient import HubClient
+
+
+def progress_events(user: HubClient, until: Callable[[dict], bool] | None = None, timeout: float = 90) -> list[dict]:
+    """Read ``GET /hub/api/users/<name>/server/progress`` (what the spawn page shows) until an event
+    satisfies ``until``, the stream ends (ready or failed), or ``timeout``."""
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    with user.session.get(f"{user.url}/hub/api/users/{user.username}/server/progress", stream=True,
+                          timeout=(10, timeout), headers={"Accept": "text/event-stream"}) as r:
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                event = json.loads(line[len("data:"):])
+                events.append(event)
+                if (until and until(event)) or event.get("ready") or event.get("failed"):
+                    break
+            if time.monotonic() > deadline:
+                break
+    return events
+
+
+def request_start(user: HubClient) -> tuple[int, dict]:
+    """POST the start; returns the status and JSON body (a fast failure answers here already)."""
+    r = user.api("POST", f"/users/{user.username}/server")
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    return r.status_code, body
+
+
+def stop_quietly(user: HubClient, timeout: float = 60) -> None:
+    """Stop (or interrupt) the user's server and wait until the hub has no server for them."""
+    user.api("DELETE", f"/users/{user.username}/server")
+    try:
+        user.wait_server(ready=False, timeout=timeout)
+    except TimeoutError:
+        pass
+
+
+def wait_pod_gone(kube, username: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while kube.items("pods", f"hub.jupyter.org/username={username}") and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def user_pod(kube, username: str) -> dict:
+    pods = kube.items("pods", f"hub.jupyter.org/username={username}")
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return pods[0]
+
+
+def notebook(pod: dict) -> dict:
+    return next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+
+
+def env_of(pod: dict) -> dict:
+    return {e["name"]: e.get("value") for e in notebook(pod).get("env", [])}

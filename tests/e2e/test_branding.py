@@ -1,0 +1,119 @@
+"""Branding through a real hub: the rendered pages, the served files, and the lab icon URLs in the pod.
+
+The files stand in for the chart's branding ConfigMap mount (``branding.filesDir``). A browser check
+of the rendered pages belongs to the UI tests; here the HTML the hub sends is inspected.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from .hubclient import HubClient, new_user
+from .spawnwatch import env_of, stop_quietly, user_pod, wait_pod_gone
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
+ICO = b"\0\0\1\0\1\0" + bytes(range(32))
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>'
+CDN = "https://cdn.example.org"
+
+
+@pytest.fixture(scope="module")
+def files_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("branding")
+    (path / "logo.png").write_bytes(PNG)
+    (path / "favicon.ico").write_bytes(ICO)
+    (path / "lab-main.svg").write_bytes(SVG)
+    return path
+
+
+@pytest.fixture(scope="module")
+def file_hub(start_hub, files_dir):
+    """Everything from files except the splash icon."""
+    return start_hub({"storage": {"enabled": False}, "gpu": {"mode": 0}, "branding": {
+        "logo": "logo.png", "favicon": "favicon.ico", "labMainIcon": "lab-main.svg",
+        "labSplashIcon": f"{CDN}/splash.svg", "filesDir": str(files_dir)}})
+
+
+def icon_links(html: str) -> list[str]:
+    return re.findall(r'<link rel="icon" href="([^"]+)"', html)
+
+
+def logo_srcs(html: str) -> list[str]:
+    block = html.split('id="jupyterhub-logo"', 1)[1].split("</span>", 1)[0]
+    return re.findall(r"<img src=['\"]([^'\"]+)['\"]", block)
+
+
+@pytest.fixture(scope="module")
+def file_admin(file_hub) -> HubClient:
+    admin = HubClient(file_hub.url, "admin")
+    admin.signup()
+    return admin.login()
+
+
+def test_login_and_home_pages_show_file_favicon_and_logo(file_hub, file_admin):
+    html = requests.get(f"{file_hub.url}/hub/login", timeout=10).text
+    assert icon_links(html) == ["/hub/ds-branding/favicon.ico"]
+    assert logo_srcs(html) == ["/hub/logo"]
+
+    home = file_admin.get("/hub/home")
+    assert home.status_code == 200
+    assert icon_links(home.text) == ["/hub/ds-branding/favicon.ico"]
+    assert logo_srcs(home.text) == ["/hub/logo"]
+
+
+def test_hub_serves_the_files(file_hub):
+    r = requests.get(f"{file_hub.url}/hub/logo", timeout=10)
+    assert r.status_code == 200 and r.content == PNG
+    r = requests.get(f"{file_hub.url}/hub/ds-branding/favicon.ico", timeout=10)
+    assert r.status_code == 200 and r.content == ICO
+    r = requests.get(f"{file_hub.url}/hub/ds-branding/lab-main.svg", timeout=10)
+    assert r.content == SVG
+    assert r.headers["Content-Type"] == "image/svg+xml"
+    assert "sandbox" in r.headers["Content-Security-Policy"]
+    assert requests.get(f"{file_hub.url}/hub/ds-branding/secret.txt", timeout=10).status_code == 404
+
+
+def test_lab_icons_are_fully_qualified_hub_urls_in_the_pod(file_hub, file_admin, kube, username):
+    user = new_user(file_hub.url, file_admin, username)
+    user.start_server()
+    try:
+        env = env_of(user_pod(kube, username))
+        # the hub's connect URL (Z2JH: http://hub:8081), as user pods reach the hub
+        main = env["JUPYTERLAB_MAIN_ICON_URI"]
+        assert main == f"http://127.0.0.1:{file_hub.hub_port}/hub/ds-branding/lab-main.svg"
+        assert env["JUPYTERLAB_SPLASH_ICON_URI"] == f"{CDN}/splash.svg"
+        # what the lab server does with it: download the icon from the hub
+        assert requests.get(main, timeout=10).content == SVG
+    finally:
+        stop_quietly(user)
+        wait_pod_gone(kube, username)
+
+
+def test_url_branding_and_an_explicit_hub_url(start_hub, files_dir, kube, username):
+    hub = start_hub({"storage": {"enabled": False}, "gpu": {"mode": 0}, "hubUrl": "http://hub.example.org:8081",
+                     "branding": {"logo": f"{CDN}/logo.svg", "favicon": f"{CDN}/favicon.ico",
+                                  "labMainIcon": "lab-main.svg", "filesDir": str(files_dir)}})
+    html = requests.get(f"{hub.url}/hub/login", timeout=10).text
+    assert icon_links(html) == [f"{CDN}/favicon.ico"]
+    assert logo_srcs(html) == [f"{CDN}/logo.svg"]
+
+    admin = HubClient(hub.url, "admin")
+    admin.signup()
+    user = new_user(hub.url, admin.login(), username)
+    user.start_server()
+    try:
+        env = env_of(user_pod(kube, username))
+        assert env["JUPYTERLAB_MAIN_ICON_URI"] == "http://hub.example.org:8081/hub/ds-branding/lab-main.svg"
+        assert "JUPYTERLAB_SPLASH_ICON_URI" not in env
+    finally:
+        stop_quietly(user)
+        wait_pod_gone(kube, username)
+
+
+def test_a_missing_branding_file_stops_the_hub_with_the_key(start_hub, tmp_path):
+    with pytest.raises(RuntimeError) as info:
+        start_hub({"branding": {"logo": "logo.png", "filesDir": str(tmp_path)}})
+    assert "jupyterhub.custom.ds.branding.logo: file 'logo.png' is not in" in str(info.value)
