@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -98,7 +99,7 @@ class RestartServerHandler(DsAPIHandler):
         if not spawner.active:
             raise web.HTTPError(409, "Server is not running")
         await self.stop_single_user(user, "")
-        await wait_not_pending(spawner, spawner.stop_timeout)
+        await wait_not_pending(spawner, spawner.start_timeout)  # KubeSpawner waits this long for a pod to go
         if spawner.pending:
             raise web.HTTPError(503, "Server did not stop in time; it will be stopped in the background")
         await self.spawn_single_user(user, "")
@@ -126,4 +127,5 @@ def handlers() -> list[tuple[str, type]]:
     return [
         (r"/api/users/([^/]+)/manage-volumes", ManageVolumesHandler),
         (r"/api/users/([^/]+)/restart-server", RestartServerHandler),
+        (r"/ds-static/(.*)", web.StaticFileHandler, {"path": os.path.join(os.path.dirname(__file__), "static")}),
     ]

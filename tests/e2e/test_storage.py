@@ -1,0 +1,234 @@
+"""Per-user claims on the real control plane, under the hub ServiceAccount's RBAC."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from .hubclient import HubClient, new_user
+
+# no GPU requests: these tests run many servers and the GPU node has two
+SETTINGS = {"gpu": {"mode": 0}, "storage": {"resetTimeoutSeconds": 60}}
+
+
+@pytest.fixture(scope="module")
+def hub(start_hub):
+    return start_hub(SETTINGS)
+
+
+def claims_of(kube, username: str) -> dict[str, dict]:
+    return {c["metadata"]["labels"]["jupyterhub-ds/volume"]: c
+            for c in kube.items("pvc", f"hub.jupyter.org/username={username}")}
+
+
+def pod_of(kube, username: str) -> dict | None:
+    pods = kube.items("pods", f"hub.jupyter.org/username={username}")
+    return pods[0] if pods else None
+
+
+def wait_no_pod(kube, username: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while pod_of(kube, username) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert pod_of(kube, username) is None
+
+
+def reset(client: HubClient, owner: str, volumes) -> tuple[int, dict]:
+    r = client.api("DELETE", f"/users/{owner}/manage-volumes", json={"volumes": volumes})
+    return r.status_code, r.json()
+
+
+def test_start_creates_all_claims_and_mounts_them(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    claims = claims_of(kube, username)
+    assert set(claims) == {"home", "workspace", "cache"}
+    pod = pod_of(kube, username)
+    mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    claim_of_volume = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                       if "persistentVolumeClaim" in v}
+    expected = {"home": "/home", "workspace": "/home/lab/workspace", "cache": "/home/lab/.cache"}
+    for volume, path in expected.items():
+        pod_volume = next(n for n, c in claim_of_volume.items() if c == claims[volume]["metadata"]["name"])
+        assert mounts[pod_volume] == path
+    assert claim_of_volume["ds-shared"] == "jupyterhub-ds-shared"
+    assert mounts["ds-shared"] == "/mnt/shared"
+    for c in claims.values():
+        assert c["metadata"]["annotations"]["hub.jupyter.org/username"] == username
+        assert c["metadata"]["name"].startswith("claim-u")
+
+
+def test_reset_lifecycle(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    before = claims_of(kube, username)
+
+    # refused while running, nothing deleted
+    status, body = reset(user, username, ["cache"])
+    assert status == 409 and "stopped" in body["message"]
+    assert claims_of(kube, username).keys() == before.keys()
+
+    user.stop_server()
+    wait_no_pod(kube, username)
+    listing = user.api("GET", f"/users/{username}/manage-volumes").json()
+    assert listing["server"] == "stopped"
+    assert {v["volume"]: v["status"] for v in listing["volumes"]} == {
+        "home": "Bound", "workspace": "Bound", "cache": "Bound"}
+
+    status, body = reset(user, username, ["cache", "workspace"])
+    assert status == 200, body
+    assert sorted(body["reset_volumes"]) == ["cache", "workspace"] and body["failed_volumes"] == []
+    after = claims_of(kube, username)
+    assert set(after) == {"home"}
+    assert after["home"]["metadata"]["uid"] == before["home"]["metadata"]["uid"]
+    shared = kube.json("pvc", "jupyterhub-ds-shared")
+    assert not shared["metadata"].get("deletionTimestamp")
+
+    # the next start recreates exactly the reset claims (new objects), keeps home
+    user.start_server()
+    again = claims_of(kube, username)
+    assert set(again) == {"home", "workspace", "cache"}
+    assert again["home"]["metadata"]["uid"] == before["home"]["metadata"]["uid"]
+    assert again["cache"]["metadata"]["uid"] != before["cache"]["metadata"]["uid"]
+    user.stop_server()
+
+
+def test_restart_gives_new_pod_with_same_claims(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
+    r = user.api("POST", f"/users/{username}/restart-server")
+    assert r.status_code == 409 and r.json()["message"] == "Server is not running"
+    user.start_server()
+    old_pod = pod_of(kube, username)
+    old_claims = {k: c["metadata"]["uid"] for k, c in claims_of(kube, username).items()}
+    r = user.api("POST", f"/users/{username}/restart-server")
+    assert r.status_code in (200, 202), r.text
+    user.wait_server(ready=True)
+    new_pod = pod_of(kube, username)
+    assert new_pod["metadata"]["uid"] != old_pod["metadata"]["uid"]
+    assert {k: c["metadata"]["uid"] for k, c in claims_of(kube, username).items()} == old_claims
+    user.stop_server()
+
+
+def test_errors_are_json_and_delete_nothing(hub, admin, kube, username, service):
+    user = new_user(hub.url, admin, username)
+    other = new_user(hub.url, admin, f"{username}x")
+    user.start_server()
+    # the single-user server's own token (in its pod) holds no `servers` scope: it cannot reset
+    env = {e["name"]: e.get("value") for e in pod_of(kube, username)["spec"]["containers"][0]["env"]}
+    r = requests.delete(f"{hub.url}/hub/api/users/{username}/manage-volumes", json={"volumes": ["home"]},
+                        headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}, timeout=30)
+    assert r.status_code == 403, r.text
+    user.stop_server()
+    other.start_server()
+    other.stop_server()
+    wait_no_pod(kube, username)
+    before = set(claims_of(kube, username))
+
+    cases = [
+        (user, username, {"volumes": ["bogus"]}, 400, "Invalid volume types: bogus"),
+        (user, username, {"volumes": ["shared"]}, 400, "Invalid volume types: shared"),
+        (user, username, {"volumes": []}, 400, "No volumes specified"),
+        (user, username, {"volumes": "home"}, 400, "No volumes specified"),
+        (user, username, {"nothing": 1}, 400, "Expected a JSON object"),
+        # JupyterHub answers another user's resources with 404, not revealing whether they exist
+        (user, f"{username}x", {"volumes": ["home"]}, 404, "No access to resources"),
+        (admin, "nosuchuser", {"volumes": ["home"]}, 404, "No such user"),
+    ]
+    for client, owner, body, code, text in cases:
+        r = client.api("DELETE", f"/users/{owner}/manage-volumes", json=body)
+        assert r.status_code == code, (owner, body, r.text)
+        payload = r.json()
+        assert payload["status"] == code and text in payload["message"], payload
+
+    r = user.api("DELETE", f"/users/{username}/manage-volumes", data="{not json")
+    assert r.status_code == 400 and r.json()["status"] == 400
+
+    # a cookie-authenticated write without XSRF is not authenticated
+    r = user.session.delete(f"{hub.url}/hub/api/users/{username}/manage-volumes", json={"volumes": ["home"]},
+                            timeout=30)
+    assert r.status_code == 403, r.text
+
+    assert set(claims_of(kube, username)) == before
+    assert set(claims_of(kube, f"{username}x")) == before
+
+
+def test_admin_resets_another_users_volume(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    user.stop_server()
+    wait_no_pod(kube, username)
+    status, body = reset(admin, username, ["cache"])
+    assert status == 200, body
+    assert set(claims_of(kube, username)) == {"home", "workspace"}
+
+
+def test_reset_of_missing_claim_reports_not_found(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
+    status, body = reset(user, username, ["home"])  # never started: no claims yet
+    assert status == 404
+    assert body["failed_volumes"] == [{"volume": "home", "reason": "not found"}]
+
+
+def test_user_deletion_retains_claims_and_name_reuse_gets_fresh_storage(hub, admin, kube, username, service):
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    user.stop_server()
+    wait_no_pod(kube, username)
+    old = claims_of(kube, username)
+    r = service.api("DELETE", f"/users/{username}")
+    assert r.status_code == 204, r.text
+    retained = claims_of(kube, username)
+    assert {c["metadata"]["uid"] for c in retained.values()} == {c["metadata"]["uid"] for c in old.values()}
+    assert all(c["metadata"]["labels"]["jupyterhub-ds/orphaned"] == "true" for c in retained.values())
+
+    again = new_user(hub.url, admin, username)
+    again.start_server()
+    pod = pod_of(kube, username)
+    mounted = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+               if "persistentVolumeClaim" in v}
+    assert not mounted & {c["metadata"]["name"] for c in old.values()}
+    again.stop_server()
+
+
+def test_rename_keeps_data_reachable(hub, admin, kube, username, service):
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    user.stop_server()
+    wait_no_pod(kube, username)
+    old = {c["metadata"]["name"] for c in claims_of(kube, username).values()}
+    renamed = f"{username}r"
+    r = service.api("PATCH", f"/users/{username}", json={"name": renamed})
+    assert r.status_code == 200, r.text
+    r = service.api("POST", f"/users/{renamed}/server")
+    assert r.status_code in (201, 202), r.text
+    deadline = time.monotonic() + 120
+    while not pod_of(kube, renamed) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    pod = pod_of(kube, renamed)
+    mounted = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+               if "persistentVolumeClaim" in v}
+    assert old <= mounted
+    # the claims' admin-facing labels follow the new name
+    assert {c["metadata"]["name"] for c in claims_of(kube, renamed).values()} == old
+    service.api("DELETE", f"/users/{renamed}/server")
+
+
+def test_delete_policy_deletes_claims(start_hub, kube, username):
+    hub = start_hub({**SETTINGS, "storage": {"onUserDelete": "delete"}})
+    admin = HubClient(hub.url, "admin")
+    admin.signup()
+    admin.login()
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    user.stop_server()
+    wait_no_pod(kube, username)
+    assert len(claims_of(kube, username)) == 3
+    r = admin.api("DELETE", f"/users/{username}")
+    assert r.status_code == 204, r.text
+    deadline = time.monotonic() + 60
+    while claims_of(kube, username) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert claims_of(kube, username) == {}
+    assert not kube.json("pvc", "jupyterhub-ds-shared")["metadata"].get("deletionTimestamp")
