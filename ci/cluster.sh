@@ -17,6 +17,7 @@
 #                        $JHDS_CACHE/run/<cluster>/ (kubeconfig, rendered config, kwokctl state and logs)
 #   JHDS_APISERVER_PORT  kube-apiserver port for a NEW cluster (default 0: a free port chosen by kwokctl)
 #   JHDS_UP_TIMEOUT      seconds to wait for each readiness step (default 180)
+#   JHDS_KEEP_PODS=1     keep the pods left from before when `up` restarts kwok (see kwok_clean_restart)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,6 +114,42 @@ wait_until() {
 
 apiserver_ready() { [[ $(kctl get --raw /readyz --request-timeout=5s) == ok ]]; }
 
+kwok_running() {
+  local pid
+  pid=$(cat "$KWOK_CLUSTER_DIR/pids/kwok-controller.pid" 2>/dev/null) && [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# A kwok that (re)starts on an existing cluster must not inherit two things from its predecessor:
+# - the node leases (kube-node-lease/<node>): kwok only runs the pods of nodes whose lease it holds, and a new kwok
+#   has a new identity, so it waited for the old leases to expire (lease 200 s, retried every ~50 s): pods stayed
+#   Pending for minutes;
+# - the pods: kwok v0.8.0 keeps its pod-IP pool in memory and does not re-reserve the IPs of pods that are already
+#   Running, so it handed 127.1.1.1, ... out a second time. Pods left from before are stale anyway (nothing ran
+#   them): they are deleted (JHDS_KEEP_PODS=1 keeps them, with that risk).
+# So: stop kwok, delete the leases (and the pods), start kwok again. Deleting pods while a fresh kwok replays
+# them also left it ignoring every new pod once, another reason to do this while kwok is stopped.
+kwok_clean_restart() {
+  local pods pid i
+  pid=$(cat "$KWOK_CLUSTER_DIR/pids/kwok-controller.pid" 2>/dev/null || true)
+  if [[ -n $pid ]]; then
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  kctl -n kube-node-lease delete leases --all >/dev/null
+  pods=$(kctl get pods --all-namespaces -o name | wc -l)
+  if (( pods > 0 )); then
+    if [[ ${JHDS_KEEP_PODS:-} == 1 ]]; then
+      log "WARNING: kwok restarted with $pods pods left from before: new pods may get their IPs (JHDS_KEEP_PODS=1)"
+    else
+      log "kwok restarted: deleting the $pods pods left from before (kwok forgot their IPs; JHDS_KEEP_PODS=1 keeps them)"
+      kctl delete pods --all --all-namespaces --force --grace-period=0 --wait=true >/dev/null 2>&1 \
+        || log "WARNING: could not delete all old pods"
+    fi
+  fi
+  kwokctl_ start cluster
+}
+
 cmd_up() {
   local t0=$SECONDS fingerprint
   exec 3>&1 1>&2   # stdout is reserved for the final KUBECONFIG= line
@@ -135,8 +172,10 @@ cmd_up() {
     kwokctl_ delete cluster --kubeconfig "$NO_KUBECONFIG"
     rm -rf "$KWOK_WORKDIR" "$RUN_DIR/kwok-cache"
   fi
+  local restarted_kwok=0
   if exists; then
     log "starting existing cluster $CLUSTER"
+    kwok_running || restarted_kwok=1
     kwokctl_ start cluster
   else
     log "creating cluster $CLUSTER (config $RUN_DIR/kwokctl.yaml)"
@@ -153,6 +192,7 @@ cmd_up() {
   wait_until "kube-apiserver /readyz" apiserver_ready
   # kube-controller-manager's serviceaccount controller creates it; pods are rejected without it.
   wait_until "default ServiceAccount (kube-controller-manager)" kctl -n default get serviceaccount default
+  if (( restarted_kwok )); then kwok_clean_restart; fi
 
   KWOK_PORT=$(sed -n 's/^[[:space:]]*kwokControllerPort:[[:space:]]*\([0-9]*\).*/\1/p' "$KWOK_CLUSTER_DIR/kwok.yaml" | head -n 1)
   [[ -n $KWOK_PORT ]] || die "no kwokControllerPort in $KWOK_CLUSTER_DIR/kwok.yaml"
@@ -160,6 +200,8 @@ cmd_up() {
   render "$CONF_DIR/nodes.yaml.in" >"$RUN_DIR/nodes.yaml"
   kctl apply -f "$RUN_DIR/nodes.yaml"
   wait_until "nodes Ready (kwok)" kctl wait --for=condition=Ready node/cpu-1 node/gpu-1 --timeout=5s
+  # kwok runs the pods of a node only once it holds the node's lease.
+  wait_until "node leases held by kwok" kctl -n kube-node-lease get lease cpu-1 gpu-1
   wait_until "metrics.k8s.io APIService (metrics-server)" \
     kctl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
 
