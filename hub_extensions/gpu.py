@@ -27,7 +27,7 @@ from .pod_policy import merge_node_selector
 from .settings import GpuSettings
 from .storage import notebook_container
 
-log = logging.getLogger("jupyterhub.ds.gpu")
+log = logging.getLogger("JupyterHub.ds.gpu")  # a child of the hub's own logger: same handlers and level
 
 LABEL_PRESENT = "nvidia.com/gpu.present"
 LABEL_COUNT = "nvidia.com/gpu.count"

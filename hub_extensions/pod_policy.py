@@ -21,7 +21,7 @@ from kubernetes_asyncio.client import V1HostPathVolumeSource, V1Volume, V1Volume
 from .settings import DockerSockSettings, GroupsSettings
 from .storage import notebook_container
 
-log = logging.getLogger("jupyterhub.ds.pod_policy")
+log = logging.getLogger("JupyterHub.ds.pod_policy")  # a child of the hub's own logger: same handlers and level
 
 DOCKER_SOCK_MOUNT = "/var/run/docker.sock"
 DOCKER_SOCK_VOLUME = "ds-docker-sock"

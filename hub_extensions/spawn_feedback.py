@@ -9,7 +9,9 @@ Two failures would otherwise look like a hang or a wall of text on the spawn pag
   "Spawn failed: ..." on the spawn page and returns from the REST API.
 - the scheduler cannot place a GPU pod because every GPU is taken. KubeSpawner already streams
   the pod's events to the spawn page; we put a plain sentence in front of the
-  ``FailedScheduling ... Insufficient nvidia.com/gpu`` event so the user knows to wait.
+  ``FailedScheduling ... Insufficient nvidia.com/gpu`` event so the user knows to wait, and when
+  the start times out, the final "Spawn failed" message repeats the pod's last warning instead of
+  only "did not start in 120 seconds".
 """
 
 from __future__ import annotations
@@ -54,6 +56,23 @@ def scheduling_hint(raw_event: Mapping[str, Any] | None, resource: str) -> str |
             "as one is released, or fails when the start timeout runs out.")
 
 
+class SpawnTimeout(TimeoutError):
+    """A start timeout that says why (JupyterHub still counts it as a timeout)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+def last_warning(events: list[Mapping[str, Any]], resource: str) -> str | None:
+    """The pod's most recent Warning event, as the user should read it."""
+    for event in reversed(events):
+        if event.get("type") == "Warning":
+            hint = scheduling_hint(event, resource)
+            return f"{hint} Scheduler: {event.get('message')}" if hint else event.get("message")
+    return None
+
+
 class SpawnFeedbackMixin:
     """Mixed into the KubeSpawner subclass, before ``KubeSpawner``."""
 
@@ -62,6 +81,12 @@ class SpawnFeedbackMixin:
             return await super().start()  # type: ignore[misc]
         except ApiException as e:
             raise refused(e) from e
+        except TimeoutError as e:
+            warning = last_warning(getattr(self, "events", None) or [],
+                                   self.ds_settings.gpu.resource)  # type: ignore[attr-defined]
+            if warning:
+                raise SpawnTimeout(f"{e} Last event: {warning}") from e
+            raise
 
     async def progress(self) -> AsyncIterator[dict]:
         resource = self.ds_settings.gpu.resource  # type: ignore[attr-defined]

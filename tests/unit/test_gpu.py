@@ -240,7 +240,7 @@ async def test_cache_first_wait_is_bounded_and_failures_keep_the_last_answer(cap
 
     cache = gpu.NodeCache(GpuSettings(mode=2), fetch=slow, first_wait=0.1)
     try:
-        with caplog.at_level(logging.WARNING, logger="jupyterhub.ds.gpu"):
+        with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.gpu"):
             assert await asyncio.wait_for(cache.warm(), 1) is None
         assert "no node list after" in caplog.text
         hang.set()
@@ -322,6 +322,7 @@ def test_scheduling_hint_only_for_exhausted_gpus():
 class _Base:
     def __init__(self, events=(), error=None):
         self._events, self._error = events, error
+        self.events: list[dict] = []  # KubeSpawner's property: this pod's events since the start
 
     async def start(self):
         if self._error:
@@ -355,3 +356,22 @@ async def test_mixin_progress_adds_the_gpu_hint_once_and_keeps_the_event():
     assert "Insufficient nvidia.com/gpu" in out[0]["message"]
     assert out[0]["raw_event"] is raw
     assert out[1] == events[1]
+
+
+async def test_mixin_start_timeout_repeats_the_last_warning():
+    spawner = _Spawner(error=TimeoutError("pod ns/jupyter-alice did not start in 120 seconds!"))
+    spawner.events = [
+        {"type": "Warning", "reason": "FailedScheduling",
+         "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."},
+        {"type": "Normal", "reason": "Other", "message": "noise"},
+    ]
+    with pytest.raises(TimeoutError) as info:
+        await spawner.start()
+    message = info.value.jupyterhub_message
+    assert message.startswith("pod ns/jupyter-alice did not start in 120 seconds! Last event: No free GPU")
+    assert "Insufficient nvidia.com/gpu" in message
+
+    quiet = _Spawner(error=TimeoutError("did not start"))
+    with pytest.raises(TimeoutError) as info:
+        await quiet.start()
+    assert not hasattr(info.value, "jupyterhub_message")

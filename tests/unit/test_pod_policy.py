@@ -194,7 +194,7 @@ def test_ensure_groups_recreates_a_deleted_group_and_logs_it(db, caplog):
 
     db.delete(orm.Group.find(db, "docker-privileged"))
     db.commit()
-    with caplog.at_level(logging.WARNING, logger="jupyterhub.ds.pod_policy"):
+    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.pod_policy"):
         assert pod_policy.ensure_groups(db, ["docker-sock", "docker-privileged"]) == ["docker-privileged"]
     assert orm.Group.find(db, "docker-privileged") is not None
     assert orm.Group.find(db, "docker-privileged").users == []

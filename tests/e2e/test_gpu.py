@@ -1,0 +1,147 @@
+"""GPU modes on the real control plane: the scheduler, the GPU node (gpu-1: 2 nvidia.com/gpu, tainted
+nvidia.com/gpu:NoSchedule) and the CPU node (cpu-1).
+
+"No GPU nodes" is simulated without touching the shared cluster's nodes: auto mode with
+``gpu.resource: example.com/gpu``, an extended resource no node advertises, sees no GPU node exactly
+as a cluster without the NVIDIA device plugin would.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .hubclient import HubClient, ServiceClient, new_user
+from .spawnwatch import env_of, notebook, progress_events, request_start, stop_quietly, user_pod, wait_pod_gone
+
+BASE = {"storage": {"enabled": False}}
+Z2JH_TOLERATION = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def gpu_flags(pod: dict) -> tuple[str, str, str]:
+    env = env_of(pod)
+    return env["ENABLE_GPU_SUPPORT"], env["ENABLE_GPUSTAT"], env["NVIDIA_DETECTED"]
+
+
+def limits(pod: dict) -> dict:
+    return notebook(pod).get("resources", {}).get("limits", {})
+
+
+def admin_of(hub) -> HubClient:
+    client = HubClient(hub.url, "admin")
+    client.signup()
+    return client.login()
+
+
+def run(user: HubClient, kube) -> dict:
+    user.start_server()
+    return user_pod(kube, user.username)
+
+
+def stop(user: HubClient, kube) -> None:
+    stop_quietly(user)
+    wait_pod_gone(kube, user.username)
+
+
+@pytest.fixture(scope="module")
+def forced(start_hub):
+    hub = start_hub({**BASE, "gpu": {"mode": 1, "count": 1}})
+    return hub, admin_of(hub)
+
+
+@pytest.fixture(scope="module")
+def auto(start_hub):
+    hub = start_hub({**BASE, "gpu": {"mode": 2, "nodeCacheSeconds": 3600}})
+    return hub, admin_of(hub)
+
+
+def test_forced_mode_requests_gpus_and_lands_on_the_gpu_node(forced, kube, username):
+    hub, admin = forced
+    user = new_user(hub.url, admin, username)
+    try:
+        pod = run(user, kube)
+        assert limits(pod)["nvidia.com/gpu"] == "1"
+        assert pod["spec"]["nodeName"] == "gpu-1"
+        assert GPU_TOLERATION in pod["spec"]["tolerations"]
+        assert Z2JH_TOLERATION in pod["spec"]["tolerations"]  # Z2JH's user tolerations are kept
+        assert gpu_flags(pod) == ("1", "1", "0")  # forced: NVIDIA_DETECTED=0, as upstream
+    finally:
+        stop(user, kube)
+
+
+def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(auto, kube, namespace, username):
+    hub, admin = auto
+    first = new_user(hub.url, admin, username)
+    try:
+        pod = run(first, kube)
+        assert limits(pod)["nvidia.com/gpu"] == "1"
+        assert pod["spec"]["nodeName"] == "gpu-1"
+        assert gpu_flags(pod) == ("1", "1", "1")
+    finally:
+        stop(first, kube)
+    assert "GPU auto-detect: servers get nvidia.com/gpu: gpu-1 (2 allocatable, Tesla-T4)" in hub.log.read_text()
+
+    # While the cache is fresh a spawn makes no node call: take the hub's permission to list nodes away
+    # (this namespace's own ClusterRoleBinding); a node call would now fail and be logged.
+    binding = f"{namespace}-jupyterhub-ds-hub"
+    saved = kube.json("clusterrolebinding", binding)
+    saved["metadata"] = {k: v for k, v in saved["metadata"].items() if k in ("name", "labels", "annotations")}
+    kube("delete", "clusterrolebinding", binding)
+    second = new_user(hub.url, admin, username + "b")
+    try:
+        pod = run(second, kube)
+        assert limits(pod)["nvidia.com/gpu"] == "1"
+    finally:
+        kube("apply", "-f", "-", stdin=json.dumps(saved))
+        stop(second, kube)
+    assert "listing nodes failed" not in hub.log.read_text()
+
+
+def test_auto_mode_without_gpu_nodes_requests_none(start_hub, kube, username):
+    hub = start_hub({**BASE, "gpu": {"mode": 2, "resource": "example.com/gpu"}})
+    user = new_user(hub.url, admin_of(hub), username)
+    try:
+        pod = run(user, kube)
+        assert not any(k.endswith("/gpu") for k in limits(pod))
+        assert all(t["key"] != "example.com/gpu" for t in pod["spec"]["tolerations"])
+        assert pod["spec"]["nodeName"] == "cpu-1"
+        assert gpu_flags(pod) == ("0", "0", "0")
+    finally:
+        stop(user, kube)
+    assert "no node advertises allocatable example.com/gpu" in hub.log.read_text()
+
+
+def test_gpu_group_limits_who_gets_gpus(start_hub, kube, username):
+    hub = start_hub({**BASE, "gpu": {"mode": 1, "group": "gpu-users"}})
+    admin = admin_of(hub)
+    member, other = new_user(hub.url, admin, username), new_user(hub.url, admin, username + "x")
+    r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/gpu-users/users", json={"users": [username]})
+    assert r.status_code == 200, r.text  # the group exists: configure() loads it at hub start
+    try:
+        assert limits(run(member, kube))["nvidia.com/gpu"] == "1"
+        pod = run(other, kube)
+        assert "nvidia.com/gpu" not in limits(pod)
+        assert gpu_flags(pod) == ("0", "0", "0")
+    finally:
+        stop(member, kube)
+        stop(other, kube)
+
+
+def test_exhausted_gpus_are_explained_on_the_spawn_page(start_hub, kube, username):
+    """3 GPUs per server, 2 in the cluster: the scheduler's reason reaches the progress stream."""
+    hub = start_hub({**BASE, "gpu": {"mode": 1, "count": 3}})
+    user = new_user(hub.url, admin_of(hub), username)
+    try:
+        status, body = request_start(user)
+        assert status == 202, (status, body)  # pending: the pod exists but cannot be scheduled
+        events = progress_events(user, until=lambda e: "Insufficient nvidia.com/gpu" in e.get("message", ""),
+                                 timeout=60)
+        messages = [e.get("message", "") for e in events]
+        explained = [m for m in messages if "Insufficient nvidia.com/gpu" in m]
+        assert explained, messages
+        assert explained[0].startswith("No free GPU right now"), explained[0]
+        assert user_pod(kube, username)["status"]["phase"] == "Pending"
+    finally:
+        stop(user, kube)
