@@ -1,0 +1,74 @@
+"""The settings structure: defaults, one-line errors naming the key, and the generated schema."""
+
+from __future__ import annotations
+
+import pytest
+from traitlets.config import Config
+
+import hub_extensions
+from hub_extensions.settings import Settings, SettingsError, dataclass_schema, load_settings, to_values
+
+
+def test_defaults_are_the_upstream_layout():
+    s = load_settings(None)
+    assert [(v.name, v.mount_path) for v in s.storage.volumes] == [
+        ("home", "/home"), ("workspace", "/home/lab/workspace"), ("cache", "/home/lab/.cache")]
+    assert s.storage.shared.mount_path == "/mnt/shared" and s.storage.on_user_delete == "retain"
+    assert s.gpu.mode == 2 and s.groups.docker_sock.group == "docker-sock"
+    assert load_settings(to_values(s)) == s
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"gpu": {"mode": 3}}, "jupyterhub.custom.ds.gpu.mode: expected one of 0, 1, 2, got 3"),
+    ({"gpu": {"count": "2"}}, "jupyterhub.custom.ds.gpu.count: expected an integer, got \"2\""),
+    ({"gpu": {"count": True}}, "jupyterhub.custom.ds.gpu.count: expected an integer, got true"),
+    ({"bogus": 1}, "jupyterhub.custom.ds.bogus: unknown setting"),
+    ({"storage": {"volumes": [{"name": "Home", "mountPath": "/x"}]}},
+     "jupyterhub.custom.ds.storage.volumes[0].name: expected a string matching"),
+    ({"storage": {"volumes": [{"name": "a", "mountPath": "/x", "size": "ten"}]}},
+     "jupyterhub.custom.ds.storage.volumes[0].size"),
+    ({"storage": {"volumes": [{"name": "a", "mountPath": "/x"}, {"name": "a", "mountPath": "/y"}]}},
+     "volumes[1].name: expected a unique name"),
+    ({"storage": {"volumes": [{"name": "a", "mountPath": "/mnt/shared"}]}}, "expected unique mount paths"),
+    ({"storage": {"onUserDelete": "keep"}}, "onUserDelete: expected one of \"retain\", \"delete\""),
+    ({"storage": {"volumes": [{"name": "a", "mountPath": "/x", "accessModes": ["RWX"]}]}},
+     "accessModes[0]: expected one of"),
+    ({"groups": {"dockerSock": {"nodeSelector": {"a": 1}}}}, "nodeSelector: expected a mapping of strings"),
+    ("not a mapping", "jupyterhub.custom.ds: expected a mapping"),
+])
+def test_bad_settings_name_the_key(raw, message):
+    with pytest.raises(SettingsError) as err:
+        load_settings(raw)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_configure_stops_the_hub_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        hub_extensions.configure(Config(), {"gpu": {"mode": 7}})
+    expected = "jupyterhub-ds: invalid setting: jupyterhub.custom.ds.gpu.mode: expected one of 0, 1, 2, got 7"
+    assert str(exited.value) == expected
+    assert capsys.readouterr().err.strip() == str(exited.value)
+
+
+def test_configure_refuses_z2jh_dynamic_storage_alongside_ours():
+    c = Config()
+    c.KubeSpawner.storage_pvc_ensure = True
+    with pytest.raises(SystemExit, match=r"jupyterhub.singleuser.storage.type: expected none"):
+        hub_extensions.configure(c, {})
+
+
+def test_schema_is_strict_and_documented():
+    schema = dataclass_schema(Settings)
+    assert schema["additionalProperties"] is False
+    gpu = schema["properties"]["gpu"]
+    assert gpu["additionalProperties"] is False and gpu["properties"]["mode"]["enum"] == [0, 1, 2]
+
+    def walk(node):
+        for key, sub in node.get("properties", {}).items():
+            assert sub.get("description"), key
+            walk(sub)
+        if "items" in node:
+            walk(node["items"])
+
+    walk(schema)
