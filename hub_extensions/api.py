@@ -19,7 +19,6 @@ from typing import Any
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
-from kubernetes_asyncio.client import ApiException
 from tornado import web
 
 from . import k8s, locks, storage
@@ -57,8 +56,8 @@ class ManageVolumesHandler(DsAPIHandler):
         user, spawner = self.target(user_name)
         try:
             claims = await k8s.list_claims(spawner.namespace, storage.owner_selector(spawner.ds_owner))
-        except ApiException as e:
-            raise web.HTTPError(503, f"Kubernetes API unavailable: {e.status} {e.reason}") from e
+        except k8s.API_ERRORS as e:
+            raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         self.write_json(200, {
             "user": user.name,
             "server": server_state(spawner),
@@ -82,8 +81,8 @@ class ManageVolumesHandler(DsAPIHandler):
                 result = await storage.reset_claims(spawner.namespace, self.ds_settings.storage,
                                                     spawner.ds_owner, volumes,
                                                     self.ds_settings.storage.reset_timeout_seconds)
-            except ApiException as e:
-                raise web.HTTPError(503, f"Kubernetes API unavailable: {e.status} {e.reason}") from e
+            except k8s.API_ERRORS as e:
+                raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         self.log.info("Volume reset for %s by %s: %s", user.name, self.current_user.name, result.as_json())
         self.write_json(result.status, result.as_json())
 

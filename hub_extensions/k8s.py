@@ -11,10 +11,21 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
 from kubespawner.clients import load_config, shared_client
 
 REQUEST_TIMEOUT = 10  # seconds per API call; the hub must never hang on a slow API server
+
+# What a call into this layer may raise when the API server refuses or cannot be reached.
+API_ERRORS = (ApiException, aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def describe(error: BaseException) -> str:
+    """One line for users: the API server's status and reason, or why it could not be reached."""
+    if isinstance(error, ApiException):
+        return f"{error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def core() -> CoreV1Api:

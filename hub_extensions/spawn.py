@@ -12,7 +12,7 @@ from typing import Any
 
 from tornado import web
 
-from . import branding, gpu, labenv, locks, pod_policy, storage
+from . import branding, gpu, k8s, labenv, locks, pod_policy, storage
 
 
 async def pre_spawn(spawner: Any) -> None:
@@ -27,6 +27,8 @@ async def pre_spawn(spawner: Any) -> None:
                                             spawner.user.name, spawner.common_labels)
             except storage.StorageError as e:
                 raise web.HTTPError(e.status, e.message) from e
+            except k8s.API_ERRORS as e:
+                raise web.HTTPError(503, f"Could not prepare your volumes: {k8s.describe(e)}") from e
 
 
 def modify_pod(spawner: Any, pod: Any) -> Any:

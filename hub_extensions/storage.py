@@ -249,8 +249,8 @@ async def reset_claims(namespace: str, settings: StorageSettings, owner: str, vo
             continue
         try:
             await k8s.delete_claim(namespace, name)
-        except k8s.ApiException as e:
-            result.failed.append({"volume": volume, "reason": f"API error {e.status}: {e.reason}"})
+        except k8s.API_ERRORS as e:
+            result.failed.append({"volume": volume, "reason": f"API error {k8s.describe(e)}"})
             continue
         deleting[name] = volume
     stuck = await k8s.wait_claims_gone(namespace, selector, set(deleting), within)

@@ -1,0 +1,45 @@
+"""A real hub whose Kubernetes API cannot be reached answers clearly (503 JSON), never hangs or 500s."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "ci"))
+
+import devenv  # noqa: E402
+
+from tests.e2e.hubclient import HubClient  # noqa: E402
+
+DEAD_API = {
+    "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+    "clusters": [{"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}}],
+    "users": [{"name": "dead", "user": {"token": "x"}}],
+    "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}],
+}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    state = tmp_path_factory.mktemp("deadapi")
+    kubeconfig = state / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(DEAD_API))
+    hub = devenv.Hub("unreachable", kubeconfig, state / "hub", settings={"gpu": {"mode": 0}}).start()
+    yield hub
+    hub.stop()
+
+
+def test_volume_endpoints_answer_503_json(hub):
+    admin = HubClient(hub.url, "admin")
+    admin.signup()
+    admin.login()
+    r = admin.api("GET", "/users/admin/manage-volumes")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == 503 and body["message"].startswith("Kubernetes API unavailable: ")
+    r = admin.api("DELETE", "/users/admin/manage-volumes", json={"volumes": ["home"]})
+    assert r.status_code == 503 and r.json()["message"].startswith("Kubernetes API unavailable: ")
