@@ -14,6 +14,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import jupyterhub
+
 from . import __version__, api, branding, gpu, hooks, pod_policy, spawn
 from .settings import Settings, SettingsError, load_settings
 
@@ -73,6 +75,8 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.template_vars.update({
         **brand.template_vars(),
         "ds_version": __version__,
+        # JupyterHub passes server_version to admin.html only; the home page footer needs it too
+        "server_version": jupyterhub.__version__,
         "ds_volumes": [
             {"name": v.name, "description": v.description, "size": v.size, "mount_path": v.mount_path}
             for v in settings.storage.volumes if v.resettable
