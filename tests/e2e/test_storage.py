@@ -232,3 +232,33 @@ def test_delete_policy_deletes_claims(start_hub, kube, username):
         time.sleep(0.5)
     assert claims_of(kube, username) == {}
     assert not kube.json("pvc", "jupyterhub-ds-shared")["metadata"].get("deletionTimestamp")
+
+
+def test_reset_waits_for_the_pod_to_be_gone(hub, admin, kube, username):
+    """A stopped server whose pod is still terminating (here: held by a finalizer) blocks the reset."""
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    pod_name = pod_of(kube, username)["metadata"]["name"]
+    user.stop_server()
+    wait_no_pod(kube, username)
+    kube("apply", "-f", "-", stdin=f"""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {pod_name}
+  finalizers: [example.com/hold]
+spec:
+  containers: [{{name: notebook, image: busybox}}]
+""")
+    kube("delete", "pod", pod_name, "--wait=false")
+    try:
+        status, body = reset(user, username, ["cache"])
+        assert status == 409 and "still terminating" in body["message"], body
+        assert set(claims_of(kube, username)) == {"home", "workspace", "cache"}
+    finally:
+        kube("patch", "pod", pod_name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    deadline = time.monotonic() + 30
+    while kube("get", "pod", pod_name, "--ignore-not-found", "-o", "name").strip() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    status, body = reset(user, username, ["cache"])
+    assert status == 200, body
