@@ -1,7 +1,9 @@
-"""KubeSpawner with our settings attached and the storage policy applied when a user is deleted.
+"""KubeSpawner with our settings attached, spawn failures explained, and the storage policy applied
+when a user is deleted.
 
-JupyterHub calls ``delete_forever`` on each spawner of a deleted user; it is the only hook on user
-deletion, so this is the one place a subclass is needed. Everything else is in hooks.
+A subclass is needed only where KubeSpawner offers no hook: ``delete_forever`` (JupyterHub calls it on
+each spawner of a deleted user), and ``start``/``progress`` (to put the API server's and scheduler's
+words in front of the user, :mod:`hub_extensions.spawn_feedback`). Everything else is in hooks.
 """
 
 from __future__ import annotations
