@@ -52,8 +52,9 @@ def scheduling_hint(raw_event: Mapping[str, Any] | None, resource: str) -> str |
         return None
     if f"Insufficient {resource}" not in (raw_event.get("message") or ""):
         return None
-    return (f"No free GPU right now: the {resource} of every node are in use. Your server starts as soon "
-            "as one is released, or fails when the start timeout runs out.")
+    return (f"No free GPU right now: no node has enough unallocated {resource} for this server (other "
+            "servers hold them, or a node has fewer than requested). It starts as soon as enough are "
+            "released, or fails when the start timeout runs out.")
 
 
 class SpawnTimeout(TimeoutError):
