@@ -181,8 +181,10 @@ class NodeCache:
         try:
             found = gpu_nodes(await self._list(), self.settings.resource, self.settings.node_selector)
         except Exception as e:
+            # an ApiException's str() carries every response header: the status line is what matters
+            why = f"{e.status} {e.reason}" if hasattr(e, "status") and hasattr(e, "reason") else repr(e)
             log.warning("GPU auto-detect: listing nodes failed (%s); keeping the previous answer (%s)",
-                        e, self.answer())
+                        why, self.answer())
             return
         if found != self.nodes:
             self._report(found)

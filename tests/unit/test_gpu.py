@@ -253,8 +253,11 @@ async def test_cache_first_wait_is_bounded_and_failures_keep_the_last_answer(cap
         raise ApiException(status=403, reason="Forbidden")
 
     cache._fetch = broken
-    await cache._refresh()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.gpu"):
+        await cache._refresh()
     assert cache.answer() is True  # a failed list keeps the previous answer
+    assert "listing nodes failed (403 Forbidden)" in caplog.text
 
 
 async def test_cache_background_loop_refreshes_every_ttl():
