@@ -22,7 +22,7 @@ from kubespawner.slugs import safe_slug
 from . import k8s
 from .settings import SHARED_CLAIM_NAME, StorageSettings, VolumeSettings
 
-log = logging.getLogger("jupyterhub.ds.storage")
+log = logging.getLogger("JupyterHub.ds.storage")  # a child of the hub app logger
 
 MANAGED_BY = "jupyterhub-ds"
 LABEL_OWNER = "jupyterhub-ds/owner"

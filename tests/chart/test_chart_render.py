@@ -36,6 +36,7 @@ MATRIX: list[tuple[str, tuple[str, ...], set[tuple[str, str]]]] = [
     ("gpu-forced", (f"{DS}.gpu.mode=1", f"{DS}.gpu.count=2"), RBAC | SHARED),
     ("gpu-auto", (f"{DS}.gpu.mode=2",), RBAC | SHARED),
     ("all-off", ("rbac.create=false", f"{DS}.storage.shared.enabled=false"), set()),
+    ("namespace", ("podSecurity.manageNamespace=true",), RBAC | SHARED | {("Namespace", "jupyterhub")}),
 ]
 MATRIX_IDS = [case[0] for case in MATRIX]
 
@@ -188,3 +189,13 @@ def test_kube_version_constraint(renderer, chart_module):
     renderer.documents(kube_version="1.28.0")
     with pytest.raises(chart_module.HelmError, match=r"kubeVersion"):
         renderer.documents(kube_version="1.27.9")
+
+
+@pytest.mark.parametrize(("set_values", "level"), [((), "privileged"), (("podSecurity.enforce=baseline",), "baseline")])
+def test_managed_namespace_carries_pod_security_labels(renderer, set_values, level):
+    ns = one(renderer.ours("podSecurity.manageNamespace=true", *set_values, namespace="team-a"), "Namespace")
+    assert ns["metadata"]["name"] == "team-a"
+    labels = ns["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == level
+    assert labels["pod-security.kubernetes.io/warn"] == "baseline"
+    assert ns["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

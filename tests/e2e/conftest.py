@@ -100,7 +100,11 @@ def start_hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
 
 @pytest.fixture(scope="module")
 def hub(start_hub: Callable[..., devenv.Hub]) -> devenv.Hub:
-    return start_hub({})
+    """A hub with default settings except GPUs off: gpu-1's two GPUs would cap concurrent test servers.
+
+    Modules that test GPUs or the defaults start their own hub with ``start_hub``.
+    """
+    return start_hub({"gpu": {"mode": 0}})
 
 
 @pytest.fixture(scope="module")

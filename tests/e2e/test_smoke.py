@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from .hubclient import new_user
 
 
+@pytest.fixture(scope="module")
+def hub(start_hub):
+    """The defaults exactly as shipped (GPU auto mode gives this server a GPU on gpu-1)."""
+    return start_hub({})
+
+
 def test_spawn_through_hub_creates_pod_and_bound_claims(hub, admin, kube, username):
-    """Runs with the default settings (GPU auto mode gives this server a GPU on gpu-1)."""
     user = new_user(hub.url, admin, username)
     user.start_server()
 
