@@ -15,7 +15,8 @@ plus one ConfigMap template echoing .Values.hub.image and .Values.custom), so He
 
 Environment:
     JHDS_HELM              helm binary to use (default: ci/get_helm.py's cached helm 3.19.0)
-    Z2JH_DATA_DIR          Z2JH data for the stand-in (default: <repo>/../shared/z2jh/<dependency version>)
+    Z2JH_DATA_DIR          Z2JH data for the stand-in (default: the nearest shared/z2jh/<dependency version>
+                           beside the checkout or one of its parents)
     JHDS_CHART_DEPENDENCY  auto (default), real (fail when the real chart cannot be fetched) or stand-in
 """
 
@@ -120,10 +121,12 @@ def dependency(chart_dir: Path = CHART_DIR) -> dict[str, Any]:
 
 
 def z2jh_data_dir(version: str) -> Path:
-    """Z2JH data files for the stand-in: ``$Z2JH_DATA_DIR``, else ``<repo>/../shared/z2jh/<version>``."""
+    """Z2JH data files for the stand-in: ``$Z2JH_DATA_DIR``, else ``shared/z2jh/<version>`` beside the
+    checkout or beside one of its parent directories (a CI clone may sit deeper than the main checkout)."""
     if os.environ.get("Z2JH_DATA_DIR"):
         return Path(os.environ["Z2JH_DATA_DIR"])
-    return REPO_ROOT.parent / "shared" / "z2jh" / version
+    candidates = [parent / "shared" / "z2jh" / version for parent in REPO_ROOT.parents]
+    return next((c for c in candidates if (c / "values.schema.json").is_file()), candidates[0])
 
 
 def _z2jh_app_version(data: Path) -> str:

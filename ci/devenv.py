@@ -73,6 +73,15 @@ def cluster_up() -> Path:
     return Path(last.split("=", 1)[1])
 
 
+def cluster_running() -> bool:
+    return subprocess.run([str(REPO / "ci" / "cluster.sh"), "status"], capture_output=True).returncode == 0
+
+
+def cluster_stop() -> None:
+    """Stop the cluster's processes, keeping its state (``ci/cluster.sh stop``)."""
+    subprocess.run([str(REPO / "ci" / "cluster.sh"), "stop"], stdout=subprocess.DEVNULL, check=False)
+
+
 def chart_objects(namespace: str) -> list[dict]:
     """What our chart renders for ``values.example.yaml`` in ``namespace`` (RBAC, shared claim, ...).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ sys.path.insert(0, str(REPO / "ci"))
 
 import devenv  # noqa: E402
 
-from .hubclient import HubClient, ServiceClient  # noqa: E402
+from .hubclient import HubClient, ServiceClient, admin_client  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,10 +32,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def admin_kubeconfig() -> Path:
+def admin_kubeconfig() -> Iterator[Path]:
+    """The cluster's admin kubeconfig. A cluster this run started is stopped at the end (its state and
+    binaries stay cached, so the next run starts it in seconds); one that was already running is left be."""
     if shutil.which("go") is None:
         pytest.skip("Go is not installed: the local control plane is built from Go modules")
-    return devenv.cluster_up()
+    was_running = devenv.cluster_running()
+    yield devenv.cluster_up()
+    if not was_running:
+        devenv.cluster_stop()
 
 
 class Kube:
@@ -53,6 +59,26 @@ class Kube:
     def items(self, kind: str, selector: str | None = None) -> list[dict]:
         args = [kind] + (["-l", selector] if selector else [])
         return self.json(*args)["items"]
+
+    def user_pods(self, username: str) -> list[dict]:
+        return self.items("pods", f"hub.jupyter.org/username={username}")
+
+    def user_pod(self, username: str) -> dict | None:
+        """The user's server pod, or None; fails if there is more than one."""
+        pods = self.user_pods(username)
+        assert len(pods) <= 1, [p["metadata"]["name"] for p in pods]
+        return pods[0] if pods else None
+
+    def user_claims(self, username: str) -> dict[str, dict]:
+        """The user's claims by volume name (home, workspace, ...)."""
+        return {c["metadata"]["labels"]["jupyterhub-ds/volume"]: c
+                for c in self.items("pvc", f"hub.jupyter.org/username={username}")}
+
+    def wait_user_pod_gone(self, username: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while self.user_pods(username):
+            assert time.monotonic() < deadline, f"pod of {username} still there after {timeout}s"
+            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +135,7 @@ def hub(start_hub: Callable[..., devenv.Hub]) -> devenv.Hub:
 
 @pytest.fixture(scope="module")
 def admin(hub: devenv.Hub) -> HubClient:
-    client = HubClient(hub.url, "admin")
-    client.signup()  # admin_users are authorized on sign-up by NativeAuthenticator
-    return client.login()
+    return admin_client(hub.url)
 
 
 @pytest.fixture(scope="module")

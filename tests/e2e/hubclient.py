@@ -88,6 +88,13 @@ class ServiceClient:
         return requests.request(method, f"{self.url}/hub/api{path}", headers=self.headers, timeout=60, **kwargs)
 
 
+def admin_client(url: str) -> HubClient:
+    """Sign up and log in the hub's admin (admin_users are authorized on sign-up by NativeAuthenticator)."""
+    client = HubClient(url, "admin")
+    client.signup()
+    return client.login()
+
+
 def new_user(url: str, admin: HubClient, username: str) -> HubClient:
     """Sign up ``username``, have the admin authorize them (NativeAuthenticator), and log in."""
     user = HubClient(url, username)

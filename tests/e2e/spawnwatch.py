@@ -47,16 +47,18 @@ def stop_quietly(user: HubClient, timeout: float = 60) -> None:
         pass
 
 
-def wait_pod_gone(kube, username: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while kube.items("pods", f"hub.jupyter.org/username={username}") and time.monotonic() < deadline:
-        time.sleep(0.5)
+def start_and_get_pod(user: HubClient, kube) -> dict:
+    """Start the user's server and return its pod from the API server."""
+    user.start_server()
+    pod = kube.user_pod(user.username)
+    assert pod is not None, f"no pod for {user.username}"
+    return pod
 
 
-def user_pod(kube, username: str) -> dict:
-    pods = kube.items("pods", f"hub.jupyter.org/username={username}")
-    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
-    return pods[0]
+def stop_and_wait(user: HubClient, kube) -> None:
+    """Stop the user's server and wait until its pod is gone from the API server."""
+    stop_quietly(user)
+    kube.wait_user_pod_gone(user.username)
 
 
 def notebook(pod: dict) -> dict:

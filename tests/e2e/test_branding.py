@@ -11,8 +11,8 @@ import re
 import pytest
 import requests
 
-from .hubclient import HubClient, new_user
-from .spawnwatch import env_of, stop_quietly, user_pod, wait_pod_gone
+from .hubclient import HubClient, admin_client, new_user
+from .spawnwatch import env_of, stop_quietly
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
 ICO = b"\0\0\1\0\1\0" + bytes(range(32))
@@ -48,9 +48,7 @@ def logo_srcs(html: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def file_admin(file_hub) -> HubClient:
-    admin = HubClient(file_hub.url, "admin")
-    admin.signup()
-    return admin.login()
+    return admin_client(file_hub.url)
 
 
 def test_login_and_home_pages_show_file_favicon_and_logo(file_hub, file_admin):
@@ -80,7 +78,7 @@ def test_lab_icons_are_fully_qualified_hub_urls_in_the_pod(file_hub, file_admin,
     user = new_user(file_hub.url, file_admin, username)
     user.start_server()
     try:
-        env = env_of(user_pod(kube, username))
+        env = env_of(kube.user_pod(username))
         # the hub's connect URL (Z2JH: http://hub:8081), as user pods reach the hub
         main = env["JUPYTERLAB_MAIN_ICON_URI"]
         assert main == f"http://127.0.0.1:{file_hub.hub_port}/hub/ds-branding/lab-main.svg"
@@ -89,7 +87,7 @@ def test_lab_icons_are_fully_qualified_hub_urls_in_the_pod(file_hub, file_admin,
         assert requests.get(main, timeout=10).content == SVG
     finally:
         stop_quietly(user)
-        wait_pod_gone(kube, username)
+        kube.wait_user_pod_gone(username)
 
 
 def test_url_branding_and_an_explicit_hub_url(start_hub, files_dir, kube, username):
@@ -100,17 +98,15 @@ def test_url_branding_and_an_explicit_hub_url(start_hub, files_dir, kube, userna
     assert icon_links(html) == [f"{CDN}/favicon.ico"]
     assert logo_srcs(html) == [f"{CDN}/logo.svg"]
 
-    admin = HubClient(hub.url, "admin")
-    admin.signup()
-    user = new_user(hub.url, admin.login(), username)
+    user = new_user(hub.url, admin_client(hub.url), username)
     user.start_server()
     try:
-        env = env_of(user_pod(kube, username))
+        env = env_of(kube.user_pod(username))
         assert env["JUPYTERLAB_MAIN_ICON_URI"] == "http://hub.example.org:8081/hub/ds-branding/lab-main.svg"
         assert "JUPYTERLAB_SPLASH_ICON_URI" not in env
     finally:
         stop_quietly(user)
-        wait_pod_gone(kube, username)
+        kube.wait_user_pod_gone(username)
 
 
 def test_a_missing_branding_file_stops_the_hub_with_the_key(start_hub, tmp_path):

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from .hubclient import HubClient, ServiceClient, new_user
-from .spawnwatch import env_of, notebook, progress_events, request_start, stop_quietly, user_pod, wait_pod_gone
+from .hubclient import ServiceClient, admin_client, new_user
+from .spawnwatch import env_of, notebook, progress_events, request_start, start_and_get_pod, stop_and_wait
 
 BASE = {"storage": {"enabled": False}}
 Z2JH_TOLERATION = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
@@ -29,58 +29,42 @@ def limits(pod: dict) -> dict:
     return notebook(pod).get("resources", {}).get("limits", {})
 
 
-def admin_of(hub) -> HubClient:
-    client = HubClient(hub.url, "admin")
-    client.signup()
-    return client.login()
-
-
-def run(user: HubClient, kube) -> dict:
-    user.start_server()
-    return user_pod(kube, user.username)
-
-
-def stop(user: HubClient, kube) -> None:
-    stop_quietly(user)
-    wait_pod_gone(kube, user.username)
-
-
 @pytest.fixture(scope="module")
 def forced(start_hub):
     hub = start_hub({**BASE, "gpu": {"mode": 1, "count": 1}})
-    return hub, admin_of(hub)
+    return hub, admin_client(hub.url)
 
 
 @pytest.fixture(scope="module")
 def auto(start_hub):
     hub = start_hub({**BASE, "gpu": {"mode": 2, "nodeCacheSeconds": 3600}})
-    return hub, admin_of(hub)
+    return hub, admin_client(hub.url)
 
 
 def test_forced_mode_requests_gpus_and_lands_on_the_gpu_node(forced, kube, username):
     hub, admin = forced
     user = new_user(hub.url, admin, username)
     try:
-        pod = run(user, kube)
+        pod = start_and_get_pod(user, kube)
         assert limits(pod)["nvidia.com/gpu"] == "1"
         assert pod["spec"]["nodeName"] == "gpu-1"
         assert GPU_TOLERATION in pod["spec"]["tolerations"]
         assert Z2JH_TOLERATION in pod["spec"]["tolerations"]  # Z2JH's user tolerations are kept
         assert gpu_flags(pod) == ("1", "1", "0")  # forced: NVIDIA_DETECTED=0, as upstream
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)
 
 
 def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(auto, kube, namespace, username):
     hub, admin = auto
     first = new_user(hub.url, admin, username)
     try:
-        pod = run(first, kube)
+        pod = start_and_get_pod(first, kube)
         assert limits(pod)["nvidia.com/gpu"] == "1"
         assert pod["spec"]["nodeName"] == "gpu-1"
         assert gpu_flags(pod) == ("1", "1", "1")
     finally:
-        stop(first, kube)
+        stop_and_wait(first, kube)
     assert "GPU auto-detect: servers get nvidia.com/gpu: gpu-1 (2 allocatable, Tesla-T4)" in hub.log.read_text()
 
     # While the cache is fresh a spawn makes no node call: take the hub's permission to list nodes away
@@ -91,48 +75,48 @@ def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(auto, 
     kube("delete", "clusterrolebinding", binding)
     second = new_user(hub.url, admin, username + "b")
     try:
-        pod = run(second, kube)
+        pod = start_and_get_pod(second, kube)
         assert limits(pod)["nvidia.com/gpu"] == "1"
     finally:
         kube("apply", "-f", "-", stdin=json.dumps(saved))
-        stop(second, kube)
+        stop_and_wait(second, kube)
     assert "listing nodes failed" not in hub.log.read_text()
 
 
 def test_auto_mode_without_gpu_nodes_requests_none(start_hub, kube, username):
     hub = start_hub({**BASE, "gpu": {"mode": 2, "resource": "example.com/gpu"}})
-    user = new_user(hub.url, admin_of(hub), username)
+    user = new_user(hub.url, admin_client(hub.url), username)
     try:
-        pod = run(user, kube)
+        pod = start_and_get_pod(user, kube)
         assert not any(k.endswith("/gpu") for k in limits(pod))
         assert all(t["key"] != "example.com/gpu" for t in pod["spec"]["tolerations"])
         assert pod["spec"]["nodeName"] == "cpu-1"
         assert gpu_flags(pod) == ("0", "0", "0")
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)
     assert "no node advertises allocatable example.com/gpu" in hub.log.read_text()
 
 
 def test_gpu_group_limits_who_gets_gpus(start_hub, kube, username):
     hub = start_hub({**BASE, "gpu": {"mode": 1, "group": "gpu-users"}})
-    admin = admin_of(hub)
+    admin = admin_client(hub.url)
     member, other = new_user(hub.url, admin, username), new_user(hub.url, admin, username + "x")
     r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/gpu-users/users", json={"users": [username]})
     assert r.status_code == 200, r.text  # the group exists: configure() loads it at hub start
     try:
-        assert limits(run(member, kube))["nvidia.com/gpu"] == "1"
-        pod = run(other, kube)
+        assert limits(start_and_get_pod(member, kube))["nvidia.com/gpu"] == "1"
+        pod = start_and_get_pod(other, kube)
         assert "nvidia.com/gpu" not in limits(pod)
         assert gpu_flags(pod) == ("0", "0", "0")
     finally:
-        stop(member, kube)
-        stop(other, kube)
+        stop_and_wait(member, kube)
+        stop_and_wait(other, kube)
 
 
 def test_exhausted_gpus_are_explained_on_the_spawn_page(start_hub, kube, username):
     """3 GPUs per server, 2 in the cluster: the scheduler's reason reaches the progress stream."""
     hub = start_hub({**BASE, "gpu": {"mode": 1, "count": 3}})
-    user = new_user(hub.url, admin_of(hub), username)
+    user = new_user(hub.url, admin_client(hub.url), username)
     try:
         status, body = request_start(user)
         assert status == 202, (status, body)  # pending: the pod exists but cannot be scheduled
@@ -142,6 +126,6 @@ def test_exhausted_gpus_are_explained_on_the_spawn_page(start_hub, kube, usernam
         explained = [m for m in messages if "Insufficient nvidia.com/gpu" in m]
         assert explained, messages
         assert explained[0].startswith("No free GPU right now"), explained[0]
-        assert user_pod(kube, username)["status"]["phase"] == "Pending"
+        assert kube.user_pod(username)["status"]["phase"] == "Pending"
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)

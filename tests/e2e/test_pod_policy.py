@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .hubclient import HubClient, ServiceClient, new_user
-from .spawnwatch import env_of, notebook, progress_events, request_start, stop_quietly, user_pod, wait_pod_gone
+from .hubclient import ServiceClient, new_user
+from .spawnwatch import env_of, notebook, progress_events, request_start, start_and_get_pod, stop_and_wait, stop_quietly
 
 # Storage and GPUs are other tests' business: keep these pods to exactly what the groups change.
 SETTINGS = {"storage": {"enabled": False}, "gpu": {"mode": 0}}
@@ -14,35 +14,13 @@ SOCK_MOUNT = {"name": "ds-docker-sock", "mountPath": "/var/run/docker.sock"}
 
 
 @pytest.fixture(scope="module")
-def ds_hub(start_hub):
+def hub(start_hub):
     return start_hub(SETTINGS)
-
-
-@pytest.fixture(scope="module")
-def ds_admin(ds_hub) -> HubClient:
-    client = HubClient(ds_hub.url, "admin")
-    client.signup()
-    return client.login()
-
-
-@pytest.fixture(scope="module")
-def groups_api(ds_hub) -> ServiceClient:
-    return ServiceClient(ds_hub.url, ds_hub.service_token)
 
 
 def set_member(api: ServiceClient, group: str, username: str, member: bool = True) -> None:
     r = api.api("POST" if member else "DELETE", f"/groups/{group}/users", json={"users": [username]})
     assert r.status_code == 200, (r.status_code, r.text)
-
-
-def start_and_get_pod(user: HubClient, kube) -> dict:
-    user.start_server()
-    return user_pod(kube, user.username)
-
-
-def stop(user: HubClient, kube) -> None:
-    stop_quietly(user)
-    wait_pod_gone(kube, user.username)
 
 
 def has_sock(pod: dict) -> bool:
@@ -54,26 +32,26 @@ def privileged(pod: dict) -> bool:
     return bool(context.get("privileged") or context.get("allowPrivilegeEscalation"))
 
 
-def test_builtin_groups_exist_after_hub_start(groups_api):
-    names = {g["name"] for g in groups_api.api("GET", "/groups").json()}
+def test_builtin_groups_exist_after_hub_start(service):
+    names = {g["name"] for g in service.api("GET", "/groups").json()}
     assert {"docker-sock", "docker-privileged"} <= names
 
 
-def test_docker_sock_member_gets_exactly_the_socket(ds_hub, ds_admin, groups_api, kube, username):
-    user = new_user(ds_hub.url, ds_admin, username)
-    set_member(groups_api, "docker-sock", username)
+def test_docker_sock_member_gets_exactly_the_socket(hub, admin, service, kube, username):
+    user = new_user(hub.url, admin, username)
+    set_member(service, "docker-sock", username)
     try:
         pod = start_and_get_pod(user, kube)
         assert SOCK in pod["spec"]["volumes"]
         assert SOCK_MOUNT in notebook(pod)["volumeMounts"]
         assert not privileged(pod)
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)
 
 
-def test_docker_privileged_member_gets_exactly_privileged(ds_hub, ds_admin, groups_api, kube, username):
-    user = new_user(ds_hub.url, ds_admin, username)
-    set_member(groups_api, "docker-privileged", username)
+def test_docker_privileged_member_gets_exactly_privileged(hub, admin, service, kube, username):
+    user = new_user(hub.url, admin, username)
+    set_member(service, "docker-privileged", username)
     try:
         pod = start_and_get_pod(user, kube)
         context = notebook(pod)["securityContext"]
@@ -82,59 +60,59 @@ def test_docker_privileged_member_gets_exactly_privileged(ds_hub, ds_admin, grou
         assert context["runAsUser"] == 1000  # KubeSpawner's own settings stay
         assert not has_sock(pod)
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)
 
 
-def test_non_member_gets_neither(ds_hub, ds_admin, kube, username):
-    user = new_user(ds_hub.url, ds_admin, username)
+def test_non_member_gets_neither(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
     try:
         pod = start_and_get_pod(user, kube)
         assert not has_sock(pod)
         assert not privileged(pod)
         assert env_of(pod)["ENABLE_GPU_SUPPORT"] == "0"
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)
 
 
-def test_removed_member_gets_a_clean_pod_on_the_next_start(ds_hub, ds_admin, groups_api, kube, username):
-    user = new_user(ds_hub.url, ds_admin, username)
+def test_removed_member_gets_a_clean_pod_on_the_next_start(hub, admin, service, kube, username):
+    user = new_user(hub.url, admin, username)
     for group in ("docker-sock", "docker-privileged"):
-        set_member(groups_api, group, username)
+        set_member(service, group, username)
     try:
         pod = start_and_get_pod(user, kube)
         assert has_sock(pod) and privileged(pod)
-        stop(user, kube)
+        stop_and_wait(user, kube)
 
         for group in ("docker-sock", "docker-privileged"):
-            set_member(groups_api, group, username, member=False)
+            set_member(service, group, username, member=False)
         pod = start_and_get_pod(user, kube)  # the same spawner object in the same hub
         assert not has_sock(pod)
         assert not privileged(pod)
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)
 
 
-def test_a_deleted_builtin_group_is_back_before_the_next_spawn(ds_hub, ds_admin, groups_api, kube, username):
-    r = groups_api.api("DELETE", "/groups/docker-privileged")
+def test_a_deleted_builtin_group_is_back_before_the_next_spawn(hub, admin, service, kube, username):
+    r = service.api("DELETE", "/groups/docker-privileged")
     assert r.status_code == 204, r.text
-    assert groups_api.api("GET", "/groups/docker-privileged").status_code == 404
+    assert service.api("GET", "/groups/docker-privileged").status_code == 404
 
-    user = new_user(ds_hub.url, ds_admin, username)
+    user = new_user(hub.url, admin, username)
     try:
         pod = start_and_get_pod(user, kube)
-        r = groups_api.api("GET", "/groups/docker-privileged")
+        r = service.api("GET", "/groups/docker-privileged")
         assert r.status_code == 200, r.text
         assert r.json()["users"] == []  # re-created empty: membership is the admin's decision
         assert not privileged(pod)
     finally:
-        stop(user, kube)
-    assert "Built-in group 'docker-privileged' was missing" in ds_hub.log.read_text()
+        stop_and_wait(user, kube)
+    assert "Built-in group 'docker-privileged' was missing" in hub.log.read_text()
 
 
-def test_pod_security_refusal_reaches_the_user(ds_hub, ds_admin, groups_api, kube, namespace, username):
+def test_pod_security_refusal_reaches_the_user(hub, admin, service, kube, namespace, username):
     """A namespace enforcing `baseline` refuses a privileged pod: the user reads the API server's reason."""
-    user = new_user(ds_hub.url, ds_admin, username)
-    set_member(groups_api, "docker-privileged", username)
+    user = new_user(hub.url, admin, username)
+    set_member(service, "docker-privileged", username)
     kube("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=baseline", "--overwrite")
     try:
         status, body = request_start(user)
@@ -156,4 +134,4 @@ def test_pod_security_refusal_reaches_the_user(ds_hub, ds_admin, groups_api, kub
     try:
         assert privileged(start_and_get_pod(user, kube))
     finally:
-        stop(user, kube)
+        stop_and_wait(user, kube)

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from .hubclient import HubClient, new_user
+from .hubclient import HubClient, admin_client, new_user
 
 # no GPU requests: these tests run many servers and the GPU node has two
 SETTINGS = {"gpu": {"mode": 0}, "storage": {"resetTimeoutSeconds": 60}}
@@ -18,23 +18,6 @@ def hub(start_hub):
     return start_hub(SETTINGS)
 
 
-def claims_of(kube, username: str) -> dict[str, dict]:
-    return {c["metadata"]["labels"]["jupyterhub-ds/volume"]: c
-            for c in kube.items("pvc", f"hub.jupyter.org/username={username}")}
-
-
-def pod_of(kube, username: str) -> dict | None:
-    pods = kube.items("pods", f"hub.jupyter.org/username={username}")
-    return pods[0] if pods else None
-
-
-def wait_no_pod(kube, username: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while pod_of(kube, username) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert pod_of(kube, username) is None
-
-
 def reset(client: HubClient, owner: str, volumes) -> tuple[int, dict]:
     r = client.api("DELETE", f"/users/{owner}/manage-volumes", json={"volumes": volumes})
     return r.status_code, r.json()
@@ -43,9 +26,9 @@ def reset(client: HubClient, owner: str, volumes) -> tuple[int, dict]:
 def test_start_creates_all_claims_and_mounts_them(hub, admin, kube, username):
     user = new_user(hub.url, admin, username)
     user.start_server()
-    claims = claims_of(kube, username)
+    claims = kube.user_claims(username)
     assert set(claims) == {"home", "workspace", "cache"}
-    pod = pod_of(kube, username)
+    pod = kube.user_pod(username)
     mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
     claim_of_volume = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
                        if "persistentVolumeClaim" in v}
@@ -63,15 +46,15 @@ def test_start_creates_all_claims_and_mounts_them(hub, admin, kube, username):
 def test_reset_lifecycle(hub, admin, kube, username):
     user = new_user(hub.url, admin, username)
     user.start_server()
-    before = claims_of(kube, username)
+    before = kube.user_claims(username)
 
     # refused while running, nothing deleted
     status, body = reset(user, username, ["cache"])
     assert status == 409 and "stopped" in body["message"]
-    assert claims_of(kube, username).keys() == before.keys()
+    assert kube.user_claims(username).keys() == before.keys()
 
     user.stop_server()
-    wait_no_pod(kube, username)
+    kube.wait_user_pod_gone(username)
     listing = user.api("GET", f"/users/{username}/manage-volumes").json()
     assert listing["server"] == "stopped"
     assert {v["volume"]: v["status"] for v in listing["volumes"]} == {
@@ -80,7 +63,7 @@ def test_reset_lifecycle(hub, admin, kube, username):
     status, body = reset(user, username, ["cache", "workspace"])
     assert status == 200, body
     assert sorted(body["reset_volumes"]) == ["cache", "workspace"] and body["failed_volumes"] == []
-    after = claims_of(kube, username)
+    after = kube.user_claims(username)
     assert set(after) == {"home"}
     assert after["home"]["metadata"]["uid"] == before["home"]["metadata"]["uid"]
     shared = kube.json("pvc", "jupyterhub-ds-shared")
@@ -88,7 +71,7 @@ def test_reset_lifecycle(hub, admin, kube, username):
 
     # the next start recreates exactly the reset claims (new objects), keeps home
     user.start_server()
-    again = claims_of(kube, username)
+    again = kube.user_claims(username)
     assert set(again) == {"home", "workspace", "cache"}
     assert again["home"]["metadata"]["uid"] == before["home"]["metadata"]["uid"]
     assert again["cache"]["metadata"]["uid"] != before["cache"]["metadata"]["uid"]
@@ -100,14 +83,14 @@ def test_restart_gives_new_pod_with_same_claims(hub, admin, kube, username):
     r = user.api("POST", f"/users/{username}/restart-server")
     assert r.status_code == 409 and r.json()["message"] == "Server is not running"
     user.start_server()
-    old_pod = pod_of(kube, username)
-    old_claims = {k: c["metadata"]["uid"] for k, c in claims_of(kube, username).items()}
+    old_pod = kube.user_pod(username)
+    old_claims = {k: c["metadata"]["uid"] for k, c in kube.user_claims(username).items()}
     r = user.api("POST", f"/users/{username}/restart-server")
     assert r.status_code in (200, 202), r.text
     user.wait_server(ready=True)
-    new_pod = pod_of(kube, username)
+    new_pod = kube.user_pod(username)
     assert new_pod["metadata"]["uid"] != old_pod["metadata"]["uid"]
-    assert {k: c["metadata"]["uid"] for k, c in claims_of(kube, username).items()} == old_claims
+    assert {k: c["metadata"]["uid"] for k, c in kube.user_claims(username).items()} == old_claims
     user.stop_server()
 
 
@@ -116,15 +99,15 @@ def test_errors_are_json_and_delete_nothing(hub, admin, kube, username, service)
     other = new_user(hub.url, admin, f"{username}x")
     user.start_server()
     # the single-user server's own token (in its pod) holds no `servers` scope: it cannot reset
-    env = {e["name"]: e.get("value") for e in pod_of(kube, username)["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in kube.user_pod(username)["spec"]["containers"][0]["env"]}
     r = requests.delete(f"{hub.url}/hub/api/users/{username}/manage-volumes", json={"volumes": ["home"]},
                         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}, timeout=30)
     assert r.status_code == 403, r.text
     user.stop_server()
     other.start_server()
     other.stop_server()
-    wait_no_pod(kube, username)
-    before = set(claims_of(kube, username))
+    kube.wait_user_pod_gone(username)
+    before = set(kube.user_claims(username))
 
     cases = [
         (user, username, {"volumes": ["bogus"]}, 400, "Invalid volume types: bogus"),
@@ -150,18 +133,18 @@ def test_errors_are_json_and_delete_nothing(hub, admin, kube, username, service)
                             timeout=30)
     assert r.status_code == 403, r.text
 
-    assert set(claims_of(kube, username)) == before
-    assert set(claims_of(kube, f"{username}x")) == before
+    assert set(kube.user_claims(username)) == before
+    assert set(kube.user_claims(f"{username}x")) == before
 
 
 def test_admin_resets_another_users_volume(hub, admin, kube, username):
     user = new_user(hub.url, admin, username)
     user.start_server()
     user.stop_server()
-    wait_no_pod(kube, username)
+    kube.wait_user_pod_gone(username)
     status, body = reset(admin, username, ["cache"])
     assert status == 200, body
-    assert set(claims_of(kube, username)) == {"home", "workspace"}
+    assert set(kube.user_claims(username)) == {"home", "workspace"}
 
 
 def test_reset_of_missing_claim_reports_not_found(hub, admin, kube, username):
@@ -175,17 +158,17 @@ def test_user_deletion_retains_claims_and_name_reuse_gets_fresh_storage(hub, adm
     user = new_user(hub.url, admin, username)
     user.start_server()
     user.stop_server()
-    wait_no_pod(kube, username)
-    old = claims_of(kube, username)
+    kube.wait_user_pod_gone(username)
+    old = kube.user_claims(username)
     r = service.api("DELETE", f"/users/{username}")
     assert r.status_code == 204, r.text
-    retained = claims_of(kube, username)
+    retained = kube.user_claims(username)
     assert {c["metadata"]["uid"] for c in retained.values()} == {c["metadata"]["uid"] for c in old.values()}
     assert all(c["metadata"]["labels"]["jupyterhub-ds/orphaned"] == "true" for c in retained.values())
 
     again = new_user(hub.url, admin, username)
     again.start_server()
-    pod = pod_of(kube, username)
+    pod = kube.user_pod(username)
     mounted = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
                if "persistentVolumeClaim" in v}
     assert not mounted & {c["metadata"]["name"] for c in old.values()}
@@ -196,41 +179,39 @@ def test_rename_keeps_data_reachable(hub, admin, kube, username, service):
     user = new_user(hub.url, admin, username)
     user.start_server()
     user.stop_server()
-    wait_no_pod(kube, username)
-    old = {c["metadata"]["name"] for c in claims_of(kube, username).values()}
+    kube.wait_user_pod_gone(username)
+    old = {c["metadata"]["name"] for c in kube.user_claims(username).values()}
     renamed = f"{username}r"
     r = service.api("PATCH", f"/users/{username}", json={"name": renamed})
     assert r.status_code == 200, r.text
     r = service.api("POST", f"/users/{renamed}/server")
     assert r.status_code in (201, 202), r.text
     deadline = time.monotonic() + 120
-    while not pod_of(kube, renamed) and time.monotonic() < deadline:
+    while not kube.user_pod(renamed) and time.monotonic() < deadline:
         time.sleep(0.5)
-    pod = pod_of(kube, renamed)
+    pod = kube.user_pod(renamed)
     mounted = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
                if "persistentVolumeClaim" in v}
     assert old <= mounted
     # the claims' admin-facing labels follow the new name
-    assert {c["metadata"]["name"] for c in claims_of(kube, renamed).values()} == old
+    assert {c["metadata"]["name"] for c in kube.user_claims(renamed).values()} == old
     service.api("DELETE", f"/users/{renamed}/server")
 
 
 def test_delete_policy_deletes_claims(start_hub, kube, username):
     hub = start_hub({**SETTINGS, "storage": {"onUserDelete": "delete"}})
-    admin = HubClient(hub.url, "admin")
-    admin.signup()
-    admin.login()
+    admin = admin_client(hub.url)
     user = new_user(hub.url, admin, username)
     user.start_server()
     user.stop_server()
-    wait_no_pod(kube, username)
-    assert len(claims_of(kube, username)) == 3
+    kube.wait_user_pod_gone(username)
+    assert len(kube.user_claims(username)) == 3
     r = admin.api("DELETE", f"/users/{username}")
     assert r.status_code == 204, r.text
     deadline = time.monotonic() + 60
-    while claims_of(kube, username) and time.monotonic() < deadline:
+    while kube.user_claims(username) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert claims_of(kube, username) == {}
+    assert kube.user_claims(username) == {}
     assert not kube.json("pvc", "jupyterhub-ds-shared")["metadata"].get("deletionTimestamp")
 
 
@@ -238,9 +219,9 @@ def test_reset_waits_for_the_pod_to_be_gone(hub, admin, kube, username):
     """A stopped server whose pod is still terminating (here: held by a finalizer) blocks the reset."""
     user = new_user(hub.url, admin, username)
     user.start_server()
-    pod_name = pod_of(kube, username)["metadata"]["name"]
+    pod_name = kube.user_pod(username)["metadata"]["name"]
     user.stop_server()
-    wait_no_pod(kube, username)
+    kube.wait_user_pod_gone(username)
     kube("apply", "-f", "-", stdin=f"""
 apiVersion: v1
 kind: Pod
@@ -254,7 +235,7 @@ spec:
     try:
         status, body = reset(user, username, ["cache"])
         assert status == 409 and "still terminating" in body["message"], body
-        assert set(claims_of(kube, username)) == {"home", "workspace", "cache"}
+        assert set(kube.user_claims(username)) == {"home", "workspace", "cache"}
     finally:
         kube("patch", "pod", pod_name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     deadline = time.monotonic() + 30

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Iterator
 
 import jupyterhub
@@ -76,27 +75,11 @@ def login(page: sync_api.Page, hub_url: str, username: str) -> None:
     expect(page.locator("#ds-version-footer")).to_be_visible()
 
 
-def claim_volumes(kube, username: str) -> dict[str, dict]:
-    return {c["metadata"]["labels"]["jupyterhub-ds/volume"]: c
-            for c in kube.items("pvc", f"hub.jupyter.org/username={username}")}
-
-
-def user_pods(kube, username: str) -> list[dict]:
-    return kube.items("pods", f"hub.jupyter.org/username={username}")
-
-
-def wait_pod_gone(kube, username: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while user_pods(kube, username):
-        assert time.monotonic() < deadline, f"pod of {username} still there after {timeout}s"
-        time.sleep(0.5)
-
-
 def start_and_stop(user: HubClient, kube) -> None:
     """Start once (so the claims exist), stop, and wait until the pod is gone from the API server."""
     user.start_server()
     user.stop_server()
-    wait_pod_gone(kube, user.username)
+    kube.wait_user_pod_gone(user.username)
 
 
 def volume_row(scope, name: str):
@@ -131,7 +114,7 @@ def test_footer_and_never_started_user_sees_no_volumes_to_reset(hub, admin, user
 def test_manage_volumes_resets_only_the_selected_claim(hub, admin, kube, username, new_page):
     user = new_user(hub.url, admin, username)
     start_and_stop(user, kube)
-    before = claim_volumes(kube, username)
+    before = kube.user_claims(username)
     assert sorted(before) == ["cache", "home", "workspace"]
 
     page = new_page()
@@ -164,7 +147,7 @@ def test_manage_volumes_resets_only_the_selected_claim(hub, admin, kube, usernam
     flash = page.locator("#ds-flash-message")
     expect(flash).to_contain_text("Successfully reset 1 volume(s)", timeout=90_000)
 
-    after = claim_volumes(kube, username)
+    after = kube.user_claims(username)
     assert sorted(after) == ["home", "workspace"]
     for name in ("home", "workspace"):
         assert after[name]["metadata"]["uid"] == before[name]["metadata"]["uid"]
@@ -192,17 +175,17 @@ def test_running_server_offers_restart_and_restart_gives_a_new_pod(hub, admin, k
         "Error: Server must be stopped before resetting volumes")
     expect(modal.locator('[data-ds-role="server-note"]')).to_contain_text("is running")
     expect(volume_row(modal, "cache").locator("input[type=checkbox]")).to_be_disabled()
-    assert sorted(claim_volumes(kube, username)) == ["cache", "home", "workspace"]
+    assert sorted(kube.user_claims(username)) == ["cache", "home", "workspace"]
 
     # running: Restart Server instead of Manage Volumes
     page.goto(f"{hub.url}/hub/home")
     expect(page.locator("#restart-server-btn")).to_be_visible()
     expect(page.locator("#manage-volumes-btn")).to_have_count(0)
 
-    pods = user_pods(kube, username)
+    pods = kube.user_pods(username)
     assert len(pods) == 1
     old_uid = pods[0]["metadata"]["uid"]
-    claims = {v: c["metadata"]["name"] for v, c in claim_volumes(kube, username).items()}
+    claims = {v: c["metadata"]["name"] for v, c in kube.user_claims(username).items()}
 
     page.click("#restart-server-btn")
     restart = page.locator("#restart-server-modal")
@@ -222,14 +205,14 @@ def test_running_server_offers_restart_and_restart_gives_a_new_pod(hub, admin, k
         expect(page.locator("#ds-flash-message")).to_contain_text("Server restarted")
     user.wait_server(ready=True, timeout=180)
 
-    pods = user_pods(kube, username)
+    pods = kube.user_pods(username)
     running = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     assert len(running) == 1, [p["metadata"]["name"] for p in pods]
     assert running[0]["metadata"]["uid"] != old_uid
     mounted = {v["persistentVolumeClaim"]["claimName"] for v in running[0]["spec"]["volumes"]
                if "persistentVolumeClaim" in v}
     assert set(claims.values()) <= mounted
-    assert {v: c["metadata"]["name"] for v, c in claim_volumes(kube, username).items()} == claims
+    assert {v: c["metadata"]["name"] for v, c in kube.user_claims(username).items()} == claims
 
     # JupyterHub's own Stop button: once the server is really stopped, Manage Volumes replaces Restart
     page.goto(f"{hub.url}/hub/home")
@@ -269,8 +252,8 @@ def test_admin_resets_a_users_volume(hub, admin, kube, username, new_page):
     expect(page.locator("#admin-confirm-reset-btn")).to_be_disabled()
 
     user.stop_server()
-    wait_pod_gone(kube, username)
-    before = claim_volumes(kube, username)
+    kube.wait_user_pod_gone(username)
+    before = kube.user_claims(username)
     page.click("#admin-load-volumes-btn")
     expect(modal.locator('[data-ds-role="server-note"]')).to_be_hidden()
     workspace = volume_row(modal, "workspace").locator("input[type=checkbox]")
@@ -282,7 +265,7 @@ def test_admin_resets_a_users_volume(hub, admin, kube, username, new_page):
     expect(modal.locator('[data-ds-role="result"]')).to_contain_text("Successfully reset 1 volume(s)",
                                                                      timeout=90_000)
     expect(volume_row(modal, "workspace")).to_contain_text("not created yet")
-    after = claim_volumes(kube, username)
+    after = kube.user_claims(username)
     assert sorted(after) == ["cache", "home"]
     assert {v: c["metadata"]["uid"] for v, c in after.items()} == \
         {v: before[v]["metadata"]["uid"] for v in ("cache", "home")}
