@@ -51,7 +51,7 @@ test-e2e: deps
 
 # against a kind install made by `make up` on a machine with Docker (CI workflow .github/workflows/kind.yaml)
 test-kind: deps
-	JHDS_TARGET=kind $(PY) -m pytest -ra -m kind $(PYTEST_ARGS) tests/e2e
+	JHDS_TARGET=kind $(PY) -m pytest -ra $(PYTEST_ARGS) tests/kind
 
 # --- running it
 cluster: deps
