@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "ci"))
 
 import devenv  # noqa: E402
 
+from .browser import browser, new_page  # noqa: E402, F401 - fixtures for the browser tests
 from .hubclient import HubClient, ServiceClient, admin_client  # noqa: E402
 
 

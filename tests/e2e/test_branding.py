@@ -1,12 +1,14 @@
 """Branding through a real hub: the rendered pages, the served files, and the lab icon URLs in the pod.
 
-The files stand in for the chart's branding ConfigMap mount (``branding.filesDir``). A browser check
-of the rendered pages belongs to the UI tests; here the HTML the hub sends is inspected.
+The files stand in for the chart's branding ConfigMap mount (``branding.filesDir``). The HTML the hub
+sends is inspected, and headless Chromium shows that the logo and favicon really load.
 """
 
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 
 import pytest
 import requests
@@ -14,7 +16,17 @@ import requests
 from .hubclient import HubClient, admin_client, new_user
 from .spawnwatch import env_of, stop_quietly
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
+
+def png(width: int, height: int) -> bytes:
+    """A real (decodable) red PNG, so a browser can render it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + b"\xff\0\0" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PNG = png(24, 12)
 ICO = b"\0\0\1\0\1\0" + bytes(range(32))
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>'
 CDN = "https://cdn.example.org"
@@ -113,3 +125,19 @@ def test_a_missing_branding_file_stops_the_hub_with_the_key(start_hub, tmp_path)
     with pytest.raises(RuntimeError) as info:
         start_hub({"branding": {"logo": "logo.png", "filesDir": str(tmp_path)}})
     assert "jupyterhub.custom.ds.branding.logo: file 'logo.png' is not in" in str(info.value)
+
+
+@pytest.mark.browser
+def test_browser_renders_logo_and_favicon(file_hub, new_page):
+    page = new_page()
+    page.goto(f"{file_hub.url}/hub/login")
+    logo = page.locator("#jupyterhub-logo img")
+    logo.wait_for()
+    page.wait_for_function("document.querySelector('#jupyterhub-logo img').complete")
+    assert logo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [24, 12]
+    favicon = page.evaluate("""async () => {
+        const href = document.querySelector('link[rel=icon]').href;
+        const r = await fetch(href);
+        return [new URL(href).pathname, r.status, (await r.arrayBuffer()).byteLength];
+    }""")
+    assert favicon[0] == "/hub/ds-branding/favicon.ico" and favicon[1] == 200 and favicon[2] > 0

@@ -8,58 +8,20 @@ happened to claims and pods.
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 
 import jupyterhub
 import pytest
 
 import hub_extensions
 
+from .browser import sync_api
 from .hubclient import PASSWORD, HubClient, new_user
 
-sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]
-TIMEOUT_MS = 30_000
 DEFAULT_SIZES = {"home": "10Gi", "workspace": "10Gi", "cache": "5Gi"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (run ci/browser.sh)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def new_page(browser: sync_api.Browser) -> Iterator:
-    """``new_page()`` opens a page in a fresh context (own cookies); all are closed after the test."""
-    contexts = []
-    errors: list[str] = []
-
-    def make() -> sync_api.Page:
-        context = browser.new_context()
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def login(page: sync_api.Page, hub_url: str, username: str) -> None:
