@@ -1,4 +1,4 @@
-"""A real hub whose Kubernetes API cannot be reached answers clearly (503 JSON), never hangs or 500s."""
+"""A real hub without a usable Kubernetes API (unreachable) or with a wrong setting: clear answers, no hangs."""
 
 from __future__ import annotations
 
@@ -43,3 +43,14 @@ def test_volume_endpoints_answer_503_json(hub):
     assert body["status"] == 503 and body["message"].startswith("Kubernetes API unavailable: ")
     r = admin.api("DELETE", "/users/admin/manage-volumes", json={"volumes": ["home"]})
     assert r.status_code == 503 and r.json()["message"].startswith("Kubernetes API unavailable: ")
+
+
+def test_a_wrong_setting_stops_the_hub_with_one_line_naming_the_key(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(DEAD_API))
+    hub = devenv.Hub("unreachable", kubeconfig, tmp_path / "hub", settings={"storage": {"onUserDelete": "keep"}})
+    with pytest.raises(RuntimeError, match="hub exited with 1"):
+        hub.start(timeout=30)
+    lines = [line for line in hub.log.read_text().splitlines() if "jupyterhub-ds: invalid setting" in line]
+    assert lines and lines[0] == ('jupyterhub-ds: invalid setting: jupyterhub.custom.ds.storage.onUserDelete: '
+                                  'expected one of "retain", "delete", got "keep"')
