@@ -4,7 +4,7 @@
 Used by ``make up``/``make down`` and by the end-to-end test fixtures (tests/e2e/conftest.py):
 
     python ci/devenv.py up      # cluster + namespace + RBAC + pod runner + hub; prints URL and first login
-    python ci/devenv.py down    # stops what `up` started (by recorded pid) and the cluster
+    python ci/devenv.py down    # stops what `up` started (by recorded pid; the cluster only if `up` created it)
     python ci/devenv.py status
 
 The hub talks to the API server with a TokenRequest token of the ServiceAccount ``hub``, bound to
@@ -217,51 +217,65 @@ class Hub:
 
 # ---------------------------------------------------------------- make up / make down
 
-def _pidfile() -> Path:
-    return run_dir() / "pids.json"
+def _pidfile(state: Path) -> Path:
+    return state / "pids.json"
 
 
-def up(port: int) -> None:
-    state = run_dir()
+def up(port: int, namespace: str, state: Path) -> None:
+    """Start the stack; records what it started (pids, and whether it started the cluster) for ``down``."""
+    state.mkdir(parents=True, exist_ok=True)
+    if _pidfile(state).exists():
+        raise SystemExit(f"already up (see {_pidfile(state)}): run `make down` first")
+    cluster_was_running = cluster_running()
     admin = cluster_up()
-    hub_kc = prepare_namespace(admin, DEV_NAMESPACE, state)
-    runner = start_pod_runner(admin, DEV_NAMESPACE, state)
+    hub_kc = prepare_namespace(admin, namespace, state)
+    runner = start_pod_runner(admin, namespace, state)
     values = yaml.safe_load((REPO / "values.example.yaml").read_text())
     settings = values["jupyterhub"]["custom"].get("ds", {})
-    hub = Hub(DEV_NAMESPACE, hub_kc, state / "hub", settings=settings, public_port=port).start()
-    _pidfile().write_text(json.dumps({"pod_runner": runner.pid, "hub": hub.proc.pid}))
+    try:
+        hub = Hub(namespace, hub_kc, state / "hub", settings=settings, public_port=port).start()
+    except Exception:
+        stop_process(runner)
+        raise
+    _pidfile(state).write_text(json.dumps({"pids": {"pod_runner": runner.pid, "hub": hub.proc.pid},
+                                           "started_cluster": not cluster_was_running}))
     print(f"""
 jupyterhub-ds is up (local control plane, hub on the host).
 
   URL:          {hub.url}/hub/
   First login:  open {hub.url}/hub/signup, sign up as "admin" with a password of 8+ characters,
                 then log in. Admins authorize other sign-ups at {hub.url}/hub/authorize.
-  Cluster:      KUBECONFIG={admin} kubectl -n {DEV_NAMESPACE} get pods,pvc
+  Cluster:      KUBECONFIG={admin} kubectl -n {namespace} get pods,pvc
   Logs:         {state}/hub/hub.log, {state}/pod-runner.log
   Stop:         make down
 """)
 
 
-def down() -> None:
-    pids = json.loads(_pidfile().read_text()) if _pidfile().exists() else {}
-    for name, pid in pids.items():
+def down(state: Path) -> None:
+    """Stop the processes ``up`` started (by recorded pid), and the cluster if ``up`` created it."""
+    record = json.loads(_pidfile(state).read_text()) if _pidfile(state).exists() else {}
+    for name, pid in record.get("pids", {}).items():
         print(f"stopping {name} (pid {pid})", file=sys.stderr)
         stop_process(pid)
-    _pidfile().unlink(missing_ok=True)
-    subprocess.run([str(REPO / "ci" / "cluster.sh"), "down"], check=False)
+    _pidfile(state).unlink(missing_ok=True)
+    if record.get("started_cluster"):
+        subprocess.run([str(REPO / "ci" / "cluster.sh"), "down"], check=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("JHDS_PORT", "8000")))
+    parser.add_argument("--namespace", default=DEV_NAMESPACE)
+    parser.add_argument("--state-dir", type=Path, default=None, help="hub database, logs, pids (default: cache)")
     opts = parser.parse_args()
+    state = opts.state_dir or run_dir()
     if opts.command == "up":
-        up(opts.port)
+        up(opts.port, opts.namespace, state)
     elif opts.command == "down":
-        down()
+        down(state)
     else:
-        print(_pidfile().read_text() if _pidfile().exists() else "not running")
+        print(_pidfile(state).read_text() if _pidfile(state).exists() else "not running")
 
 
 if __name__ == "__main__":
