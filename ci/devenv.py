@@ -228,14 +228,18 @@ def up(port: int, namespace: str, state: Path) -> None:
         raise SystemExit(f"already up (see {_pidfile(state)}): run `make down` first")
     cluster_was_running = cluster_running()
     admin = cluster_up()
-    hub_kc = prepare_namespace(admin, namespace, state)
-    runner = start_pod_runner(admin, namespace, state)
-    values = yaml.safe_load((REPO / "values.example.yaml").read_text())
-    settings = values["jupyterhub"]["custom"].get("ds", {})
+    runner = None
     try:
+        hub_kc = prepare_namespace(admin, namespace, state)
+        runner = start_pod_runner(admin, namespace, state)
+        values = yaml.safe_load((REPO / "values.example.yaml").read_text())
+        settings = values["jupyterhub"]["custom"].get("ds", {})
         hub = Hub(namespace, hub_kc, state / "hub", settings=settings, public_port=port).start()
-    except Exception:
-        stop_process(runner)
+    except BaseException:  # leave nothing behind that `down` would not know about
+        if runner:
+            stop_process(runner)
+        if not cluster_was_running:
+            cluster_stop()
         raise
     _pidfile(state).write_text(json.dumps({"pids": {"pod_runner": runner.pid, "hub": hub.proc.pid},
                                            "started_cluster": not cluster_was_running}))

@@ -73,11 +73,13 @@ class ManageVolumesHandler(DsAPIHandler):
         except storage.StorageError as e:
             raise web.HTTPError(e.status, e.message) from e
         async with locks.user_lock(user.id):
-            if spawner.active or spawner.pending:
+            # every server of the user mounts the claims (named servers too)
+            if user.active or locks.is_restarting(user.id):
                 raise web.HTTPError(409, "Server must be stopped before resetting volumes")
             try:
-                if await k8s.pod_exists(spawner.namespace, spawner.pod_name):
-                    raise web.HTTPError(409, "The server's pod is still terminating; try again shortly")
+                for server in list(user.spawners.values()):
+                    if await k8s.pod_exists(server.namespace, server.pod_name):
+                        raise web.HTTPError(409, "The server's pod is still terminating; try again shortly")
                 result = await storage.reset_claims(spawner.namespace, self.ds_settings.storage,
                                                     spawner.ds_owner, volumes,
                                                     self.ds_settings.storage.reset_timeout_seconds)
@@ -94,18 +96,25 @@ class RestartServerHandler(DsAPIHandler):
     async def post(self, user_name: str) -> None:
         user, spawner = self.target(user_name)
         if spawner.pending:
-            raise web.HTTPError(409, f"Server is already {spawner.pending}ing; try again when it is done")
+            raise web.HTTPError(409, f"Server is {PENDING[spawner.pending]}; try again when it is done")
         if not spawner.active:
             raise web.HTTPError(409, "Server is not running")
-        await self.stop_single_user(user, "")
-        await wait_not_pending(spawner, spawner.start_timeout)  # KubeSpawner waits this long for a pod to go
-        if spawner.pending:
-            raise web.HTTPError(503, "Server did not stop in time; it will be stopped in the background")
-        await self.spawn_single_user(user, "")
+        with locks.restarting(user.id):  # a volume reset must not slip in between stop and start
+            await self.stop_single_user(user, "")
+            await wait_not_pending(spawner, spawner.start_timeout)  # KubeSpawner waits this long for a pod to go
+            if spawner.pending:
+                raise web.HTTPError(503, "Server did not stop in time; it will be stopped in the background")
+            try:
+                await self.spawn_single_user(user, "")
+            except RuntimeError as e:  # started meanwhile from another tab
+                raise web.HTTPError(409, f"Server was stopped but not restarted: {e}") from e
         if spawner.ready:
             self.write_json(200, {"status": 200, "message": "Server restarted", "server": "running"})
         else:
             self.write_json(202, {"status": 202, "message": "Server is restarting", "server": "pending"})
+
+
+PENDING = {"spawn": "starting", "stop": "stopping", "check": "being checked"}
 
 
 def server_state(spawner: Any) -> str:

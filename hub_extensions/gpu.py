@@ -181,8 +181,9 @@ class NodeCache:
         try:
             found = gpu_nodes(await self._list(), self.settings.resource, self.settings.node_selector)
         except Exception as e:
-            # an ApiException's str() carries every response header: the status line is what matters
-            why = f"{e.status} {e.reason}" if hasattr(e, "status") and hasattr(e, "reason") else repr(e)
+            from . import k8s
+
+            why = k8s.describe(e)  # an ApiException's str() carries every response header
             log.warning("GPU auto-detect: listing nodes failed (%s); keeping the previous answer (%s)",
                         why, self.answer())
             return
@@ -215,7 +216,9 @@ class NodeCache:
     async def warm(self) -> bool | None:
         """Make sure an answer exists (before the first: wait up to ``first_wait``), then return it."""
         self.start()
-        if self.nodes is None:
+        first_list_pending = self._refresh_task is not None and not self._refresh_task.done()
+        if self.nodes is None and (self.attempted_at is None or first_list_pending):
+            # only the first list is waited for; after a failed one, spawns go on without GPUs meanwhile
             try:
                 await asyncio.wait_for(asyncio.shield(self.refresh()), self.first_wait)
             except TimeoutError:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client import ApiException, CoreV1Api
 from kubespawner.clients import load_config, shared_client
 
 REQUEST_TIMEOUT = 10  # seconds per API call; the hub must never hang on a slow API server
@@ -28,14 +28,18 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
+_client_settings: dict[str, Any] = {"host": "", "ssl_ca_cert": "", "verify_ssl": None}
+
+
+def use_kubespawner_settings(host: str = "", ssl_ca_cert: str = "", verify_ssl: bool | None = None) -> None:
+    """Load the client configuration exactly as KubeSpawner does (its k8s_api_* traits), so the shared
+    client is the same whichever of us creates it first."""
+    _client_settings.update(host=host, ssl_ca_cert=ssl_ca_cert, verify_ssl=verify_ssl)
+
+
 def core() -> CoreV1Api:
-    load_config()
+    load_config(**_client_settings)  # same keyword order as KubeSpawner: one lru_cache entry
     return shared_client("CoreV1Api")
-
-
-def custom_objects() -> CustomObjectsApi:
-    load_config()
-    return shared_client("CustomObjectsApi")
 
 
 def sanitize(obj: Any) -> Any:
@@ -48,6 +52,16 @@ async def list_claims(namespace: str, label_selector: str) -> list[dict]:
     result = await core().list_namespaced_persistent_volume_claim(
         namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT)
     return sanitize(result)["items"]
+
+
+async def read_claim(namespace: str, name: str) -> dict | None:
+    try:
+        return sanitize(await core().read_namespaced_persistent_volume_claim(
+            name, namespace, _request_timeout=REQUEST_TIMEOUT))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
 
 
 async def create_claim(namespace: str, manifest: dict) -> bool:

@@ -22,6 +22,7 @@ VALUES_PATH = "jupyterhub.custom.ds"
 
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SHARED_CLAIM_NAME = "jupyterhub-ds-shared"
 _ACCESS_MODES = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
 
@@ -30,9 +31,9 @@ class SettingsError(ValueError):
     """A setting is wrong. The message is one line that names the key and what it expects."""
 
 
-def setting(default: Any, doc: str, **schema: Any) -> Any:
-    """A dataclass field carrying its documentation and extra JSON-schema constraints."""
-    meta = {"doc": doc, "schema": schema}
+def setting(default: Any, doc: str, required: bool = False, **schema: Any) -> Any:
+    """A dataclass field carrying its documentation, whether users must set it, and JSON-schema constraints."""
+    meta = {"doc": doc, "schema": schema, "required": required}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return field(default_factory=lambda: _copy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,8 +56,9 @@ class VolumeSettings:
     """One per-user PersistentVolumeClaim."""
 
     name: str = setting("", "Suffix of the claim name and the key users select when they reset it.",
-                        pattern=_DNS_LABEL, maxLength=20, minLength=1)
-    mount_path: str = setting("", "Where the volume is mounted in the user's server.", pattern=r"^/")
+                        required=True, pattern=_DNS_LABEL, maxLength=20, minLength=1)
+    mount_path: str = setting("", "Where the volume is mounted in the user's server.", required=True,
+                              pattern=r"^/")
     size: str = setting("10Gi", "Requested capacity (a Kubernetes quantity).", pattern=_QUANTITY)
     storage_class: str | None = setting(None, "StorageClass of the claim; null uses the cluster default.")
     access_modes: list[str] = setting(["ReadWriteOnce"], "Access modes of the claim.",
@@ -71,7 +73,8 @@ class SharedVolumeSettings:
 
     enabled: bool = setting(True, "Mount a shared volume in every user's server.")
     existing_claim: str | None = setting(
-        None, f"Use this existing claim. When null the chart creates one named `{SHARED_CLAIM_NAME}`.")
+        None, f"Use this existing claim. When null the chart creates one named `{SHARED_CLAIM_NAME}`.",
+        pattern=_DNS_SUBDOMAIN, maxLength=253)
     mount_path: str = setting("/mnt/shared", "Where the shared volume is mounted.", pattern=r"^/")
     size: str = setting("10Gi", "Capacity of the claim the chart creates.", pattern=_QUANTITY)
     storage_class: str | None = setting(None, "StorageClass of the claim the chart creates (needs RWX support).")
@@ -135,7 +138,7 @@ class GpuSettings:
                         enum=[0, 1, 2])
     count: int = setting(1, "GPUs per server (`nvidia.com/gpu` limit).", minimum=1, maximum=64)
     resource: str = setting("nvidia.com/gpu", "Extended resource name the device plugin advertises.")
-    group: str | None = setting(None, "Only members of this group get GPUs; null means everyone.")
+    group: str | None = setting(None, "Only members of this group get GPUs; null means everyone.", minLength=1)
     node_selector: dict[str, str] = setting({}, "Extra node selector for GPU servers.")
     node_cache_seconds: int = setting(60, "How long auto mode trusts its node list before refreshing it.",
                                       minimum=5, maximum=3600)
@@ -220,9 +223,9 @@ def _check_constraints(path: str, value: Any, schema: Mapping[str, Any]) -> None
     if isinstance(value, str):
         if "pattern" in schema and not re.search(schema["pattern"], value):
             _fail(path, f"a string matching {schema['pattern']}", value)
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", 1 << 30):
-            _fail(path, f"a string of {schema.get('minLength', 0)}-{schema.get('maxLength', 'any')} characters",
-                  value)
+        low, high = schema.get("minLength", 0), schema.get("maxLength")
+        if len(value) < low or (high is not None and len(value) > high):
+            _fail(path, f"a string of {low}-{high} characters" if high else "a non-empty string", value)
     if isinstance(value, int) and not isinstance(value, bool):
         if value < schema.get("minimum", -(1 << 62)) or value > schema.get("maximum", 1 << 62):
             _fail(path, f"an integer from {schema.get('minimum')} to {schema.get('maximum')}", value)
@@ -271,6 +274,8 @@ def _build(cls: type, raw: Mapping[str, Any], path: str) -> Any:
     hints = _hints(cls)
     kwargs = {}
     for key, f in fields.items():
+        if f.metadata["required"] and key not in raw:
+            raise SettingsError(f"{path}.{key}: required ({f.metadata['doc']})")
         if key in raw:
             kwargs[f.name] = _convert(f"{path}.{key}", hints[f.name], raw[key], f.metadata["schema"])
     return cls(**kwargs)
@@ -298,9 +303,6 @@ def _check_cross_field(settings: Settings) -> None:
     for i, p in enumerate(paths):
         if p in paths[:i]:
             raise SettingsError(f"{VALUES_PATH}.storage: expected unique mount paths, got {p!r} twice")
-    for i, v in enumerate(settings.storage.volumes):
-        if not v.mount_path:
-            raise SettingsError(f"{VALUES_PATH}.storage.volumes[{i}].mountPath: expected an absolute path, got ''")
 
 
 # ---------------------------------------------------------------- JSON schema for the chart
@@ -334,8 +336,12 @@ def dataclass_schema(cls: type) -> dict[str, Any]:
         sub = _schema_for(hints[f.name], f.metadata["schema"])
         sub["description"] = f.metadata["doc"]
         props[_camel(f.name)] = sub
-    return {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
-            "properties": props}
+    schema = {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
+              "properties": props}
+    required = [_camel(f.name) for f in dataclasses.fields(cls) if f.metadata["required"]]
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def to_values(obj: Any) -> Any:

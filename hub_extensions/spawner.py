@@ -1,9 +1,10 @@
 """KubeSpawner with our settings attached, spawn failures explained, and the storage policy applied
 when a user is deleted.
 
-A subclass is needed only where KubeSpawner offers no hook: ``delete_forever`` (JupyterHub calls it on
-each spawner of a deleted user), and ``start``/``progress`` (to put the API server's and scheduler's
-words in front of the user, :mod:`hub_extensions.spawn_feedback`). Everything else is in hooks.
+A subclass is needed only where KubeSpawner offers no hook: the spawner state (which keeps the owner key
+of the user's claims), ``delete_forever`` (JupyterHub calls it on each spawner of a deleted user), and
+``start``/``progress`` (to put the API server's and scheduler's words in front of the user,
+:mod:`hub_extensions.spawn_feedback`). Everything else is in hooks.
 """
 
 from __future__ import annotations
@@ -24,14 +25,43 @@ class DsKubeSpawner(SpawnFeedbackMixin, KubeSpawner):
     def _default_ds_settings(self) -> Settings:
         return Settings()
 
+    _ds_owner: str | None = None
+
     @property
     def ds_owner(self) -> str:
-        """Identity key of the user's claims (see :func:`hub_extensions.storage.owner_key`)."""
-        return storage.owner_key(self.user.id, self.user.created)
+        """Owner key of the user's claims, generated once and kept in the default server's state.
+
+        Named servers share the user's claims, so they ask the default server's spawner.
+        """
+        if self.name:
+            return self.user.spawners[""].ds_owner
+        if self._ds_owner is None:
+            self._ds_owner = storage.new_owner_key(self.user.id)
+            if self.orm_spawner is not None:  # persist now: claims may exist before a first successful start
+                self.orm_spawner.state = self.get_state()
+                self.db.commit()
+        return self._ds_owner
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self._ds_owner = state.get("ds_owner", self._ds_owner)
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self._ds_owner:
+            state["ds_owner"] = self._ds_owner
+        return state
+
+    def clear_state(self) -> None:
+        """Stopping clears the server's state, but the claims' owner key outlives every server."""
+        owner = self._ds_owner
+        super().clear_state()
+        self._ds_owner = owner
 
     async def delete_forever(self) -> None:
         await super().delete_forever()
-        if self.name or not self.ds_settings.storage.enabled:
-            return  # per-user claims belong to the user, not to a named server
-        await storage.release_claims(self.namespace, self.ds_settings.storage, self.ds_owner, self.user.name)
+        if self.name or not self.ds_settings.storage.enabled or self._ds_owner is None:
+            return  # per-user claims belong to the user, not to a named server; no key, no claims
+        async with locks.user_lock(self.user.id):
+            await storage.release_claims(self.namespace, self.ds_settings.storage, self._ds_owner, self.user.name)
         locks.forget(self.user.id)

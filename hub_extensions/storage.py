@@ -1,9 +1,15 @@
 """Per-user PersistentVolumeClaims: naming, manifests, pod wiring, ensure, reset and deletion policy.
 
-Claims are named by the user's *identity* (hub user id plus a hash of the account's creation
-time), not by the username. So a rename keeps the data reachable, and a new account that reuses a
-deleted user's name (or, on SQLite, even their id) never mounts the old claims. Labels and
-annotations carry the username for admins (``kubectl get pvc -l hub.jupyter.org/username=alice``).
+Claims are named by the user's *account*, not the username: an owner key ``u<id>-<8 random hex>``
+generated once and kept in the default server's spawner state (:class:`~hub_extensions.spawner.DsKubeSpawner`).
+So a rename keeps the data reachable, and a new account that reuses a deleted user's name (or, on
+SQLite, even their id) never mounts the old claims. Nothing derived from timestamps: databases round
+them differently. Labels and annotations carry the username for admins
+(``kubectl get pvc -l hub.jupyter.org/username=alice``).
+
+KubeSpawner's own claim handling (``storage_pvc_ensure``, 7.1's remembered ``_pvc_exists``) is never
+used alongside ours (``configure`` refuses it), so a reset cannot leave a start waiting on a claim
+KubeSpawner believes exists.
 
 The builders here are pure (no I/O); ``ensure_claims``/``reset_claims``/``release_claims`` do the
 API calls through :mod:`hub_extensions.k8s`.
@@ -11,8 +17,8 @@ API calls through :mod:`hub_extensions.k8s`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,11 +51,9 @@ class StorageError(Exception):
 
 # ---------------------------------------------------------------- pure builders
 
-def owner_key(user_id: int, created: datetime | None) -> str:
-    """Stable identity of an account: survives renames, differs for a re-created account."""
-    stamp = created.replace(tzinfo=created.tzinfo or UTC).isoformat() if created else ""
-    digest = hashlib.sha256(f"{user_id}:{stamp}".encode()).hexdigest()[:8]
-    return f"u{user_id}-{digest}"
+def new_owner_key(user_id: int) -> str:
+    """A fresh owner key for an account; the caller persists it (spawner state)."""
+    return f"u{user_id}-{secrets.token_hex(4)}"
 
 
 def claim_name(owner: str, volume: str) -> str:
@@ -217,7 +221,10 @@ async def ensure_claims(namespace: str, settings: StorageSettings, owner: str, u
         if claim is None:
             if await k8s.create_claim(namespace, manifest):
                 created.append(name)
-            continue
+                continue
+            claim = await k8s.read_claim(namespace, name)  # appeared since the list: maybe terminating
+            if claim is None:
+                raise StorageError(409, f"Volume {volume.name} changed while your server was starting; try again")
         if claim["metadata"].get("deletionTimestamp"):
             raise StorageError(409, f"Volume {volume.name} is still being deleted; try again shortly")
         labels = claim["metadata"].get("labels", {})
@@ -263,15 +270,29 @@ async def reset_claims(namespace: str, settings: StorageSettings, owner: str, vo
 
 
 async def release_claims(namespace: str, settings: StorageSettings, owner: str, username: str) -> None:
-    """Apply ``onUserDelete`` to a deleted user's claims: delete them, or label them orphaned."""
+    """Apply ``onUserDelete`` to a deleted user's claims: delete them, or label them orphaned.
+
+    Each claim is handled on its own (one failing does not leave the others untouched); JupyterHub
+    swallows errors from ``delete_forever``, so failures are logged as errors here.
+    """
     claims = await k8s.list_claims(namespace, owner_selector(owner))
+    done, failed = 0, []
     for claim in claims:
         name = claim["metadata"]["name"]
-        if settings.on_user_delete == "delete":
-            await k8s.delete_claim(namespace, name)
-        else:
-            await k8s.patch_claim_metadata(
-                namespace, name, {LABEL_ORPHANED: "true"},
-                {ANNOTATION_ORPHANED_AT: datetime.now(UTC).isoformat(timespec="seconds")})
+        try:
+            if settings.on_user_delete == "delete":
+                await k8s.delete_claim(namespace, name)
+            else:
+                await k8s.patch_claim_metadata(
+                    namespace, name, {LABEL_ORPHANED: "true"},
+                    {ANNOTATION_ORPHANED_AT: datetime.now(UTC).isoformat(timespec="seconds")})
+            done += 1
+        except k8s.API_ERRORS as e:
+            if getattr(e, "status", None) == 404:  # already gone (e.g. reset at the same moment)
+                continue
+            failed.append(f"{name} ({k8s.describe(e)})")
     log.info("User %s deleted: %s %d claim(s)", username,
-             "deleted" if settings.on_user_delete == "delete" else "retained (orphaned)", len(claims))
+             "deleted" if settings.on_user_delete == "delete" else "retained (orphaned)", done)
+    if failed:
+        log.error("User %s deleted, but onUserDelete=%s failed for: %s", username, settings.on_user_delete,
+                  ", ".join(failed))

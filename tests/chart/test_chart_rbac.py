@@ -15,10 +15,10 @@ Z2JH_HUB_ROLE = [
      "verbs": ["get", "watch", "list", "create", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
 ]
-EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]}]
+EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]},
+                 {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]}]
 EXPECTED_CLUSTER_ROLE = [
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
 ]
 
 
@@ -42,8 +42,8 @@ def test_rendered_rules_keep_their_comments(renderer):
     text = renderer.text()
     for comment in ("# storage: mark retained claims orphaned on user deletion and refresh the username label "
                     "after a rename",
-                    "# gpu: auto mode detects nodes with allocatable nvidia.com/gpu",
-                    "# activity monitor: one PodMetrics list per refresh"):
+                    "# gpu: auto mode lists the nodes (in the background) to find allocatable nvidia.com/gpu",
+                    "# activity monitor: one PodMetrics list of this namespace per refresh"):
         assert comment in text
 
 

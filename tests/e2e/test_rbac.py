@@ -15,11 +15,13 @@ OWN_NAMESPACE = [
     ("list", "pods", "yes"),  # KubeSpawner reflector (Z2JH Role)
     ("patch", "pods", "no"),
     ("update", "persistentvolumeclaims", "no"),
-    ("list", "pods.metrics.k8s.io", "yes"),  # activity monitor (our ClusterRole)
+    ("list", "pods.metrics.k8s.io", "yes"),  # activity monitor (our Role)
 ]
 CLUSTER = [
     ("list", "nodes", "yes"),  # GPU auto mode (our ClusterRole)
-    ("watch", "nodes", "yes"),
+    ("get", "nodes", "no"),
+    ("watch", "nodes", "no"),
+    ("list", "pods.metrics.k8s.io", "no"),  # cluster-wide: only the hub's namespace is granted
     ("patch", "nodes", "no"),
     ("delete", "nodes", "no"),
     ("list", "persistentvolumes", "no"),

@@ -378,3 +378,18 @@ async def test_mixin_start_timeout_repeats_the_last_warning():
     with pytest.raises(TimeoutError) as info:
         await quiet.start()
     assert not hasattr(info.value, "jupyterhub_message")
+
+
+async def test_after_a_failed_first_list_spawns_do_not_wait_again():
+    calls = []
+
+    async def failing() -> list[dict]:
+        calls.append(1)
+        raise OSError("API server unreachable")
+
+    cache = gpu.NodeCache(GpuSettings(), fetch=failing, first_wait=5)
+    assert await cache.warm() is None and len(calls) == 1  # the first spawn waited for the failed list
+    started = asyncio.get_running_loop().time()
+    assert await cache.warm() is None
+    assert asyncio.get_running_loop().time() - started < 1  # the next spawn did not wait
+    cache.stop()

@@ -35,6 +35,11 @@ def test_defaults_are_the_upstream_layout():
      "accessModes[0]: expected one of"),
     ({"groups": {"dockerSock": {"nodeSelector": {"a": 1}}}}, "nodeSelector: expected a mapping of strings"),
     ("not a mapping", "jupyterhub.custom.ds: expected a mapping"),
+    ({"storage": {"volumes": [{"mountPath": "/x"}]}}, "jupyterhub.custom.ds.storage.volumes[0].name: required"),
+    ({"storage": {"volumes": [{"name": "a"}]}}, "jupyterhub.custom.ds.storage.volumes[0].mountPath: required"),
+    ({"gpu": {"group": ""}}, "jupyterhub.custom.ds.gpu.group: expected a non-empty string, got \"\""),
+    ({"storage": {"shared": {"existingClaim": "Bad Name"}}},
+     "storage.shared.existingClaim: expected a string matching"),
 ])
 def test_bad_settings_name_the_key(raw, message):
     with pytest.raises(SettingsError) as err:

@@ -55,7 +55,7 @@ def test_stopped_server_offers_manage_volumes_only():
     assert 'id="confirm-reset-btn"' in html and "This action cannot be undone" in html
     assert "restart-server" not in html
     assert 'id="start"' in html  # JupyterHub's own page is still there (extended, not copied)
-    assert '<script src="/hub/ds-static/storage.js"' in html
+    assert f'<script src="/hub/ds-static/storage.js?v={__version__}"' in html
 
 
 def test_running_server_offers_restart_only():
