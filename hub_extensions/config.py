@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, gpu, hooks, pod_policy, spawn
+from . import __version__, api, branding, gpu, hooks, k8s, pod_policy, spawn
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -51,6 +51,9 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
 
     from .spawner import DsKubeSpawner  # imports kubernetes_asyncio: keep it out of settings-only use
 
+    # our API calls share KubeSpawner's client, configured from the same k8s_api_* traits
+    k8s.use_kubespawner_settings(c.KubeSpawner.get("k8s_api_host", ""), c.KubeSpawner.get("k8s_api_ssl_ca_cert", ""),
+                                 c.KubeSpawner.get("k8s_api_verify_ssl", None))
     c.JupyterHub.spawner_class = DsKubeSpawner
     c.DsKubeSpawner.ds_settings = settings
     if settings.storage.enabled:
