@@ -40,7 +40,7 @@ def test_hub_permissions_in_its_namespace(as_hub, verb, resource, expected):
 
 @pytest.mark.parametrize(("verb", "resource", "expected"), CLUSTER)
 def test_hub_cluster_permissions(as_hub, verb, resource, expected):
-    assert as_hub("auth", "can-i", verb, resource, check=False).strip() == expected
+    assert as_hub("auth", "can-i", verb, resource, "--all-namespaces", check=False).strip() == expected
 
 
 def test_hub_cannot_touch_claims_in_another_namespace(admin_kubeconfig, hub_kubeconfig, namespace):
