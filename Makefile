@@ -6,7 +6,7 @@ SU_VENV := .venv-singleuser
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help deps lint test test-fast test-e2e test-kind up down cluster chart-schema
+.PHONY: help deps lint k8s-binaries test test-fast test-e2e test-kind up down cluster chart-schema
 
 help:
 	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; local control plane + hub otherwise)"
@@ -40,13 +40,17 @@ lint: $(VENV)/.installed
 chart-schema: $(VENV)/.installed
 	$(PY) ci/chart.py sync-schema
 
-test: deps lint
+# the control plane's binaries are built before pytest (a cold build takes minutes; no test timeout applies)
+k8s-binaries:
+	@if command -v go >/dev/null; then ci/provision-k8s.sh >/dev/null; else echo "go missing: cluster tests will skip"; fi
+
+test: deps lint k8s-binaries
 	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
 
 test-fast: deps lint
 	$(PY) -m pytest -ra -m "not cluster" $(PYTEST_ARGS) tests
 
-test-e2e: deps
+test-e2e: deps k8s-binaries
 	$(PY) -m pytest -ra -m cluster $(PYTEST_ARGS) tests/e2e
 
 # against a kind install made by `make up` on a machine with Docker (CI workflow .github/workflows/kind.yaml)
