@@ -23,7 +23,7 @@ from typing import Any
 
 from tornado import web
 
-from .settings import VALUES_PATH, BrandingSettings, SettingsError
+from .settings import VALUES_PATH, BrandingSettings, SettingsError, camel
 
 ROUTE_PREFIX = "ds-branding"
 LAB_ICON_ENV = {"lab_main_icon": "JUPYTERLAB_MAIN_ICON_URI", "lab_splash_icon": "JUPYTERLAB_SPLASH_ICON_URI"}
@@ -41,11 +41,6 @@ class Asset:
     file: str | None = None
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.capitalize() for p in rest)
-
-
 def classify(key: str, value: str) -> Asset | None:
     """``None`` for empty, an URL asset, or a file asset; anything else is a settings error."""
     value = value.strip()
@@ -55,7 +50,7 @@ def classify(key: str, value: str) -> Asset | None:
         return Asset(url=value)
     if _FILE_NAME.match(value):
         return Asset(file=value)
-    raise SettingsError(f"{VALUES_PATH}.branding.{_camel(key)}: expected an http(s) URL or a file name from "
+    raise SettingsError(f"{VALUES_PATH}.branding.{camel(key)}: expected an http(s) URL or a file name from "
                         f"branding.files (letters, digits, '-', '_', '.'), got {value!r}")
 
 
@@ -110,11 +105,6 @@ def assets(settings: BrandingSettings) -> dict[str, Asset]:
     return found
 
 
-def lab_icon_env(settings: BrandingSettings, hub_prefix: str) -> dict[str, str]:
-    """JUPYTERLAB_*_ICON_URI for one spawn (see :meth:`Branding.lab_icon_env`)."""
-    return Branding(settings, assets(settings)).lab_icon_env(hub_prefix)
-
-
 def resolve(settings: BrandingSettings, read: Any = None) -> Branding:
     """Classify every value and read the files they name (at hub start); a missing file stops the hub."""
     assets_ = assets(settings)
@@ -126,7 +116,7 @@ def resolve(settings: BrandingSettings, read: Any = None) -> Branding:
                 content = read(path) if read else _read(path)
             except OSError as e:
                 raise SettingsError(
-                    f"{VALUES_PATH}.branding.{_camel(key)}: file {asset.file!r} is not in "
+                    f"{VALUES_PATH}.branding.{camel(key)}: file {asset.file!r} is not in "
                     f"{settings.files_dir} ({e.strerror}); add it under the chart's branding.files") from e
             files[asset.file] = BrandingFile(content, content_type(asset.file))
     return Branding(settings, assets_, files)

@@ -56,6 +56,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
                                  c.KubeSpawner.get("k8s_api_verify_ssl", None))
     c.JupyterHub.spawner_class = DsKubeSpawner
     c.DsKubeSpawner.ds_settings = settings
+    c.DsKubeSpawner.ds_branding = brand
     if settings.storage.enabled:
         if c.KubeSpawner.get("storage_pvc_ensure"):
             _stop("jupyterhub.singleuser.storage.type: expected none while custom.ds.storage.enabled is true "

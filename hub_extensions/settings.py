@@ -46,7 +46,8 @@ def _copy(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else value
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """A settings field name as Helm users write it (``mount_path`` -> ``mountPath``)."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
 
@@ -267,7 +268,7 @@ def _convert(path: str, tp: Any, value: Any, schema: Mapping[str, Any]) -> Any:
 
 
 def _build(cls: type, raw: Mapping[str, Any], path: str) -> Any:
-    fields = {_camel(f.name): f for f in dataclasses.fields(cls)}
+    fields = {camel(f.name): f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise SettingsError(f"{path}.{unknown[0]}: unknown setting (allowed: {', '.join(sorted(fields))})")
@@ -335,10 +336,10 @@ def dataclass_schema(cls: type) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         sub = _schema_for(hints[f.name], f.metadata["schema"])
         sub["description"] = f.metadata["doc"]
-        props[_camel(f.name)] = sub
+        props[camel(f.name)] = sub
     schema = {"type": "object", "additionalProperties": False, "description": (cls.__doc__ or "").strip(),
               "properties": props}
-    required = [_camel(f.name) for f in dataclasses.fields(cls) if f.metadata["required"]]
+    required = [camel(f.name) for f in dataclasses.fields(cls) if f.metadata["required"]]
     if required:
         schema["required"] = required
     return schema
@@ -347,7 +348,7 @@ def dataclass_schema(cls: type) -> dict[str, Any]:
 def to_values(obj: Any) -> Any:
     """Settings back to the camelCase mapping Helm users write (used for docs and values.example.yaml)."""
     if dataclasses.is_dataclass(obj):
-        return {_camel(f.name): to_values(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {camel(f.name): to_values(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, list):
         return [to_values(v) for v in obj]
     return obj

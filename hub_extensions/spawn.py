@@ -45,6 +45,6 @@ def modify_pod(spawner: Any, pod: Any) -> Any:
     if applied or decision.gpu:
         spawner.log.info("jupyterhub-ds: server of %s gets %s", spawner.user.name, ", ".join(
             [*applied, *([f"{settings.gpu.count} {settings.gpu.resource}"] if decision.gpu else [])]))
-    icons = branding.lab_icon_env(settings.branding, branding.hub_prefix(settings.hub_url, spawner.hub))
+    icons = spawner.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, spawner.hub))
     labenv.set_env(pod, labenv.lab_environment(settings.lab, decision, icons))
     return pod

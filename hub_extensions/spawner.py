@@ -12,7 +12,8 @@ from __future__ import annotations
 from kubespawner import KubeSpawner
 from traitlets import Instance, default
 
-from . import locks, storage
+from . import branding, locks, storage
+from .branding import Branding
 from .settings import Settings
 from .spawn_feedback import SpawnFeedbackMixin
 
@@ -21,9 +22,16 @@ class DsKubeSpawner(SpawnFeedbackMixin, KubeSpawner):
     ds_settings = Instance(Settings, help="jupyterhub-ds settings (set by hub_extensions.configure).",
                            config=True)
 
+    ds_branding = Instance(Branding, help="Branding resolved once at start (set by hub_extensions.configure).",
+                           config=True)
+
     @default("ds_settings")
     def _default_ds_settings(self) -> Settings:
         return Settings()
+
+    @default("ds_branding")
+    def _default_ds_branding(self) -> Branding:
+        return Branding(self.ds_settings.branding, branding.assets(self.ds_settings.branding))
 
     _ds_owner: str | None = None
 

@@ -79,10 +79,10 @@ def test_template_vars_for_urls_files_and_stock(files_dir):
 
 def test_lab_icon_urls_are_fully_qualified():
     settings = BrandingSettings(lab_main_icon="https://cdn.example.org/main.svg", lab_splash_icon="splash.svg")
-    env = branding.lab_icon_env(settings, "http://hub:8081/hub/")
+    env = branding.Branding(settings, branding.assets(settings)).lab_icon_env("http://hub:8081/hub/")
     assert env == {"JUPYTERLAB_MAIN_ICON_URI": "https://cdn.example.org/main.svg",
                    "JUPYTERLAB_SPLASH_ICON_URI": "http://hub:8081/hub/ds-branding/splash.svg"}
-    assert branding.lab_icon_env(BrandingSettings(), "http://hub:8081/hub/") == {}
+    assert branding.Branding(BrandingSettings()).lab_icon_env("http://hub:8081/hub/") == {}
 
 
 def test_hub_prefix_from_the_hub_or_the_setting():
