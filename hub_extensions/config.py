@@ -1,8 +1,8 @@
 """``configure(c)``: the single entry point, called from one ``hub.extraConfig`` snippet.
 
 It reads ``custom.ds`` from Z2JH's values (or takes settings from the caller), validates them, and
-registers everything: spawner class, hooks, handlers, templates. A wrong setting stops the hub at
-start with one line naming the key; nothing is half-configured.
+registers everything: the spawner class (which carries the spawn-time policy), handlers, templates.
+A wrong setting stops the hub at start with one line naming the key; nothing is half-configured.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, gpu, hooks, k8s, pod_policy, spawn
+from . import __version__, api, branding, gpu, k8s, pod_policy
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -55,8 +55,8 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     k8s.use_kubespawner_settings(c.KubeSpawner.get("k8s_api_host", ""), c.KubeSpawner.get("k8s_api_ssl_ca_cert", ""),
                                  c.KubeSpawner.get("k8s_api_verify_ssl", None))
     c.JupyterHub.spawner_class = DsKubeSpawner
-    c.DsKubeSpawner.ds_settings = settings
-    c.DsKubeSpawner.ds_branding = brand
+    # our spawn-time policy is DsKubeSpawner's own methods: pre_spawn_hook/modify_pod_hook stay the user's
+    DsKubeSpawner.use_settings(settings, brand)
     if settings.storage.enabled:
         if c.KubeSpawner.get("storage_pvc_ensure"):
             _stop("jupyterhub.singleuser.storage.type: expected none while custom.ds.storage.enabled is true "
@@ -64,8 +64,6 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         # our claims replace KubeSpawner's home claim, including its delete-on-user-delete logic
         c.KubeSpawner.delete_pvc = False
 
-    hooks.chain_pre_spawn_hook(c, spawn.pre_spawn)
-    hooks.chain_modify_pod_hook(c, spawn.modify_pod)
     pod_policy.load_groups(c, [*pod_policy.builtin_groups(settings.groups),
                                *([settings.gpu.group] if settings.gpu.group else [])])
     gpu.start_background(settings.gpu)

@@ -15,17 +15,15 @@ the very first one after the hub starts, and then for at most a few seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio.client import V1ResourceRequirements, V1Toleration
-
-from .pod_policy import merge_node_selector
+from . import objects
 from .settings import GpuSettings
-from .storage import notebook_container
 
 log = logging.getLogger("JupyterHub.ds.gpu")  # a child of the hub's own logger: same handlers and level
 
@@ -109,33 +107,51 @@ def decide(settings: GpuSettings, groups: Iterable[str], nodes_have_gpus: bool |
     return GpuDecision(bool(nodes_have_gpus), bool(nodes_have_gpus))
 
 
-def toleration(settings: GpuSettings) -> V1Toleration:
+def toleration(settings: GpuSettings) -> dict[str, str]:
     """Tolerate the taint named after the resource (``nvidia.com/gpu``, any value, NoSchedule)."""
-    return V1Toleration(key=settings.resource, operator="Exists", effect="NoSchedule")
+    return {"key": settings.resource, "operator": "Exists", "effect": "NoSchedule"}
 
 
 def add_gpus(pod: Any, settings: GpuSettings) -> Any:
     """Request ``count`` GPUs, tolerate the GPU taint (keeping existing tolerations), pin to GPU nodes."""
-    notebook = notebook_container(pod)
-    if notebook.resources is None:
-        notebook.resources = V1ResourceRequirements()
-    count = str(settings.count)
-    notebook.resources.limits = {**(notebook.resources.limits or {}), settings.resource: count}
-    if settings.resource in (notebook.resources.requests or {}):
-        # extended resources need requests == limits; a profile's guarantee must not contradict us
-        notebook.resources.requests = {**notebook.resources.requests, settings.resource: count}
-    ours = toleration(settings)
-    existing = list(pod.spec.tolerations or [])
-    if not any(_same_toleration(t, ours) for t in existing):
-        existing.append(ours)
-    pod.spec.tolerations = existing
-    return merge_node_selector(pod, settings.node_selector)
+    # extended resources need requests == limits: a profile's guarantee must not contradict us
+    objects.set_resource_limit(objects.notebook_container(pod), settings.resource, str(settings.count))
+    objects.add_toleration(pod, toleration(settings))
+    return objects.merge_node_selector(pod, settings.node_selector)
 
 
-def _same_toleration(t: Any, ours: V1Toleration) -> bool:
-    get = (lambda k, s: t.get(k)) if isinstance(t, Mapping) else (lambda k, s: getattr(t, s, None))
-    return (get("key", "key"), get("operator", "operator"), get("effect", "effect")) == \
-        (ours.key, ours.operator, ours.effect)
+# ---------------------------------------------------------------- listing nodes cheaply
+
+def label_selector(node_selector: Mapping[str, str] | None) -> str | None:
+    """``gpu.nodeSelector`` as a label selector, so the API server filters the nodes for us."""
+    return ",".join(f"{k}={v}" for k, v in sorted((node_selector or {}).items())) or None
+
+
+def parse_node_list(body: bytes) -> list[dict]:
+    """The ``items`` of a NodeList response body, as plain JSON (no model objects)."""
+    return json.loads(body).get("items") or []
+
+
+async def list_nodes(api: Any, selector: str | None = None, request_timeout: float | None = None) -> list[dict]:
+    """List nodes as raw JSON dicts: ``_preload_content=False`` skips building a ``V1Node`` per node.
+
+    A node carries its image list, conditions and managed fields; turning 5,000 of them into models and
+    back into dicts every minute cost the hub's event loop seconds of CPU (``ci/bench/gpu_nodes.py``).
+    ``resourceVersion=0`` lets the API server answer from its watch cache instead of etcd.
+    """
+    from kubernetes_asyncio.client import ApiException
+    from kubernetes_asyncio.client.rest import RESTResponse
+
+    kwargs: dict[str, Any] = {"resource_version": "0", "_preload_content": False}
+    if selector:
+        kwargs["label_selector"] = selector
+    if request_timeout is not None:
+        kwargs["_request_timeout"] = request_timeout
+    response = await api.list_node(**kwargs)
+    body = await response.read()  # reads the whole body and releases the connection
+    if not 200 <= response.status <= 299:
+        raise ApiException(http_resp=RESTResponse(response, body.decode("utf-8", "replace")))
+    return parse_node_list(body)
 
 
 # ---------------------------------------------------------------- the node cache
@@ -173,7 +189,7 @@ class NodeCache:
             return await self._fetch()
         from . import k8s  # kubernetes client only where the hub runs
 
-        return await k8s.list_nodes()
+        return await list_nodes(k8s.core(), label_selector(self.settings.node_selector), k8s.REQUEST_TIMEOUT)
 
     async def _refresh(self) -> None:
         self.fetches += 1

@@ -2,9 +2,10 @@
 
 Names and defaults are upstream's. Every value is a string: KubeSpawner copies ``environment``
 values into the pod as they are, and the API server rejects a number where a string belongs.
-The variables are set on the notebook container in ``modify_pod`` (after KubeSpawner built the
-pod), so KubeSpawner's ``{username}``-style template expansion of ``environment`` does not apply to
-them, and they win over a same-named ``KubeSpawner.environment`` entry.
+The variables are set on the notebook container by ``DsKubeSpawner.get_pod_manifest`` (after
+KubeSpawner built the pod, with :func:`hub_extensions.objects.set_env`), so KubeSpawner's
+``{username}``-style template expansion of ``environment`` does not apply to them, and they win over
+a same-named ``KubeSpawner.environment`` entry.
 
 Upstream's ``--ServerApp.disable_check_xsrf=True --ServerApp.allow_origin=*`` arguments are
 deliberately not part of this contract.
@@ -13,11 +14,9 @@ deliberately not part of this contract.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from .gpu import GpuDecision
 from .settings import LabSettings
-from .storage import notebook_container
 
 
 def _flag(value: bool) -> str:
@@ -45,12 +44,3 @@ def lab_environment(lab: LabSettings, gpu: GpuDecision, icons: Mapping[str, str]
     }
     env.update(icons or {})
     return {k: str(v) for k, v in env.items()}
-
-
-def set_env(pod: Any, env: Mapping[str, str]) -> Any:
-    """Set variables on the notebook container, replacing same-named entries (also ``valueFrom`` ones)."""
-    notebook = notebook_container(pod)
-    kept = [e for e in (notebook.env or [])
-            if (e.get("name") if isinstance(e, Mapping) else e.name) not in env]
-    notebook.env = kept + [{"name": k, "value": v} for k, v in env.items()]
-    return pod

@@ -1,10 +1,10 @@
 """Built-in groups ``docker-sock`` and ``docker-privileged``: pod patches by membership, and the groups.
 
-Membership is read when a server starts and applied to the pod KubeSpawner is about to create
-(``modify_pod_hook``, after profile overrides, so a profile cannot undo it). The patches are pure
-functions on a fresh ``V1Pod``: KubeSpawner builds the manifest from its traits on every start and we
-never touch the traits, so a member removed from a group gets a clean pod on the next start even
-though the spawner object lives as long as the hub.
+Membership is read when a server starts and applied to the pod KubeSpawner builds
+(``DsKubeSpawner.get_pod_manifest``, after profile overrides, so a profile cannot undo it). The
+patches are pure functions on a fresh ``V1Pod``: KubeSpawner builds the manifest from its traits on
+every start and we never touch the traits, so a member removed from a group gets a clean pod on the
+next start even though the spawner object lives as long as the hub.
 
 Both groups are root on the node: the Docker socket lets a user start any container with any host
 mount, and a privileged container can load kernel modules and reach every device.
@@ -16,10 +16,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubernetes_asyncio.client import V1HostPathVolumeSource, V1Volume, V1VolumeMount
-
+from . import objects
 from .settings import DockerSockSettings, GroupsSettings
-from .storage import notebook_container
 
 log = logging.getLogger("JupyterHub.ds.pod_policy")  # a child of the hub's own logger: same handlers and level
 
@@ -27,12 +25,7 @@ DOCKER_SOCK_MOUNT = "/var/run/docker.sock"
 DOCKER_SOCK_VOLUME = "ds-docker-sock"
 
 
-# ---------------------------------------------------------------- pure helpers (dicts or models)
-
-def _field(obj: Any, camel: str, snake: str) -> Any:
-    """KubeSpawner mixes camelCase dicts and snake_case models in one pod; read either."""
-    return obj.get(camel) if isinstance(obj, Mapping) else getattr(obj, snake, None)
-
+# ---------------------------------------------------------------- pure helpers
 
 def builtin_groups(settings: GroupsSettings) -> list[str]:
     """Names of the built-in groups, in a stable order."""
@@ -44,40 +37,25 @@ def group_names(user: Any) -> set[str]:
     return {g.name for g in getattr(user, "groups", None) or []}
 
 
-def merge_node_selector(pod: Any, selector: Mapping[str, str]) -> Any:
-    """Add labels to the pod's node selector (ours win on a conflicting key)."""
-    if selector:
-        pod.spec.node_selector = {**(pod.spec.node_selector or {}), **selector}
-    return pod
-
-
 # ---------------------------------------------------------------- the patches
 
 def add_docker_sock(pod: Any, settings: DockerSockSettings) -> Any:
-    """Mount the node's Docker socket (hostPath, type Socket) at /var/run/docker.sock."""
-    volume = V1Volume(name=DOCKER_SOCK_VOLUME,
-                      host_path=V1HostPathVolumeSource(path=settings.host_path, type="Socket"))
-    mount = V1VolumeMount(name=DOCKER_SOCK_VOLUME, mount_path=DOCKER_SOCK_MOUNT)
-    pod.spec.volumes = [v for v in (pod.spec.volumes or [])
-                        if _field(v, "name", "name") != DOCKER_SOCK_VOLUME] + [volume]
-    notebook = notebook_container(pod)
-    notebook.volume_mounts = [
-        m for m in (notebook.volume_mounts or [])
-        if _field(m, "name", "name") != DOCKER_SOCK_VOLUME
-        and _field(m, "mountPath", "mount_path") != DOCKER_SOCK_MOUNT
-    ] + [mount]
-    return merge_node_selector(pod, settings.node_selector)
+    """Mount the node's Docker socket (hostPath, type Socket) at /var/run/docker.sock, usable by its group.
+
+    The socket is ``root:docker 0660`` on the node and the notebook runs as an ordinary user, so the
+    pod gets the socket's GID (``gid``) as a supplemental group.
+    """
+    volume = {"name": DOCKER_SOCK_VOLUME, "hostPath": {"path": settings.host_path, "type": "Socket"}}
+    mount = {"name": DOCKER_SOCK_VOLUME, "mountPath": DOCKER_SOCK_MOUNT}
+    objects.add_volumes(pod, [volume], [mount])
+    objects.add_supplemental_groups(pod, [] if settings.gid is None else [settings.gid])
+    return objects.merge_node_selector(pod, settings.node_selector)
 
 
 def add_privileged(pod: Any) -> Any:
     """Run the notebook container privileged, with privilege escalation allowed."""
-    notebook = notebook_container(pod)
-    context = notebook.security_context
-    if context is None or isinstance(context, Mapping):
-        notebook.security_context = {**(context or {}), "privileged": True, "allowPrivilegeEscalation": True}
-    else:  # a V1SecurityContext (e.g. from extra_container_config)
-        context.privileged = True
-        context.allow_privilege_escalation = True
+    objects.merge_security_context(objects.notebook_container(pod),
+                                   {"privileged": True, "allowPrivilegeEscalation": True})
     return pod
 
 

@@ -9,8 +9,8 @@ Helm and the hub reject the same mistakes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import re
 import sys
 import types
 import typing
@@ -24,6 +24,10 @@ _QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SHARED_CLAIM_NAME = "jupyterhub-ds-shared"
+# The pod volume of a per-user volume is ``ds-<name>``; these names are taken by our other pod volumes
+# (``ds-shared``, ``ds-docker-sock``), so a per-user volume may not use them.
+RESERVED_VOLUME_NAMES = ["shared", "docker-sock"]
+DOCKER_GID = 999  # what `groupadd --system docker` (docker-ce's Debian/Ubuntu package) gets on a fresh node
 _ACCESS_MODES = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
 
 
@@ -57,7 +61,8 @@ class VolumeSettings:
     """One per-user PersistentVolumeClaim."""
 
     name: str = setting("", "Suffix of the claim name and the key users select when they reset it.",
-                        required=True, pattern=_DNS_LABEL, maxLength=20, minLength=1)
+                        required=True, pattern=_DNS_LABEL, maxLength=20, minLength=1,
+                        **{"not": {"enum": RESERVED_VOLUME_NAMES}})
     mount_path: str = setting("", "Where the volume is mounted in the user's server.", required=True,
                               pattern=r"^/")
     size: str = setting("10Gi", "Requested capacity (a Kubernetes quantity).", pattern=_QUANTITY)
@@ -113,6 +118,9 @@ class DockerSockSettings:
 
     group: str = setting("docker-sock", "Name of the built-in group.", minLength=1)
     host_path: str = setting("/var/run/docker.sock", "Socket path on the node.", pattern=r"^/")
+    gid: int | None = setting(
+        DOCKER_GID, "GID owning the socket on the nodes (`stat -c %g /var/run/docker.sock`), added to the pod's "
+        "supplementalGroups so the user may use it; null adds none.", minimum=0, maximum=4294967294)
     node_selector: dict[str, str] = setting({}, "Node selector for nodes that run a Docker daemon.")
 
 
@@ -200,95 +208,105 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is list:
-        return "a list"
-    if origin is dict:
-        return "a mapping"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {str: "a string", int: "an integer", bool: "true or false", float: "a number",
-            type(None): "null"}.get(tp, str(tp))
+_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+               "boolean": "true or false", "number": "a number", "null": "null"}
 
 
-def _fail(path: str, expected: str, got: Any) -> typing.NoReturn:
-    raise SettingsError(f"{path}: expected {expected}, got {json.dumps(got, default=str)}")
+def _key_path(parts: typing.Iterable[Any]) -> str:
+    out = VALUES_PATH
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
 
 
-def _check_constraints(path: str, value: Any, schema: Mapping[str, Any]) -> None:
-    if "enum" in schema and value not in schema["enum"]:
-        _fail(path, "one of " + ", ".join(json.dumps(v) for v in schema["enum"]), value)
-    if isinstance(value, str):
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            _fail(path, f"a string matching {schema['pattern']}", value)
+def _expected(error: Any) -> str:
+    """What the failed JSON-schema keyword asks for, in words."""
+    keyword, value, schema = error.validator, error.validator_value, error.schema
+    if keyword == "type":
+        return " or ".join(_TYPE_WORDS.get(t, t) for t in (value if isinstance(value, list) else [value]))
+    if keyword == "enum":
+        return "one of " + ", ".join(json.dumps(v) for v in value)
+    if keyword == "not" and "enum" in value:  # only volume names use it
+        names = ", ".join(json.dumps(v) for v in value["enum"])
+        return (f"a name other than {names} (reserved: a volume's pod volume is ds-<name>, and "
+                + ", ".join(f"ds-{v}" for v in value["enum"]) + " are taken)")
+    if keyword == "pattern":
+        return f"a string matching {value}"
+    if keyword in ("minLength", "maxLength"):
         low, high = schema.get("minLength", 0), schema.get("maxLength")
-        if len(value) < low or (high is not None and len(value) > high):
-            _fail(path, f"a string of {low}-{high} characters" if high else "a non-empty string", value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < schema.get("minimum", -(1 << 62)) or value > schema.get("maximum", 1 << 62):
-            _fail(path, f"an integer from {schema.get('minimum')} to {schema.get('maximum')}", value)
-    if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0):
-            _fail(path, f"at least {schema['minItems']} item(s)", value)
-        for i, item in enumerate(value):
-            _check_constraints(f"{path}[{i}]", item, schema.get("items", {}))
+        return f"a string of {low}-{high} characters" if high else "a non-empty string"
+    if keyword in ("minimum", "maximum"):
+        return f"an integer from {schema.get('minimum')} to {schema.get('maximum')}"
+    if keyword == "minItems":
+        return f"at least {value} item(s)"
+    return f"a value valid for {keyword} {json.dumps(value)}"
 
 
-def _convert(path: str, tp: Any, value: Any, schema: Mapping[str, Any]) -> Any:
+def _one_line(error: Any) -> str:
+    """A jsonschema error as one line that names the key the way Helm users write it."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return f"{_key_path([*path, unknown[0]])}: unknown setting (allowed: {', '.join(allowed)})"
+    if error.validator == "required":
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        doc = error.schema["properties"][missing].get("description", "")
+        return f"{_key_path([*path, missing])}: required ({doc})"
+    return f"{_key_path(path)}: expected {_expected(error)}, got {json.dumps(error.instance, default=str)}"
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema  # in the hub image (a JupyterHub dependency); pinned in requirements/hub-image.txt
+
+    return jsonschema.Draft7Validator(dataclass_schema(Settings))
+
+
+def validate(raw: Any) -> None:
+    """Check a ``custom.ds`` value against the chart's schema (the same one Helm applies)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(raw))
+    if error is not None:
+        raise SettingsError(_one_line(error))
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    """A schema-valid JSON value as the field's Python type."""
     origin = typing.get_origin(tp)
+    if value is None:
+        return None
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(path, inner[0], value, schema) if len(inner) == 1 else value
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner[0], value) if len(inner) == 1 else value
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            _fail(path, "a mapping", value)
-        return _build(tp, value, path)
+        return _build(tp, value)
     if origin is list:
-        if not isinstance(value, list):
-            _fail(path, _describe(tp), value)
         (item_tp,) = typing.get_args(tp)
-        out = [_convert(f"{path}[{i}]", item_tp, v, {}) for i, v in enumerate(value)]
-        _check_constraints(path, out, schema)
-        return out
+        return [_convert(item_tp, v) for v in value]
     if origin is dict:
-        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-            _fail(path, "a mapping of strings to strings", value)
         return dict(value)
-    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-    if not ok:
-        _fail(path, _describe(tp), value)
-    _check_constraints(path, value, schema)
+    if tp is int:
+        return int(value)  # JSON schema counts 2.0 as an integer
     return value
 
 
-def _build(cls: type, raw: Mapping[str, Any], path: str) -> Any:
-    fields = {camel(f.name): f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise SettingsError(f"{path}.{unknown[0]}: unknown setting (allowed: {', '.join(sorted(fields))})")
+def _build(cls: type, raw: Mapping[str, Any]) -> Any:
     hints = _hints(cls)
-    kwargs = {}
-    for key, f in fields.items():
-        if f.metadata["required"] and key not in raw:
-            raise SettingsError(f"{path}.{key}: required ({f.metadata['doc']})")
-        if key in raw:
-            kwargs[f.name] = _convert(f"{path}.{key}", hints[f.name], raw[key], f.metadata["schema"])
-    return cls(**kwargs)
+    return cls(**{f.name: _convert(hints[f.name], raw[camel(f.name)])
+                  for f in dataclasses.fields(cls) if camel(f.name) in raw})
 
 
 def load_settings(raw: Mapping[str, Any] | None) -> Settings:
-    """Validate a ``custom.ds`` mapping and return the typed settings (defaults fill gaps)."""
+    """Validate a ``custom.ds`` mapping with the chart's JSON schema and return the typed settings.
+
+    Defaults fill gaps. Errors are one line naming the key (``jupyterhub.custom.ds.gpu.mode: ...``).
+    """
     if raw is None:
         raw = {}
-    if not isinstance(raw, Mapping):
-        _fail(VALUES_PATH, "a mapping", raw)
-    settings = _build(Settings, raw, VALUES_PATH)
+    validate(raw)
+    settings = _build(Settings, raw)
     _check_cross_field(settings)
     return settings
 

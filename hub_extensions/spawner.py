@@ -1,37 +1,282 @@
-"""KubeSpawner with our settings attached, spawn failures explained, and the storage policy applied
-when a user is deleted.
+"""Spawn-time policy, in one place: ``DsKubeSpawner``, the KubeSpawner the hub runs.
 
-A subclass is needed only where KubeSpawner offers no hook: the spawner state (which keeps the owner key
-of the user's claims), ``delete_forever`` (JupyterHub calls it on each spawner of a deleted user), and
-``start``/``progress`` (to put the API server's and scheduler's words in front of the user,
-:mod:`hub_extensions.spawn_feedback`). Everything else is in hooks.
+Our policy lives in the spawner's own methods, not in ``pre_spawn_hook``/``modify_pod_hook``, so a later
+``hub.extraConfig`` snippet that assigns either hook cannot drop it; such hooks simply run as
+KubeSpawner runs them:
+
+- ``run_pre_spawn_hook``: the configured ``pre_spawn_hook`` (yours, if any), then our side effects:
+  deleted built-in groups are back, the GPU node cache has an answer, and the user's claims exist
+  (under the user's lock, so a volume reset cannot race the start).
+- ``get_pod_manifest``: KubeSpawner's manifest (profile overrides applied), then our pure pod patches:
+  per-user and shared volumes, built-in group membership (read now, so a removed member gets a clean
+  pod), GPUs, and the lab environment contract. KubeSpawner then runs the configured
+  ``modify_pod_hook`` on the result: your hook sees our patches and has the last word.
+- ``start``/``progress``: the API server's and the scheduler's words in front of the user (Pod Security
+  refusals, "no free GPU"), and a start that fails within seconds when the node has no Docker socket.
+- the spawner state keeps the owner key of the user's claims; ``delete_forever`` applies
+  ``onUserDelete``.
+
+The feedback functions at the top are pure, for tests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from jupyterhub.utils import maybe_future
+from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Instance, default
+from tornado import web
 
-from . import branding, locks, storage
+from . import branding, gpu, k8s, labenv, locks, objects, pod_policy, storage
 from .branding import Branding
-from .settings import Settings
-from .spawn_feedback import SpawnFeedbackMixin
+from .settings import DockerSockSettings, Settings
+
+# ================================================================ pure: what the user reads
 
 
-class DsKubeSpawner(SpawnFeedbackMixin, KubeSpawner):
-    ds_settings = Instance(Settings, help="jupyterhub-ds settings (set by hub_extensions.configure).",
-                           config=True)
+def api_message(e: ApiException) -> str:
+    """The API server's ``Status.message`` (falls back to the status line)."""
+    try:
+        body = json.loads(e.body) if e.body else {}
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return message or f"{e.status} {e.reason}"
 
-    ds_branding = Instance(Branding, help="Branding resolved once at start (set by hub_extensions.configure).",
-                           config=True)
 
-    @default("ds_settings")
-    def _default_ds_settings(self) -> Settings:
-        return Settings()
+def refused(e: ApiException) -> web.HTTPError:
+    """An ``HTTPError`` whose message is what the API server said when it refused an object.
 
-    @default("ds_branding")
-    def _default_ds_branding(self) -> Branding:
-        return Branding(self.ds_settings.branding, branding.assets(self.ds_settings.branding))
+    KubeSpawner re-raises the ``ApiException``, whose text is the status line, every response header
+    and the raw JSON body; the user gets only the API server's message.
+    """
+    message = f"Kubernetes refused to create your server: {api_message(e)}"
+    if "PodSecurity" in message:
+        message += " (the namespace's Pod Security level does not allow this server; ask an administrator)"
+    status = e.status if e.status and 400 <= e.status < 500 else 502
+    return _failure(status, message)
+
+
+def _failure(status: int, message: str) -> web.HTTPError:
+    error = web.HTTPError(status, "%s", message)
+    error.jupyterhub_message = message  # what the spawn page's progress stream shows
+    return error
+
+
+def scheduling_hint(raw_event: Mapping[str, Any] | None, resource: str) -> str | None:
+    """A sentence for a FailedScheduling event caused by exhausted GPUs, else None."""
+    if not raw_event or raw_event.get("reason") != "FailedScheduling":
+        return None
+    if f"Insufficient {resource}" not in (raw_event.get("message") or ""):
+        return None
+    return (f"No free GPU right now: no node has enough unallocated {resource} for this server (other "
+            "servers hold them, or a node has fewer than requested). It starts as soon as enough are "
+            "released, or fails when the start timeout runs out.")
+
+
+def docker_socket_hint(raw_event: Mapping[str, Any] | None, sock: DockerSockSettings) -> str | None:
+    """A sentence for the kubelet's FailedMount of our Docker socket volume (no socket on the node), else None.
+
+    The kubelet checks a ``hostPath`` of type ``Socket`` before it starts the container and reports
+    ``MountVolume.SetUp failed for volume "ds-docker-sock" : hostPath type check failed: ... is not a
+    socket file``; it retries forever, so without this the start only ends at the start timeout.
+    """
+    if not raw_event or raw_event.get("reason") != "FailedMount":
+        return None
+    message = raw_event.get("message") or ""
+    if f'"{pod_policy.DOCKER_SOCK_VOLUME}"' not in message or "hostPath type check failed" not in message:
+        return None
+    return (f"No Docker socket on this node: your server mounts the node's Docker socket (group "
+            f"{sock.group}), but {sock.host_path} is not a socket on the node it was placed on. Ask an "
+            "administrator to set groups.dockerSock.nodeSelector to nodes that run a Docker daemon.")
+
+
+def last_warning(events: list[Mapping[str, Any]], resource: str, sock: DockerSockSettings) -> str | None:
+    """The pod's most recent Warning event, as the user should read it."""
+    for event in reversed(events):
+        if event.get("type") == "Warning":
+            hint = scheduling_hint(event, resource)
+            if hint:
+                return f"{hint} Scheduler: {event.get('message')}"
+            hint = docker_socket_hint(event, sock)
+            return f"{hint} Kubelet: {event.get('message')}" if hint else event.get("message")
+    return None
+
+
+def created_since(pod: Mapping[str, Any] | None, since: datetime) -> bool:
+    """Whether a pod (API JSON) was created at or after ``since``: an older one is a previous start's."""
+    stamp = ((pod or {}).get("metadata") or {}).get("creationTimestamp")
+    if not stamp:
+        return False
+    try:
+        return datetime.fromisoformat(stamp) >= since
+    except (TypeError, ValueError):
+        return False
+
+
+def fatal_event(pod: Mapping[str, Any] | None, events: list[Mapping[str, Any]], since: datetime,
+                sock: DockerSockSettings) -> str | None:
+    """The message that ends a start now: our socket volume failed to mount on the pod of this start."""
+    if not created_since(pod, since):
+        return None
+    uid = pod["metadata"].get("uid")
+    for event in events:
+        if (event.get("involvedObject") or {}).get("uid") == uid:
+            hint = docker_socket_hint(event, sock)
+            if hint:
+                return f"{hint} Kubelet: {event.get('message')}"
+    return None
+
+
+class SpawnTimeout(TimeoutError):
+    """A start timeout that says why (JupyterHub still counts it as a timeout)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+# ================================================================ pure: the pod patches
+
+
+def apply_pod_policy(pod: Any, settings: Settings, *, owner: str | None, groups: set[str],
+                     gpu_answer: bool | None, icons: Mapping[str, str]) -> list[str]:
+    """Patch the pod KubeSpawner built: volumes, groups, GPUs, lab environment. Returns what was granted."""
+    if settings.storage.enabled and owner is not None:
+        objects.add_volumes(pod, *storage.pod_volumes(settings.storage, owner))
+    granted = pod_policy.apply_groups(pod, settings.groups, groups)
+    decision = gpu.decide(settings.gpu, groups, gpu_answer)
+    if decision.gpu:
+        gpu.add_gpus(pod, settings.gpu)
+        granted.append(f"{settings.gpu.count} {settings.gpu.resource}")
+    objects.set_env(pod, labenv.lab_environment(settings.lab, decision, icons))
+    return granted
+
+
+# ================================================================ the spawner
+
+
+class DsKubeSpawner(KubeSpawner):
+    # Set once by hub_extensions.configure and shared by every spawner: plain class attributes, not
+    # config traits (traitlets deep-copies config values into each spawner).
+    ds_settings: ClassVar[Settings] = Settings()
+    ds_branding: ClassVar[Branding] = Branding(Settings().branding)
+
+    # how often a start looks at the pod's events for a failure that will not go away by itself
+    ds_event_poll_seconds: ClassVar[float] = 1.0
+
+    @classmethod
+    def use_settings(cls, settings: Settings, brand: Branding) -> None:
+        """Share one settings object and one branding with every spawner of this hub."""
+        cls.ds_settings = settings
+        cls.ds_branding = brand
+
+    # ------------------------------------------------------------ before the start
+
+    async def run_pre_spawn_hook(self) -> None:
+        """The configured ``pre_spawn_hook`` first (it may change the spawner), then ours."""
+        await maybe_future(super().run_pre_spawn_hook())
+        await self.ds_prepare()
+
+    async def ds_prepare(self) -> None:
+        """Side effects before the pod: built-in groups exist, GPU answer known, the user's claims exist."""
+        settings = self.ds_settings
+        pod_policy.ensure_groups(self.user.db, pod_policy.builtin_groups(settings.groups))
+        if settings.gpu.mode == 2:
+            await gpu.node_cache(settings.gpu).warm()  # waits only before the first node list
+        if settings.storage.enabled:
+            async with locks.user_lock(self.user.id):
+                try:
+                    await storage.ensure_claims(self.namespace, settings.storage, self.ds_owner,
+                                                self.user.name, self.common_labels)
+                except storage.StorageError as e:
+                    raise web.HTTPError(e.status, e.message) from e
+                except k8s.API_ERRORS as e:
+                    raise web.HTTPError(503, f"Could not prepare your volumes: {k8s.describe(e)}") from e
+
+    # ------------------------------------------------------------ the pod
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod (after profile overrides) with our policy applied."""
+        pod = await super().get_pod_manifest()
+        settings = self.ds_settings
+        granted = apply_pod_policy(
+            pod, settings,
+            owner=self.ds_owner if settings.storage.enabled else None,
+            groups=pod_policy.group_names(self.user),
+            gpu_answer=gpu.node_cache(settings.gpu).answer() if settings.gpu.mode == 2 else None,
+            icons=self.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, self.hub)))
+        if granted:
+            self.log.info("jupyterhub-ds: server of %s gets %s", self.user.name, ", ".join(granted))
+        return pod
+
+    # ------------------------------------------------------------ starting, and telling the user why not
+
+    def _ds_pod(self) -> Mapping[str, Any] | None:
+        reflector = getattr(self, "pod_reflector", None)
+        return reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+
+    async def _ds_watch_events(self, since: datetime) -> str:
+        """Poll the pod's events (the reflector KubeSpawner keeps) until one says the start cannot succeed."""
+        while True:
+            await asyncio.sleep(self.ds_event_poll_seconds)
+            try:
+                message = fatal_event(self._ds_pod(), self.events, since, self.ds_settings.groups.docker_sock)
+            except Exception:  # a bug here must not fail a start that would succeed
+                self.log.exception("jupyterhub-ds: reading the events of %s failed", self.pod_name)
+                message = None
+            if message:
+                return message
+
+    async def start(self) -> Any:
+        # pods of earlier starts are older; a few seconds of slack for the API server's clock
+        since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+        starting = asyncio.ensure_future(super().start())  # KubeSpawner's future; progress() follows it
+        watching = asyncio.ensure_future(self._ds_watch_events(since))
+        try:
+            await asyncio.wait({starting, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                message = watching.result()
+                self.log.warning("jupyterhub-ds: start of %s failed: %s", self.pod_name, message)
+                starting.cancel()
+                raise _failure(503, message)
+            return starting.result()
+        except ApiException as e:
+            raise refused(e) from e
+        except asyncio.CancelledError:
+            starting.cancel()  # JupyterHub gave up (start timeout): stop KubeSpawner's start too
+            raise
+        except TimeoutError as e:
+            warning = last_warning(getattr(self, "events", None) or [], self.ds_settings.gpu.resource,
+                                   self.ds_settings.groups.docker_sock)
+            if warning:
+                raise SpawnTimeout(f"{e} Last event: {warning}") from e
+            raise
+        finally:
+            watching.cancel()
+
+    async def progress(self) -> AsyncIterator[dict]:
+        """KubeSpawner's event stream, with a plain sentence in front of the events users cannot decode."""
+        resource = self.ds_settings.gpu.resource
+        sock = self.ds_settings.groups.docker_sock
+        hinted: set[str] = set()
+        async with aclosing(super().progress()) as events:
+            async for event in events:
+                raw = event.get("raw_event")
+                for kind, hint, source in (("gpu", scheduling_hint(raw, resource), "Scheduler"),
+                                           ("docker", docker_socket_hint(raw, sock), "Kubelet")):
+                    if hint and kind not in hinted:
+                        hinted.add(kind)
+                        event = {**event, "message": f"{hint} {source}: {event.get('message', '')}"}
+                yield event
+
+    # ------------------------------------------------------------ state: the owner key of the user's claims
 
     _ds_owner: str | None = None
 

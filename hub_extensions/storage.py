@@ -112,31 +112,6 @@ def pod_volumes(settings: StorageSettings, owner: str) -> tuple[list[dict], list
     return volumes, mounts
 
 
-def add_to_pod(pod: Any, volumes: list[dict], mounts: list[dict]) -> Any:
-    """Add volumes and mounts to a ``V1Pod``, replacing entries of the same name (idempotent)."""
-    names = {v["name"] for v in volumes}
-    pod.spec.volumes = [v for v in (pod.spec.volumes or []) if _name(v) not in names] + volumes
-    notebook = notebook_container(pod)
-    paths = {m["mountPath"] for m in mounts}
-    notebook.volume_mounts = [
-        m for m in (notebook.volume_mounts or [])
-        if _name(m) not in names and _get(m, "mountPath", "mount_path") not in paths
-    ] + mounts
-    return pod
-
-
-def notebook_container(pod: Any) -> Any:
-    return next(c for c in pod.spec.containers if c.name == "notebook")
-
-
-def _get(obj: Any, camel: str, snake: str) -> Any:
-    return obj.get(camel) if isinstance(obj, dict) else getattr(obj, snake, None)
-
-
-def _name(obj: Any) -> str:
-    return _get(obj, "name", "name")
-
-
 def volume_report(settings: StorageSettings, claims: list[dict]) -> list[dict]:
     """What Manage Volumes shows: every configured volume, whether its claim exists, size and phase."""
     by_volume = {c["metadata"]["labels"].get(LABEL_VOLUME): c for c in claims}

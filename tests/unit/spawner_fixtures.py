@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client import ApiClient
 from traitlets.config import Config
 
@@ -57,11 +58,13 @@ def make_spawner(c: Config, user: Any, hub: Any | None = None) -> Any:
 
 
 async def spawn_manifest(spawner: Any, user_options: dict | None = None) -> Any:
-    """What KubeSpawner._start does up to creating the pod: overrides, manifest, modify_pod_hook."""
+    """What KubeSpawner._start does up to creating the pod: overrides, manifest, modify_pod_hook if set."""
     spawner.user_options = user_options or {}
     await spawner.load_user_options()
     pod = await spawner.get_pod_manifest()
-    return await spawner.modify_pod_hook(spawner, pod)
+    if spawner.modify_pod_hook:
+        pod = await maybe_future(spawner.modify_pod_hook(spawner, pod))
+    return pod
 
 
 def as_json(pod: Any) -> dict:

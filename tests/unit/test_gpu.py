@@ -18,8 +18,9 @@ from kubernetes_asyncio.client import (
 )
 from traitlets.config import Config
 
-from hub_extensions import configure, gpu, spawn_feedback
-from hub_extensions.settings import GpuSettings, load_settings
+from hub_extensions import configure, gpu
+from hub_extensions.settings import GpuSettings
+from hub_extensions.spawner import DsKubeSpawner
 
 from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
 
@@ -170,7 +171,7 @@ async def test_auto_mode_reads_the_cache_without_listing_nodes(fake_kubeconfig, 
 
     monkeypatch.setattr(gpu, "start_background", lambda settings: None)  # no real node list in unit tests
     c = configured({"gpu": {"mode": 2}})
-    cache = gpu._cache = gpu.NodeCache(c.DsKubeSpawner.ds_settings.gpu, fetch=fetch)
+    cache = gpu._cache = gpu.NodeCache(DsKubeSpawner.ds_settings.gpu, fetch=fetch)
     await cache.warm()
     assert calls == [1]
     pod = as_json(await spawn_manifest(make_spawner(c, fake_user())))
@@ -290,96 +291,6 @@ async def _no_nodes() -> list[dict]:
     return []
 
 
-# ---------------------------------------------------------------- spawn feedback
-
-PSA_BODY = json.dumps({
-    "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
-    "message": 'pods "jupyter-alice" is forbidden: violates PodSecurity "baseline:latest": privileged '
-               '(container "notebook" must not set securityContext.privileged=true)'})
-
-
-def test_refusal_carries_the_api_servers_words():
-    e = ApiException(status=403, reason="Forbidden")
-    e.body = PSA_BODY
-    error = spawn_feedback.refused(e)
-    assert error.status_code == 403
-    assert 'violates PodSecurity "baseline:latest"' in error.jupyterhub_message
-    assert "ask an administrator" in error.jupyterhub_message
-    assert "HTTP response headers" not in error.jupyterhub_message
-    assert error.log_message % error.args == error.jupyterhub_message
-
-    plain = ApiException(status=500, reason="Internal Server Error")
-    assert spawn_feedback.refused(plain).status_code == 502
-    assert "500 Internal Server Error" in spawn_feedback.refused(plain).jupyterhub_message
-
-
-def test_scheduling_hint_only_for_exhausted_gpus():
-    event = {"reason": "FailedScheduling",
-             "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) had untolerated taint"}
-    assert "No free GPU" in spawn_feedback.scheduling_hint(event, "nvidia.com/gpu")
-    assert spawn_feedback.scheduling_hint(event, "example.com/gpu") is None
-    assert spawn_feedback.scheduling_hint({"reason": "Scheduled", "message": "ok"}, "nvidia.com/gpu") is None
-    assert spawn_feedback.scheduling_hint(None, "nvidia.com/gpu") is None
-
-
-class _Base:
-    def __init__(self, events=(), error=None):
-        self._events, self._error = events, error
-        self.events: list[dict] = []  # KubeSpawner's property: this pod's events since the start
-
-    async def start(self):
-        if self._error:
-            raise self._error
-        return "http://127.1.2.3:8888"
-
-    async def progress(self):
-        for event in self._events:
-            yield event
-
-
-class _Spawner(spawn_feedback.SpawnFeedbackMixin, _Base):
-    ds_settings = load_settings({})
-
-
-async def test_mixin_start_turns_a_refusal_into_a_readable_error():
-    assert await _Spawner().start() == "http://127.1.2.3:8888"
-    e = ApiException(status=403, reason="Forbidden")
-    e.body = PSA_BODY
-    with pytest.raises(Exception) as info:
-        await _Spawner(error=e).start()
-    assert "violates PodSecurity" in info.value.jupyterhub_message
-    assert info.value.__cause__ is e
-
-
-async def test_mixin_progress_adds_the_gpu_hint_once_and_keeps_the_event():
-    raw = {"reason": "FailedScheduling", "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."}
-    events = [{"progress": 30, "message": "2024 [Warning] " + raw["message"], "raw_event": raw}] * 2
-    out = [e async for e in _Spawner(events).progress()]
-    assert out[0]["message"].startswith("No free GPU")
-    assert "Insufficient nvidia.com/gpu" in out[0]["message"]
-    assert out[0]["raw_event"] is raw
-    assert out[1] == events[1]
-
-
-async def test_mixin_start_timeout_repeats_the_last_warning():
-    spawner = _Spawner(error=TimeoutError("pod ns/jupyter-alice did not start in 120 seconds!"))
-    spawner.events = [
-        {"type": "Warning", "reason": "FailedScheduling",
-         "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."},
-        {"type": "Normal", "reason": "Other", "message": "noise"},
-    ]
-    with pytest.raises(TimeoutError) as info:
-        await spawner.start()
-    message = info.value.jupyterhub_message
-    assert message.startswith("pod ns/jupyter-alice did not start in 120 seconds! Last event: No free GPU")
-    assert "Insufficient nvidia.com/gpu" in message
-
-    quiet = _Spawner(error=TimeoutError("did not start"))
-    with pytest.raises(TimeoutError) as info:
-        await quiet.start()
-    assert not hasattr(info.value, "jupyterhub_message")
-
-
 async def test_after_a_failed_first_list_spawns_do_not_wait_again():
     calls = []
 
@@ -393,3 +304,54 @@ async def test_after_a_failed_first_list_spawns_do_not_wait_again():
     assert await cache.warm() is None
     assert asyncio.get_running_loop().time() - started < 1  # the next spawn did not wait
     cache.stop()
+
+
+# ---------------------------------------------------------------- listing nodes without models
+
+class _RawResponse:
+    """What ``list_node(_preload_content=False)`` returns: the aiohttp response, body unread."""
+
+    def __init__(self, status: int, body: bytes):
+        self.status, self._body = status, body
+        self.reason = "Forbidden" if status == 403 else "OK"
+        self.headers = {"Content-Type": "application/json"}
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+class _FakeCoreApi:
+    def __init__(self, response: _RawResponse):
+        self.response, self.calls = response, []
+
+    async def list_node(self, **kwargs):
+        self.calls.append(kwargs)
+        return self.response
+
+
+async def test_list_nodes_reads_raw_json_with_a_label_selector_from_the_watch_cache():
+    api = _FakeCoreApi(_RawResponse(200, json.dumps({"kind": "NodeList", "items": [CPU_NODE, GPU_NODE]}).encode()))
+    nodes = await gpu.list_nodes(api, gpu.label_selector({"pool": "gpu", "a": "b"}), 10)
+    assert nodes == [CPU_NODE, GPU_NODE]  # plain dicts: no V1Node was built
+    assert api.calls == [{"resource_version": "0", "_preload_content": False, "label_selector": "a=b,pool=gpu",
+                          "_request_timeout": 10}]
+    assert gpu.label_selector({}) is None
+
+
+async def test_list_nodes_raises_the_api_servers_refusal():
+    api = _FakeCoreApi(_RawResponse(403, b'{"kind": "Status", "message": "nodes is forbidden"}'))
+    with pytest.raises(ApiException) as info:
+        await gpu.list_nodes(api)
+    assert info.value.status == 403 and "forbidden" in info.value.body
+    assert api.calls == [{"resource_version": "0", "_preload_content": False}]
+
+
+async def test_cache_lists_with_the_node_selector(monkeypatch):
+    from hub_extensions import k8s
+
+    api = _FakeCoreApi(_RawResponse(200, json.dumps({"items": [GPU_NODE]}).encode()))
+    monkeypatch.setattr(k8s, "core", lambda: api)
+    cache = gpu.NodeCache(GpuSettings(node_selector={"nvidia.com/gpu.present": "true"}))
+    await cache.refresh()
+    assert cache.answer() is True
+    assert api.calls[0]["label_selector"] == "nvidia.com/gpu.present=true"

@@ -6,7 +6,7 @@ import pytest
 from kubernetes_asyncio.client import V1Container, V1EnvVar, V1Pod, V1PodSpec
 from traitlets.config import Config
 
-from hub_extensions import configure, gpu, labenv
+from hub_extensions import configure, gpu, labenv, objects
 from hub_extensions.settings import GpuSettings, LabSettings, load_settings
 
 from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
@@ -63,7 +63,7 @@ def test_set_env_replaces_same_named_entries_of_either_shape():
     pod = V1Pod(spec=V1PodSpec(containers=[V1Container(name="notebook", env=[
         {"name": "KEEP", "value": "1"}, {"name": "MLFLOW_PORT", "value": "1"},
         V1EnvVar(name="TF_CPP_MIN_LOG_LEVEL", value="0")])]))
-    labenv.set_env(pod, {"MLFLOW_PORT": "5000", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    objects.set_env(pod, {"MLFLOW_PORT": "5000", "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert notebook(as_json(pod))["env"] == [{"name": "KEEP", "value": "1"}, {"name": "MLFLOW_PORT", "value": "5000"},
                                              {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "3"}]
 

@@ -33,7 +33,22 @@ def test_defaults_are_the_upstream_layout():
     ({"storage": {"onUserDelete": "keep"}}, "onUserDelete: expected one of \"retain\", \"delete\""),
     ({"storage": {"volumes": [{"name": "a", "mountPath": "/x", "accessModes": ["RWX"]}]}},
      "accessModes[0]: expected one of"),
-    ({"groups": {"dockerSock": {"nodeSelector": {"a": 1}}}}, "nodeSelector: expected a mapping of strings"),
+    ({"groups": {"dockerSock": {"nodeSelector": {"a": 1}}}},
+     "jupyterhub.custom.ds.groups.dockerSock.nodeSelector.a: expected a string, got 1"),
+    ({"groups": {"dockerSock": {"nodeSelector": ["a"]}}},
+     "jupyterhub.custom.ds.groups.dockerSock.nodeSelector: expected a mapping, got [\"a\"]"),
+    ({"groups": {"dockerSock": {"gid": "999"}}},
+     "jupyterhub.custom.ds.groups.dockerSock.gid: expected an integer or null, got \"999\""),
+    ({"groups": {"dockerSock": {"gid": -1}}},
+     "jupyterhub.custom.ds.groups.dockerSock.gid: expected an integer from 0 to 4294967294, got -1"),
+    ({"storage": {"volumes": [{"name": "ok", "mountPath": "/x"}, {"name": "docker-sock", "mountPath": "/y"}]}},
+     "jupyterhub.custom.ds.storage.volumes[1].name: expected a name other than \"shared\", \"docker-sock\" "
+     "(reserved: a volume's pod volume is ds-<name>, and ds-shared, ds-docker-sock are taken), got \"docker-sock\""),
+    ({"storage": {"volumes": [{"name": "shared", "mountPath": "/x"}]}},
+     "jupyterhub.custom.ds.storage.volumes[0].name: expected a name other than"),
+    ({"hubUrl": 5}, "jupyterhub.custom.ds.hubUrl: expected a string or null, got 5"),
+    ({"storage": {"volumes": [{"name": "a", "mountPath": "/x", "accessModes": []}]}},
+     "jupyterhub.custom.ds.storage.volumes[0].accessModes: expected at least 1 item(s), got []"),
     ("not a mapping", "jupyterhub.custom.ds: expected a mapping"),
     ({"storage": {"volumes": [{"mountPath": "/x"}]}}, "jupyterhub.custom.ds.storage.volumes[0].name: required"),
     ({"storage": {"volumes": [{"name": "a"}]}}, "jupyterhub.custom.ds.storage.volumes[0].mountPath: required"),
@@ -46,6 +61,40 @@ def test_bad_settings_name_the_key(raw, message):
         load_settings(raw)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_hub_validates_with_the_charts_schema(monkeypatch):
+    """One contract: the hub asks jsonschema with the generated schema Helm applies, not its own checks."""
+    import jsonschema
+
+    from hub_extensions import settings as settings_module
+
+    seen = []
+    real = jsonschema.Draft7Validator
+
+    def spy(schema):
+        seen.append(schema)
+        return real(schema)
+
+    settings_module._validator.cache_clear()
+    monkeypatch.setattr(jsonschema, "Draft7Validator", spy)
+    try:
+        with pytest.raises(SettingsError):
+            load_settings({"gpu": {"mode": 3}})
+        assert seen == [dataclass_schema(Settings)]
+    finally:
+        settings_module._validator.cache_clear()
+
+
+def test_docker_gid_default_and_null():
+    assert load_settings(None).groups.docker_sock.gid == 999
+    assert load_settings({"groups": {"dockerSock": {"gid": None}}}).groups.docker_sock.gid is None
+    assert load_settings({"groups": {"dockerSock": {"gid": 2375}}}).groups.docker_sock.gid == 2375
+
+
+def test_integral_floats_become_ints():
+    assert load_settings({"gpu": {"count": 2.0}}).gpu.count == 2
+    assert isinstance(load_settings({"gpu": {"count": 2.0}}).gpu.count, int)
 
 
 def test_configure_stops_the_hub_with_one_line(capsys):

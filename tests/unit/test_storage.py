@@ -7,7 +7,7 @@ import re
 import pytest
 from kubernetes_asyncio.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1Volume, V1VolumeMount
 
-from hub_extensions import storage
+from hub_extensions import objects, storage
 from hub_extensions.settings import load_settings
 
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -48,7 +48,7 @@ def _pod() -> V1Pod:
 def test_pod_wiring_is_idempotent_and_replaces_conflicting_mounts():
     s = load_settings(None).storage
     volumes, mounts = storage.pod_volumes(s, "u1-abc")
-    pod = storage.add_to_pod(storage.add_to_pod(_pod(), volumes, mounts), volumes, mounts)
+    pod = objects.add_volumes(objects.add_volumes(_pod(), volumes, mounts), volumes, mounts)
     names = [v["name"] if isinstance(v, dict) else v.name for v in pod.spec.volumes]
     assert names == ["x", "ds-home", "ds-workspace", "ds-cache", "ds-shared"]
     paths = [m["mountPath"] if isinstance(m, dict) else m.mount_path for m in pod.spec.containers[0].volume_mounts]
