@@ -43,7 +43,7 @@ def fake_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fake_user(name: str = "alice", groups: Iterable[str] = (), user_id: int = 7) -> SimpleNamespace:
     """What the hooks read from ``spawner.user``: name, id, creation time and ORM-like groups."""
     return SimpleNamespace(name=name, id=user_id, url=f"/user/{name}/", escaped_name=name,
-                           created=datetime(2024, 1, 1), groups=[SimpleNamespace(name=g) for g in groups])
+                           created=datetime(2024, 1, 1), groups=[SimpleNamespace(name=g) for g in groups], db=None)
 
 
 def fake_hub(url: str = "http://hub:8081/hub/", base_url: str = "/hub/") -> SimpleNamespace:

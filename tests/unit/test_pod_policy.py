@@ -34,6 +34,7 @@ def test_builtin_group_names_default_and_configurable():
 
 def test_docker_sock_patch_is_a_socket_hostpath_at_the_docker_path():
     pod = as_json(pod_policy.add_docker_sock(bare_pod(), DockerSockSettings()))
+    assert pod["spec"]["securityContext"] == {"supplementalGroups": [999]}
     assert pod["spec"]["volumes"] == [
         {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}]
     assert notebook(pod)["volumeMounts"] == [{"name": "ds-docker-sock", "mountPath": "/var/run/docker.sock"}]
@@ -121,7 +122,7 @@ async def test_revocation_on_the_same_spawner_object(fake_kubeconfig):
 
 
 async def test_a_profile_override_cannot_undo_the_patch(fake_kubeconfig):
-    """modify_pod_hook runs after kubespawner_override, so a profile cannot drop privileges we grant."""
+    """Our patches apply after kubespawner_override, so a profile cannot drop privileges we grant."""
     profiles = [{"display_name": "Small", "slug": "small", "default": True, "kubespawner_override": {
         "privileged": False, "allow_privilege_escalation": False,
         "container_security_context": {"privileged": False, "allowPrivilegeEscalation": False},
@@ -137,11 +138,11 @@ async def test_a_profile_override_cannot_undo_the_patch(fake_kubeconfig):
     assert pod["spec"]["nodeSelector"] == {"pool": "small", "docker": "true"}
 
 
-async def test_an_existing_modify_pod_hook_runs_first(fake_kubeconfig):
+async def test_a_configured_modify_pod_hook_sees_our_patches(fake_kubeconfig):
     seen = []
 
     def theirs(spawner, pod):
-        seen.append(pod.spec.volumes is not None)
+        seen.append(as_json(pod)["spec"]["containers"][0]["securityContext"].get("privileged"))
         pod.metadata.labels["theirs"] = "yes"
         return pod
 
@@ -151,6 +152,22 @@ async def test_an_existing_modify_pod_hook_runs_first(fake_kubeconfig):
     assert seen == [True]
     assert pod["metadata"]["labels"]["theirs"] == "yes"
     assert notebook(pod)["securityContext"]["privileged"] is True
+
+
+async def test_docker_sock_members_get_the_sockets_group(fake_kubeconfig):
+    """The socket is root:docker 0660 and the notebook runs as uid 1000: the pod needs the docker GID."""
+    c = configured(fs_gid=100, supplemental_gids=[5])
+    member = as_json(await spawn_manifest(make_spawner(c, fake_user(groups=["docker-sock"]))))
+    assert member["spec"]["securityContext"] == {"fsGroup": 100, "supplementalGroups": [5, 999]}
+    other = as_json(await spawn_manifest(make_spawner(c, fake_user(groups=["docker-privileged"]))))
+    assert other["spec"]["securityContext"] == {"fsGroup": 100, "supplementalGroups": [5]}
+
+    c = configured({"groups": {"dockerSock": {"gid": 2000}}})
+    assert as_json(await spawn_manifest(make_spawner(c, fake_user(groups=["docker-sock"]))))[
+        "spec"]["securityContext"]["supplementalGroups"] == [2000]
+    c = configured({"groups": {"dockerSock": {"gid": None}}})
+    unset = as_json(await spawn_manifest(make_spawner(c, fake_user(groups=["docker-sock"]))))
+    assert "supplementalGroups" not in (unset["spec"].get("securityContext") or {})
 
 
 # ---------------------------------------------------------------- the groups themselves
