@@ -159,6 +159,7 @@ class Hub:
     kubeconfig: Path
     state: Path
     settings: dict = field(default_factory=dict)
+    extra_config: str = ""  # a config snippet run after configure(c), like a later hub.extraConfig entry
     public_port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     proxy_api_port: int = field(default_factory=free_port)
@@ -189,6 +190,10 @@ class Hub:
             "JHDS_STATE_DIR": str(self.state),
             "JHDS_SERVICE_TOKEN": self.service_token,
         }
+        if self.extra_config:
+            extra = self.state / "extra_config.py"
+            extra.write_text(self.extra_config)
+            env["JHDS_EXTRA_CONFIG"] = str(extra)
         jupyterhub = Path(sys.executable).parent / "jupyterhub"
         self.proc = _spawn([str(jupyterhub), "-f", str(REPO / "ci" / "hub" / "jupyterhub_config.py")],
                            self.log, env=env, cwd=self.state)

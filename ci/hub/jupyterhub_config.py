@@ -72,3 +72,7 @@ if env.get("JHDS_SERVICE_TOKEN"):
 with open(env["JHDS_SETTINGS"]) as f:
     hub_extensions.configure(c, json.load(f))
 
+# --- a later hub.extraConfig entry (Z2JH runs them in key order, in this same namespace)
+if env.get("JHDS_EXTRA_CONFIG"):
+    with open(env["JHDS_EXTRA_CONFIG"]) as f:
+        exec(compile(f.read(), env["JHDS_EXTRA_CONFIG"], "exec"))

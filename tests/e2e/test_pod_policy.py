@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
 import pytest
 
-from .hubclient import ServiceClient, new_user
+from .hubclient import ServiceClient, admin_client, new_user
 from .spawnwatch import env_of, notebook, progress_events, request_start, start_and_get_pod, stop_and_wait, stop_quietly
 
 # Storage and GPUs are other tests' business: keep these pods to exactly what the groups change.
@@ -45,6 +50,9 @@ def test_docker_sock_member_gets_exactly_the_socket(hub, admin, service, kube, u
         assert SOCK in pod["spec"]["volumes"]
         assert SOCK_MOUNT in notebook(pod)["volumeMounts"]
         assert not privileged(pod)
+        # the socket is root:docker 0660 on the node: the notebook (uid 1000) needs the docker GID
+        assert pod["spec"]["securityContext"]["supplementalGroups"] == [999]
+        assert pod["spec"]["securityContext"]["fsGroup"] == 100  # KubeSpawner's own setting stays
     finally:
         stop_and_wait(user, kube)
 
@@ -69,6 +77,7 @@ def test_non_member_gets_neither(hub, admin, kube, username):
         pod = start_and_get_pod(user, kube)
         assert not has_sock(pod)
         assert not privileged(pod)
+        assert "supplementalGroups" not in pod["spec"].get("securityContext", {})
         assert env_of(pod)["ENABLE_GPU_SUPPORT"] == "0"
     finally:
         stop_and_wait(user, kube)
@@ -133,5 +142,59 @@ def test_pod_security_refusal_reaches_the_user(hub, admin, service, kube, namesp
     # the same user, once the namespace allows it, starts normally
     try:
         assert privileged(start_and_get_pod(user, kube))
+    finally:
+        stop_and_wait(user, kube)
+
+
+def kubelet_event(pod: dict, reason: str, message: str) -> dict:
+    """A Warning event about ``pod`` as the kubelet would post it."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = pod["metadata"]
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{int(time.time() * 1000):x}", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": meta["namespace"],
+                           "uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+        "reason": reason, "message": message, "type": "Warning", "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now,
+        "source": {"component": "kubelet", "host": pod["spec"].get("nodeName", "docker-1")},
+        "reportingComponent": "kubelet", "reportingInstance": pod["spec"].get("nodeName", "docker-1"),
+    }
+
+
+def test_no_docker_socket_on_the_node_fails_the_start_at_once(start_hub, kube, username):
+    """The kubelet's FailedMount for our socket volume ends the start within seconds, in plain words.
+
+    kwok runs no kubelet and marks a scheduled pod Running at once, so this pod is kept Pending by a
+    Docker node selector that no node matches, and the test, as the cluster admin, posts the event the
+    kubelet posts on a node without the socket (the hostPath ``Socket`` type check fails).
+    """
+    hub = start_hub({**SETTINGS, "groups": {"dockerSock": {"nodeSelector": {"example.org/docker": "true"}}}})
+    service = ServiceClient(hub.url, hub.service_token)
+    user = new_user(hub.url, admin_client(hub.url), username)
+    set_member(service, "docker-sock", username)
+    try:
+        status, body = request_start(user)
+        assert status == 202, (status, body)  # pending: the pod exists and waits
+        pod = kube.user_pod(username)
+        assert pod["spec"]["nodeSelector"]["example.org/docker"] == "true"
+        with ThreadPoolExecutor(1) as pool:
+            stream = pool.submit(progress_events, user, None, 60)  # what the spawn page shows
+            time.sleep(2)  # the stream is connected
+            kube("create", "-f", "-", stdin=json.dumps(kubelet_event(
+                pod, "FailedMount", 'MountVolume.SetUp failed for volume "ds-docker-sock" : hostPath type check '
+                'failed: /var/run/docker.sock is not a socket file')))
+            posted = time.monotonic()
+            events = stream.result()
+        failed_after = time.monotonic() - posted
+        messages = [e.get("message", "") for e in events]
+        assert events[-1].get("failed") is True, messages
+        assert failed_after < 15, failed_after  # the start timeout is 120 s
+        explained = [m for m in messages if "hostPath type check failed" in m]
+        assert explained and explained[0].startswith("No Docker socket on this node"), messages
+        assert "groups.dockerSock.nodeSelector" in explained[0]
+        assert "No Docker socket on this node" in events[-1]["message"]
+        kube.wait_user_pod_gone(username)  # the failed start was cleaned up
+        assert user.api("GET", f"/users/{username}").json()["servers"] == {}
     finally:
         stop_and_wait(user, kube)

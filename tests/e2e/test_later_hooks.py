@@ -1,0 +1,69 @@
+"""A later ``hub.extraConfig`` snippet that assigns both spawner hooks: our policy stays, and so do its hooks.
+
+The hub runs ci/hub/jupyterhub_config.py (what Z2JH's config does, then ``configure(c)``) followed by
+the snippet below, the way Z2JH runs an ``extraConfig`` entry sorted after ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import devenv
+import pytest
+
+from .hubclient import ServiceClient, admin_client, new_user
+from .spawnwatch import env_of, notebook, start_and_get_pod, stop_and_wait
+
+LATER_SNIPPET = '''
+async def pre_spawn_hook(spawner):
+    spawner.environment = {**spawner.environment, "FROM_USER_PRE_SPAWN_HOOK": spawner.user.name}
+
+
+def modify_pod_hook(spawner, pod):
+    pod.metadata.labels = {**(pod.metadata.labels or {}), "example.org/user-hook": "ran"}
+    return pod
+
+
+c.KubeSpawner.pre_spawn_hook = pre_spawn_hook
+c.KubeSpawner.modify_pod_hook = modify_pod_hook
+'''
+
+
+@pytest.fixture(scope="module")
+def hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[devenv.Hub]:
+    hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings={"gpu": {"mode": 0}},
+                     extra_config=LATER_SNIPPET)
+    yield hub.start()
+    hub.stop()
+
+
+def test_hooks_set_by_a_later_snippet_run_and_our_policy_stays(hub, kube, username):
+    admin = admin_client(hub.url)
+    user = new_user(hub.url, admin, username)
+    r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/docker-sock/users",
+                                                      json={"users": [username]})
+    assert r.status_code == 200, r.text
+    try:
+        pod = start_and_get_pod(user, kube)
+        # the user's hooks ran
+        assert pod["metadata"]["labels"]["example.org/user-hook"] == "ran"
+        env = env_of(pod)
+        assert env["FROM_USER_PRE_SPAWN_HOOK"] == username
+        # our claims exist and are mounted
+        claims = kube.user_claims(username)
+        assert set(claims) == {"home", "workspace", "cache"}
+        claim_names = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                       if "persistentVolumeClaim" in v}
+        assert {c["metadata"]["name"] for c in claims.values()} <= claim_names
+        assert "jupyterhub-ds-shared" in claim_names
+        mounts = {m["mountPath"] for m in notebook(pod)["volumeMounts"]}
+        assert {"/home", "/home/lab/workspace", "/home/lab/.cache", "/mnt/shared", "/var/run/docker.sock"} <= mounts
+        # the group patch and the lab environment contract
+        assert {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}} in \
+            pod["spec"]["volumes"]
+        assert 999 in pod["spec"]["securityContext"]["supplementalGroups"]
+        assert env["ENABLE_GPU_SUPPORT"] == "0" and env["MLFLOW_PORT"] == "5000"
+    finally:
+        stop_and_wait(user, kube)
