@@ -6,7 +6,7 @@ SU_VENV := .venv-singleuser
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help deps lint k8s-binaries test test-fast test-e2e test-kind up down cluster chart-schema
+.PHONY: help deps lint k8s-binaries test test-fast test-e2e test-kind up down cluster chart-schema bench
 
 help:
 	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; local control plane + hub otherwise)"
@@ -52,6 +52,11 @@ test-fast: deps lint
 
 test-e2e: deps k8s-binaries
 	$(PY) -m pytest -ra -m cluster $(PYTEST_ARGS) tests/e2e
+
+# benchmarks (not part of `make test`): every ci/bench/*.py; ci/bench/provision.sh (a cold control-plane
+# build, ~9 min) is run by hand
+bench: $(VENV)/.installed
+	@for script in ci/bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 # against a kind install made by `make up` on a machine with Docker (CI workflow .github/workflows/kind.yaml)
 test-kind: deps

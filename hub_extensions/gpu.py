@@ -127,31 +127,48 @@ def label_selector(node_selector: Mapping[str, str] | None) -> str | None:
     return ",".join(f"{k}={v}" for k, v in sorted((node_selector or {}).items())) or None
 
 
-def parse_node_list(body: bytes) -> list[dict]:
-    """The ``items`` of a NodeList response body, as plain JSON (no model objects)."""
-    return json.loads(body).get("items") or []
+NODE_PAGE = 500  # nodes per list call: the hub parses one page at a time and serves requests in between
 
 
-async def list_nodes(api: Any, selector: str | None = None, request_timeout: float | None = None) -> list[dict]:
-    """List nodes as raw JSON dicts: ``_preload_content=False`` skips building a ``V1Node`` per node.
+def slim_node(node: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`gpu_nodes` reads of a node (name, labels, allocatable); the rest is dropped at once."""
+    meta = node.get("metadata") or {}
+    return {"metadata": {"name": meta.get("name"), "labels": meta.get("labels") or {}},
+            "status": {"allocatable": (node.get("status") or {}).get("allocatable") or {}}}
 
-    A node carries its image list, conditions and managed fields; turning 5,000 of them into models and
-    back into dicts every minute cost the hub's event loop seconds of CPU (``ci/bench/gpu_nodes.py``).
-    ``resourceVersion=0`` lets the API server answer from its watch cache instead of etcd.
+
+async def list_nodes(api: Any, selector: str | None = None, request_timeout: float | None = None,
+                     page_size: int = NODE_PAGE) -> list[dict]:
+    """List nodes as slim JSON dicts, a page at a time, without building a ``V1Node`` per node.
+
+    A node carries its image list, conditions and managed fields: turning 5,000 of them into models
+    and back into dicts every minute cost the hub's event loop about 17 s of CPU at once
+    (``ci/bench/gpu_nodes.py``). ``_preload_content=False`` hands us the body for ``json.loads``; pages of
+    ``page_size`` bound how long one parse holds the loop and how much JSON is alive at a time.
     """
     from kubernetes_asyncio.client import ApiException
     from kubernetes_asyncio.client.rest import RESTResponse
 
-    kwargs: dict[str, Any] = {"resource_version": "0", "_preload_content": False}
-    if selector:
-        kwargs["label_selector"] = selector
-    if request_timeout is not None:
-        kwargs["_request_timeout"] = request_timeout
-    response = await api.list_node(**kwargs)
-    body = await response.read()  # reads the whole body and releases the connection
-    if not 200 <= response.status <= 299:
-        raise ApiException(http_resp=RESTResponse(response, body.decode("utf-8", "replace")))
-    return parse_node_list(body)
+    nodes: list[dict] = []
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False}
+        if selector:
+            kwargs["label_selector"] = selector
+        if token:
+            kwargs["_continue"] = token
+        if request_timeout is not None:
+            kwargs["_request_timeout"] = request_timeout
+        response = await api.list_node(**kwargs)
+        body = await response.read()  # reads the whole body and releases the connection
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=RESTResponse(response, body.decode("utf-8", "replace")))
+        page = json.loads(body)
+        nodes.extend(slim_node(n) for n in page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return nodes
+        await asyncio.sleep(0)  # let the hub serve requests between pages
 
 
 # ---------------------------------------------------------------- the node cache

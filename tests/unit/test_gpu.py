@@ -311,8 +311,8 @@ async def test_after_a_failed_first_list_spawns_do_not_wait_again():
 class _RawResponse:
     """What ``list_node(_preload_content=False)`` returns: the aiohttp response, body unread."""
 
-    def __init__(self, status: int, body: bytes):
-        self.status, self._body = status, body
+    def __init__(self, status: int, body: dict):
+        self.status, self._body = status, json.dumps(body).encode()
         self.reason = "Forbidden" if status == 403 else "OK"
         self.headers = {"Content-Type": "application/json"}
 
@@ -321,35 +321,43 @@ class _RawResponse:
 
 
 class _FakeCoreApi:
-    def __init__(self, response: _RawResponse):
-        self.response, self.calls = response, []
+    def __init__(self, *responses: _RawResponse):
+        self.responses, self.calls = list(responses), []
 
     async def list_node(self, **kwargs):
         self.calls.append(kwargs)
-        return self.response
+        return self.responses.pop(0)
 
 
-async def test_list_nodes_reads_raw_json_with_a_label_selector_from_the_watch_cache():
-    api = _FakeCoreApi(_RawResponse(200, json.dumps({"kind": "NodeList", "items": [CPU_NODE, GPU_NODE]}).encode()))
-    nodes = await gpu.list_nodes(api, gpu.label_selector({"pool": "gpu", "a": "b"}), 10)
-    assert nodes == [CPU_NODE, GPU_NODE]  # plain dicts: no V1Node was built
-    assert api.calls == [{"resource_version": "0", "_preload_content": False, "label_selector": "a=b,pool=gpu",
-                          "_request_timeout": 10}]
+BIG_NODE = {**GPU_NODE, "metadata": {**GPU_NODE["metadata"], "managedFields": [{"manager": "kubelet"}]},
+            "status": {**GPU_NODE["status"], "images": [{"names": ["x"], "sizeBytes": 1}]}}
+
+
+async def test_list_nodes_reads_raw_json_page_by_page_and_keeps_only_what_it_needs():
+    api = _FakeCoreApi(_RawResponse(200, {"kind": "NodeList", "metadata": {"continue": "t1"}, "items": [CPU_NODE]}),
+                       _RawResponse(200, {"kind": "NodeList", "metadata": {}, "items": [BIG_NODE]}))
+    nodes = await gpu.list_nodes(api, gpu.label_selector({"pool": "gpu", "a": "b"}), 10, page_size=1)
+    assert nodes == [CPU_NODE, GPU_NODE]  # plain dicts, no V1Node, no images or managedFields
+    assert api.calls == [
+        {"limit": 1, "_preload_content": False, "label_selector": "a=b,pool=gpu", "_request_timeout": 10},
+        {"limit": 1, "_preload_content": False, "label_selector": "a=b,pool=gpu", "_continue": "t1",
+         "_request_timeout": 10}]
     assert gpu.label_selector({}) is None
+    assert gpu.gpu_nodes(nodes, "nvidia.com/gpu") == [gpu.GpuNode("gpu-1", 2, True, 2, "Tesla-T4")]
 
 
 async def test_list_nodes_raises_the_api_servers_refusal():
-    api = _FakeCoreApi(_RawResponse(403, b'{"kind": "Status", "message": "nodes is forbidden"}'))
+    api = _FakeCoreApi(_RawResponse(403, {"kind": "Status", "message": "nodes is forbidden"}))
     with pytest.raises(ApiException) as info:
         await gpu.list_nodes(api)
     assert info.value.status == 403 and "forbidden" in info.value.body
-    assert api.calls == [{"resource_version": "0", "_preload_content": False}]
+    assert api.calls == [{"limit": gpu.NODE_PAGE, "_preload_content": False}]
 
 
 async def test_cache_lists_with_the_node_selector(monkeypatch):
     from hub_extensions import k8s
 
-    api = _FakeCoreApi(_RawResponse(200, json.dumps({"items": [GPU_NODE]}).encode()))
+    api = _FakeCoreApi(_RawResponse(200, {"items": [GPU_NODE]}))
     monkeypatch.setattr(k8s, "core", lambda: api)
     cache = gpu.NodeCache(GpuSettings(node_selector={"nvidia.com/gpu.present": "true"}))
     await cache.refresh()
