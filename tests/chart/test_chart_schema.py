@@ -50,7 +50,9 @@ def test_bad_gpu_mode_is_rejected(renderer):
     (("jupyterhub.custom.ds.storage.volumes[0].name=Home",), "/jupyterhub/custom/ds/storage/volumes/0/name"),
     (("jupyterhub.custom.ds.gpu.count=0",), "/jupyterhub/custom/ds/gpu/count"),
     (("jupyterhub.custom.ds.hubUrl=1",), "/jupyterhub/custom/ds/hubUrl"),
-], ids=["quantity", "enum", "dns-label", "minimum", "type"])
+    (("jupyterhub.custom.ds.storage.volumes[0].name=shared",), "/jupyterhub/custom/ds/storage/volumes/0/name"),
+    (("jupyterhub.custom.ds.groups.dockerSock.gid=-1",), "/jupyterhub/custom/ds/groups/dockerSock/gid"),
+], ids=["quantity", "enum", "dns-label", "minimum", "type", "reserved-volume-name", "docker-gid"])
 def test_bad_settings_values_are_rejected(renderer, set_values, where):
     assert f"at '{where}'" in renderer.error(*set_values)
 
