@@ -11,7 +11,7 @@ KubeSpawner's own claim handling (``storage_pvc_ensure``, 7.1's remembered ``_pv
 used alongside ours (``configure`` refuses it), so a reset cannot leave a start waiting on a claim
 KubeSpawner believes exists.
 
-The builders here are pure (no I/O); ``ensure_claims``/``reset_claims``/``release_claims`` do the
+The builders here are pure (no I/O); ``ensure_claims``/``reset_claims``/``release_claims``/``adopt_claims`` do the
 API calls through :mod:`hub_extensions.k8s`.
 """
 

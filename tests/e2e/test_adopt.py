@@ -150,6 +150,12 @@ def test_a_new_user_with_the_same_name_does_not_get_them_without_adoption(hub, k
     (group,) = admin.api("GET", f"/users/{username}/adoptable-volumes").json()["adoptable"]
     assert group["owner"] == old_key and group["orphaned"] is True  # there for an admin, not for the name
 
+    # another account's current key is never handed over
+    assert admin.api("GET", "/users/admin/manage-volumes").status_code == 200  # the admin now has a key
+    admin_key = admin.api("GET", "/users/admin/adoptable-volumes").json()["current_owner"]
+    status, body = adopt(admin, username, owner=admin_key)
+    assert status == 409 and "another account" in body["message"], body
+
 
 def admin_client_again(hub) -> HubClient:
     """The admin of this module's hub (signed up by an earlier test, or now)."""
