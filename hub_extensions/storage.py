@@ -432,17 +432,25 @@ async def adopt_claims(namespace: str, username: str, owner: str, current_owner:
         if mine and current != "orphan":
             raise StorageError(409, f"{username} already has volumes ({', '.join(sorted(mine))}); send "
                                     '"current": "orphan" to keep them as orphaned claims (nothing is deleted)')
+    else:
+        mine = []
+    adopted: list[str] = []
+    try:  # from here on, say what was done if the API fails midway
         for name in mine:
             await k8s.patch_claim_metadata(namespace, name, {LABEL_ORPHANED: "true"}, {
                 ANNOTATION_ORPHANED_AT: now, ANNOTATION_ORPHANED_BY: f"adoption of {owner} by {admin}"})
             replaced.append(name)
-    adopted = []
-    for claim in claims:
-        name = claim["metadata"]["name"]
-        await k8s.patch_claim_metadata(
-            namespace, name, {LABEL_USERNAME: safe_slug(username), LABEL_ORPHANED: None},
-            {ANNOTATION_USERNAME: username, ANNOTATION_ADOPTED_BY: admin, ANNOTATION_ADOPTED_AT: now,
-             ANNOTATION_ORPHANED_AT: None, ANNOTATION_ORPHANED_BY: None})
-        adopted.append(name)
+        for claim in claims:
+            name = claim["metadata"]["name"]
+            await k8s.patch_claim_metadata(
+                namespace, name, {LABEL_USERNAME: safe_slug(username), LABEL_ORPHANED: None},
+                {ANNOTATION_USERNAME: username, ANNOTATION_ADOPTED_BY: admin, ANNOTATION_ADOPTED_AT: now,
+                 ANNOTATION_ORPHANED_AT: None, ANNOTATION_ORPHANED_BY: None})
+            adopted.append(name)
+    except k8s.API_ERRORS as e:
+        raise StorageError(502, f"Kubernetes API error {k8s.describe(e)} after relabelling "
+                                f"{len(replaced) + len(adopted)} claim(s) (orphaned: {', '.join(replaced) or 'none'}; "
+                                f"adopted: {', '.join(adopted) or 'none'}); the owner key of {username} was not "
+                                "changed and nothing was deleted: retry") from e
     return {"owner": owner, "previous_owner": current_owner, "adopted_claims": sorted(adopted),
             "orphaned_claims": sorted(replaced), "adopted_at": now}

@@ -324,3 +324,13 @@ async def test_ensure_claims_clears_a_stale_orphaned_label(monkeypatch):
     created = await storage.ensure_claims("ns", SETTINGS, OWNER, "alice")
     assert created == []
     assert all("jupyterhub-ds/orphaned" not in c["metadata"]["labels"] for c in fake.claims.values())
+
+
+async def test_adopt_api_error_midway_says_what_was_done(monkeypatch):
+    fake = FakeK8s(monkeypatch, [claim(OLD, "home"), claim(OLD, "cache"), claim(NEW, "home")])
+    fake.fail[f"patch:{storage.claim_name(OLD, 'home')}"] = API_500
+    with pytest.raises(storage.StorageError) as err:
+        await storage.adopt_claims("ns", "alice", OLD, NEW, "orphan", "root")
+    assert err.value.status == 502
+    assert f"orphaned: {storage.claim_name(NEW, 'home')}" in err.value.message
+    assert "was not changed and nothing was deleted" in err.value.message and fake.deleted == []
