@@ -102,7 +102,7 @@ def test_errors_are_json_and_delete_nothing(hub, admin, kube, username, service)
     user = new_user(hub.url, admin, username)
     other = new_user(hub.url, admin, f"{username}x")
     user.start_server()
-    # the single-user server's own token (in its pod) holds no `servers` scope: it cannot reset
+    # the single-user server's own token (in its pod) holds no custom:ds-volumes:reset: it cannot reset
     env = {e["name"]: e.get("value") for e in kube.user_pod(username)["spec"]["containers"][0]["env"]}
     r = requests.delete(f"{hub.url}/hub/api/users/{username}/manage-volumes", json={"volumes": ["home"]},
                         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}, timeout=30)
