@@ -1,28 +1,33 @@
-"""REST endpoints under ``/hub/api``: Manage Volumes and Restart Server.
+"""REST endpoints under ``/hub/api``: Manage Volumes, Restart Server, and volume adoption for admins.
 
 Handlers stay thin: scope checks (JupyterHub's ``needs_scope``; XSRF is enforced by JupyterHub for
 cookie-authenticated writes), argument checks, then a call into :mod:`hub_extensions.storage`.
 Errors are JSON ``{"status": n, "message": "..."}`` (JupyterHub's ``APIHandler.write_error``).
 
-Scopes: reading volumes needs ``read:servers``; resetting them or restarting needs ``servers``,
-both filtered to the user (so a user's own role ``self`` allows it, admins have ``admin:servers``,
-and a single-user server's own token, which holds neither, cannot reset anything).
+Scopes (:mod:`hub_extensions.scopes`), each filtered to the target user: listing volumes needs
+``custom:ds-volumes:read``, resetting them ``custom:ds-volumes:reset`` (every user holds both for
+themselves; admins pass with ``admin:users``). Restarting needs ``servers``. Adoption needs
+``admin:users``. A single-user server's own token holds none of these.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import time
 from typing import Any
 
+from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from . import k8s, locks, storage
+from . import k8s, locks, scopes, storage
 from .settings import Settings
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
 class DsAPIHandler(APIHandler):
@@ -46,13 +51,9 @@ class DsAPIHandler(APIHandler):
 class ManageVolumesHandler(DsAPIHandler):
     """``GET`` lists a user's volumes; ``DELETE`` with ``{"volumes": [...]}`` resets them."""
 
-    def _require_storage(self) -> None:
-        if not self.ds_settings.storage.enabled:
-            raise web.HTTPError(404, "Per-user volumes are not managed by this hub (storage.enabled is false)")
-
-    @needs_scope("read:servers")
+    @needs_scope(scopes.READ, scopes.ADMIN)
     async def get(self, user_name: str) -> None:
-        self._require_storage()
+        require_storage(self.ds_settings)
         user, spawner = self.target(user_name)
         try:
             claims = await k8s.list_claims(spawner.namespace, storage.owner_selector(spawner.ds_owner))
@@ -64,9 +65,9 @@ class ManageVolumesHandler(DsAPIHandler):
             "volumes": storage.volume_report(self.ds_settings.storage, claims),
         })
 
-    @needs_scope("servers")
+    @needs_scope(scopes.RESET, scopes.ADMIN)
     async def delete(self, user_name: str) -> None:
-        self._require_storage()
+        require_storage(self.ds_settings)
         user, spawner = self.target(user_name)
         try:
             volumes = storage.check_reset_request(self.ds_settings.storage, self.get_json_body())
@@ -87,6 +88,60 @@ class ManageVolumesHandler(DsAPIHandler):
                 raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         self.log.info("Volume reset for %s by %s: %s", user.name, self.current_user.name, result.as_json())
         self.write_json(result.status, result.as_json())
+
+
+class AdoptableVolumesHandler(DsAPIHandler):
+    """``GET``: claims recorded for this user name under another owner key (e.g. after a lost hub database)."""
+
+    @needs_scope(scopes.ADMIN)
+    async def get(self, user_name: str) -> None:
+        require_storage(self.ds_settings)
+        user, spawner = self.target(user_name)
+        current = current_owner(spawner)
+        try:
+            groups = await storage.list_adoptable(spawner.namespace, user.name, current)
+        except k8s.API_ERRORS as e:
+            raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
+        self.write_json(200, {"user": user.name, "current_owner": current, "adoptable": groups})
+
+
+class AdoptVolumesHandler(DsAPIHandler):
+    """``POST {"owner": "<key>"[, "current": "orphan"]}``: make an existing owner key the user's own.
+
+    Explicit and audited: an admin names the key (never matched by user name alone), nothing is deleted,
+    the claims record who adopted them and when, and the hub log says so at warning level.
+    """
+
+    @needs_scope(scopes.ADMIN)
+    async def post(self, user_name: str) -> None:
+        require_storage(self.ds_settings)
+        user, spawner = self.target(user_name)
+        try:
+            owner, current_choice = storage.check_adopt_request(self.get_json_body())
+        except storage.StorageError as e:
+            raise web.HTTPError(e.status, e.message) from e
+        admin = self.current_user.name
+        async with locks.user_lock(user.id):  # a start (claim ensure) cannot run meanwhile
+            if user.active or locks.is_restarting(user.id):
+                raise web.HTTPError(409, "All of the user's servers must be stopped before adopting volumes")
+            holder = owner_key_holder(self.db, owner)
+            if holder is not None and holder != user.id:
+                raise web.HTTPError(409, f"Owner key {owner} belongs to another account of this hub")
+            previous = current_owner(spawner)
+            try:
+                result = await storage.adopt_claims(spawner.namespace, user.name, owner, previous, current_choice,
+                                                    admin)
+            except storage.StorageError as e:
+                raise web.HTTPError(e.status, e.message) from e
+            except k8s.API_ERRORS as e:
+                raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
+            set_owner_key(spawner, owner)
+        self.log.warning("Volume adoption: %s made owner key %s the key of user %s (was %s); claims %s; "
+                         "orphaned %s", admin, owner, user.name, previous, ", ".join(result["adopted_claims"]),
+                         ", ".join(result["orphaned_claims"]) or "none")
+        self.write_json(200, {"status": 200, "user": user.name, "adopted_by": admin,
+                              "message": f"Adopted {len(result['adopted_claims'])} volume(s) of owner key {owner}",
+                              **result})
 
 
 class RestartServerHandler(DsAPIHandler):
@@ -117,6 +172,35 @@ class RestartServerHandler(DsAPIHandler):
 PENDING = {"spawn": "starting", "stop": "stopping", "check": "being checked"}
 
 
+def require_storage(settings: Settings) -> None:
+    if not settings.storage.enabled:
+        raise web.HTTPError(404, "Per-user volumes are not managed by this hub (storage.enabled is false)")
+
+
+def current_owner(spawner: Any) -> str | None:
+    """The user's owner key as stored, without creating one (the spawner's ``ds_owner`` would)."""
+    return spawner.get_state().get("ds_owner")
+
+
+def set_owner_key(spawner: Any, owner: str) -> None:
+    """Make ``owner`` the user's key in the default server's state and persist it now.
+
+    Through the spawner's own state round trip (``load_state`` of the full current state), so nothing
+    else of the state changes.
+    """
+    spawner.load_state({**spawner.get_state(), "ds_owner": owner})
+    spawner.orm_spawner.state = spawner.get_state()
+    spawner.db.commit()
+
+
+def owner_key_holder(db: Any, owner: str) -> int | None:
+    """The id of the hub user whose default server's state holds ``owner``, if any."""
+    for row in db.query(orm.Spawner).filter(orm.Spawner.name == ""):
+        if (row.state or {}).get("ds_owner") == owner:
+            return row.user_id
+    return None
+
+
 def server_state(spawner: Any) -> str:
     if spawner.pending:
         return "pending"
@@ -135,5 +219,20 @@ def handlers() -> list[tuple[str, type]]:
     return [
         (r"/api/users/([^/]+)/manage-volumes", ManageVolumesHandler),
         (r"/api/users/([^/]+)/restart-server", RestartServerHandler),
-        (r"/ds-static/(.*)", web.StaticFileHandler, {"path": os.path.join(os.path.dirname(__file__), "static")}),
+        (r"/api/users/([^/]+)/adoptable-volumes", AdoptableVolumesHandler),
+        (r"/api/users/([^/]+)/adopt-volumes", AdoptVolumesHandler),
+        (r"/ds-static/(.*)", web.StaticFileHandler, {"path": STATIC_DIR}),
     ]
+
+
+def asset_versions() -> dict[str, str]:
+    """A content hash of each UI file, for ``ds-static/<name>?v=<hash>``; read once, at start.
+
+    Tornado's StaticFileHandler lets browsers cache any ``?v=`` URL for ten years; with the file's own
+    hash a changed file gets a new URL, and an unchanged one stays cached across releases.
+    """
+    versions = {}
+    for name in sorted(os.listdir(STATIC_DIR)):
+        with open(os.path.join(STATIC_DIR, name), "rb") as f:
+            versions[name] = hashlib.sha256(f.read()).hexdigest()[:16]
+    return versions

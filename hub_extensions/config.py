@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, gpu, k8s, pod_policy
+from . import __version__, api, branding, gpu, k8s, pod_policy, scopes
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -69,6 +69,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     gpu.start_background(settings.gpu)
 
     c.JupyterHub.extra_handlers.extend(api.handlers())
+    scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
@@ -77,6 +78,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.template_vars.update({
         **brand.template_vars(),
         "ds_version": __version__,
+        "ds_assets": api.asset_versions(),  # ds-static/<name>?v=<content hash>
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [

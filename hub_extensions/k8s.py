@@ -88,8 +88,9 @@ async def delete_claim(namespace: str, name: str) -> bool:
     return True
 
 
-async def patch_claim_metadata(namespace: str, name: str, labels: dict[str, str],
-                               annotations: dict[str, str] | None = None) -> None:
+async def patch_claim_metadata(namespace: str, name: str, labels: dict[str, str | None],
+                               annotations: dict[str, str | None] | None = None) -> None:
+    """Set labels and annotations (a merge patch: ``None`` removes the key)."""
     body: dict[str, Any] = {"metadata": {"labels": labels}}
     if annotations:
         body["metadata"]["annotations"] = annotations

@@ -11,13 +11,14 @@ KubeSpawner's own claim handling (``storage_pvc_ensure``, 7.1's remembered ``_pv
 used alongside ours (``configure`` refuses it), so a reset cannot leave a start waiting on a claim
 KubeSpawner believes exists.
 
-The builders here are pure (no I/O); ``ensure_claims``/``reset_claims``/``release_claims`` do the
+The builders here are pure (no I/O); ``ensure_claims``/``reset_claims``/``release_claims``/``adopt_claims`` do the
 API calls through :mod:`hub_extensions.k8s`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,9 @@ LABEL_ORPHANED = "jupyterhub-ds/orphaned"
 LABEL_USERNAME = "hub.jupyter.org/username"
 ANNOTATION_USERNAME = "hub.jupyter.org/username"
 ANNOTATION_ORPHANED_AT = "jupyterhub-ds/orphaned-at"
+ANNOTATION_ORPHANED_BY = "jupyterhub-ds/orphaned-by"
+ANNOTATION_ADOPTED_BY = "jupyterhub-ds/adopted-by"
+ANNOTATION_ADOPTED_AT = "jupyterhub-ds/adopted-at"
 SHARED_VOLUME_NAME = "shared"
 
 
@@ -155,20 +159,44 @@ def check_reset_request(settings: StorageSettings, body: Any) -> list[str]:
 
 # ---------------------------------------------------------------- operations
 
+# per-claim outcomes of a reset, as reported in ``results``
+RESET = "reset"
+NOT_FOUND = "not found"
+API_ERROR = "api error"          # the delete call failed: the claim is still there
+UNCONFIRMED = "unconfirmed"      # the delete was accepted, but checking that it is gone failed
+TERMINATING = "still terminating"  # deleted, but still held (pvc-protection) when the wait ended
+
+
 @dataclass
 class ResetResult:
-    reset: list[str] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
+    """What a reset did, claim by claim; ``status`` is the HTTP status that says so."""
+
+    results: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, volume: str, claim: str | None, result: str, reason: str = "") -> None:
+        self.results.append({"volume": volume, "claim": claim or "", "result": result, "reason": reason or result})
+
+    @property
+    def reset(self) -> list[str]:
+        return [r["volume"] for r in self.results if r["result"] == RESET]
+
+    @property
+    def failed(self) -> list[dict[str, str]]:
+        return [{"volume": r["volume"], "reason": r["reason"]} for r in self.results if r["result"] != RESET]
 
     @property
     def status(self) -> int:
-        if not self.failed:
+        """200 all reset; 207 some; else 404 none existed, 502 the API failed us, 504 deletion still running."""
+        outcomes = {r["result"] for r in self.results}
+        if outcomes <= {RESET}:
             return 200
-        if self.reset:
+        if RESET in outcomes:
             return 207
-        if all(f["reason"] == "not found" for f in self.failed):
+        if outcomes == {NOT_FOUND}:
             return 404
-        return 500
+        if outcomes & {API_ERROR, UNCONFIRMED}:
+            return 502
+        return 504
 
     def as_json(self) -> dict[str, Any]:
         n = len(self.reset)
@@ -177,7 +205,7 @@ class ResetResult:
             message += f"; {len(self.failed)} failed: " + ", ".join(
                 f"{f['volume']} ({f['reason']})" for f in self.failed)
         return {"status": self.status, "message": message,
-                "reset_volumes": self.reset, "failed_volumes": self.failed}
+                "reset_volumes": self.reset, "failed_volumes": self.failed, "results": self.results}
 
 
 async def ensure_claims(namespace: str, settings: StorageSettings, owner: str, username: str,
@@ -203,10 +231,11 @@ async def ensure_claims(namespace: str, settings: StorageSettings, owner: str, u
         if claim["metadata"].get("deletionTimestamp"):
             raise StorageError(409, f"Volume {volume.name} is still being deleted; try again shortly")
         labels = claim["metadata"].get("labels", {})
-        if labels.get(LABEL_USERNAME) != manifest["metadata"]["labels"][LABEL_USERNAME]:
-            # the user was renamed: keep the admin-facing labels truthful
+        if labels.get(LABEL_USERNAME) != manifest["metadata"]["labels"][LABEL_USERNAME] or LABEL_ORPHANED in labels:
+            # renamed, or mounted again after being orphaned: keep the admin-facing labels truthful
             await k8s.patch_claim_metadata(
-                namespace, name, {LABEL_USERNAME: manifest["metadata"]["labels"][LABEL_USERNAME]},
+                namespace, name,
+                {LABEL_USERNAME: manifest["metadata"]["labels"][LABEL_USERNAME], LABEL_ORPHANED: None},
                 {ANNOTATION_USERNAME: username})
     if created:
         log.info("Created claims for %s: %s", username, ", ".join(created))
@@ -215,9 +244,10 @@ async def ensure_claims(namespace: str, settings: StorageSettings, owner: str, u
 
 async def reset_claims(namespace: str, settings: StorageSettings, owner: str, volumes: list[str],
                        within: float) -> ResetResult:
-    """Delete the selected claims and wait (bounded) until they are gone.
+    """Delete the selected claims and wait (bounded) until they are gone; report each claim's outcome.
 
-    The caller holds the user's lock and has checked that no server or pod uses them.
+    The caller holds the user's lock and has checked that no server or pod uses them. Only the first
+    list call may raise (nothing has happened yet); afterwards every failure is reported per claim.
     """
     result = ResetResult()
     selector = owner_selector(owner)
@@ -227,20 +257,28 @@ async def reset_claims(namespace: str, settings: StorageSettings, owner: str, vo
     for volume in volumes:
         name = existing.get(volume)
         if name is None:
-            result.failed.append({"volume": volume, "reason": "not found"})
+            result.add(volume, None, NOT_FOUND)
             continue
         try:
-            await k8s.delete_claim(namespace, name)
+            if not await k8s.delete_claim(namespace, name):
+                result.add(volume, name, NOT_FOUND)  # gone since the list
+                continue
         except k8s.API_ERRORS as e:
-            result.failed.append({"volume": volume, "reason": f"API error {k8s.describe(e)}"})
+            result.add(volume, name, API_ERROR, f"API error {k8s.describe(e)}")
             continue
         deleting[name] = volume
-    stuck = await k8s.wait_claims_gone(namespace, selector, set(deleting), within)
+    try:
+        stuck = await k8s.wait_claims_gone(namespace, selector, set(deleting), within) if deleting else set()
+    except k8s.API_ERRORS as e:
+        for name, volume in deleting.items():
+            result.add(volume, name, UNCONFIRMED, f"deletion accepted, not confirmed: API error {k8s.describe(e)}")
+        return result
     for name, volume in deleting.items():
         if name in stuck:
-            result.failed.append({"volume": volume, "reason": f"still terminating after {within:g}s"})
+            result.add(volume, name, TERMINATING, f"still terminating after {within:g}s")
         else:
-            result.reset.append(volume)
+            result.add(volume, name, RESET)
+    result.results.sort(key=lambda r: volumes.index(r["volume"]))
     return result
 
 
@@ -271,3 +309,123 @@ async def release_claims(namespace: str, settings: StorageSettings, owner: str, 
     if failed:
         log.error("User %s deleted, but onUserDelete=%s failed for: %s", username, settings.on_user_delete,
                   ", ".join(failed))
+
+
+# ---------------------------------------------------------------- adoption (after a lost hub database)
+
+OWNER_KEY_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a label value we could have written
+ADOPT_CURRENT_CHOICES = ("orphan",)
+
+
+def username_selector(username: str) -> str:
+    """Our claims labelled with a user name (a slug: check the annotation for the exact name)."""
+    return f"app.kubernetes.io/managed-by={MANAGED_BY},{LABEL_USERNAME}={safe_slug(username)}"
+
+
+def _claim_summary(claim: dict) -> dict[str, Any]:
+    meta = claim["metadata"]
+    return {
+        "volume": meta.get("labels", {}).get(LABEL_VOLUME),
+        "claim": meta["name"],
+        "status": "Terminating" if meta.get("deletionTimestamp") else claim.get("status", {}).get("phase", "Pending"),
+        "size": claim.get("status", {}).get("capacity", {}).get("storage")
+        or claim.get("spec", {}).get("resources", {}).get("requests", {}).get("storage"),
+        "created": meta.get("creationTimestamp"),
+        "orphaned": meta.get("labels", {}).get(LABEL_ORPHANED) == "true",
+    }
+
+
+def adoptable_groups(claims: list[dict], username: str, current_owner: str | None) -> list[dict[str, Any]]:
+    """Claims recorded for ``username`` (exact annotation) under an owner key other than the current one,
+    grouped by owner key, newest first. Pure: the caller lists the claims."""
+    groups: dict[str, list[dict]] = {}
+    for claim in claims:
+        meta = claim["metadata"]
+        owner = meta.get("labels", {}).get(LABEL_OWNER)
+        if not owner or owner == current_owner or meta.get("annotations", {}).get(ANNOTATION_USERNAME) != username:
+            continue
+        groups.setdefault(owner, []).append(claim)
+    result = []
+    for owner, members in groups.items():
+        volumes = sorted((_claim_summary(c) for c in members), key=lambda v: str(v["volume"]))
+        annotations = [c["metadata"].get("annotations", {}) for c in members]
+        result.append({
+            "owner": owner,
+            "orphaned": any(v["orphaned"] for v in volumes),
+            "orphaned_at": next((a[ANNOTATION_ORPHANED_AT] for a in annotations if ANNOTATION_ORPHANED_AT in a), None),
+            "created": min((v["created"] or "" for v in volumes), default=""),
+            "volumes": volumes,
+        })
+    return sorted(result, key=lambda g: g["created"], reverse=True)
+
+
+def check_adopt_request(body: Any) -> tuple[str, str | None]:
+    """Validate ``{"owner": "<key>", "current": "orphan"?}``; returns (owner key, what to do with current claims)."""
+    if not isinstance(body, dict) or not isinstance(body.get("owner"), str):
+        raise StorageError(400, 'Expected a JSON object like {"owner": "u12-3fa9c2d1"}')
+    owner = body["owner"]
+    if not OWNER_KEY_PATTERN.match(owner):
+        raise StorageError(400, f"Invalid owner key: {owner!r}")
+    current = body.get("current")
+    if current is not None and current not in ADOPT_CURRENT_CHOICES:
+        raise StorageError(400, f"Invalid 'current': {current!r} (allowed: {', '.join(ADOPT_CURRENT_CHOICES)}; "
+                                "nothing is ever deleted)")
+    unknown = sorted(set(body) - {"owner", "current"})
+    if unknown:
+        raise StorageError(400, f"Unknown keys: {', '.join(unknown)}")
+    return owner, current
+
+
+async def list_adoptable(namespace: str, username: str, current_owner: str | None) -> list[dict[str, Any]]:
+    return adoptable_groups(await k8s.list_claims(namespace, username_selector(username)), username, current_owner)
+
+
+async def adopt_claims(namespace: str, username: str, owner: str, current_owner: str | None,
+                       current: str | None, admin: str) -> dict[str, Any]:
+    """Relabel the claims of ``owner`` for ``username`` (and, with ``current="orphan"``, label the user's
+    current claims orphaned). Never deletes anything; the caller then makes ``owner`` the user's key.
+
+    Refuses (404) a key with no claims, (409) claims recorded for another user or being deleted, and
+    (409) a user who already has claims unless told what to do with them.
+    """
+    if owner == current_owner:
+        raise StorageError(409, f"Owner key {owner} is already the current key of {username}")
+    claims = [c for c in await k8s.list_claims(namespace, owner_selector(owner))
+              if c["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == MANAGED_BY]
+    if not claims:
+        raise StorageError(404, f"No volumes with owner key {owner}")
+    others = sorted({c["metadata"].get("annotations", {}).get(ANNOTATION_USERNAME, "?") for c in claims} - {username})
+    if others:
+        raise StorageError(409, f"The volumes of owner key {owner} are recorded for {', '.join(others)}, "
+                                f"not {username}; relabel them with kubectl first if that is intended")
+    if any(c["metadata"].get("deletionTimestamp") for c in claims):
+        raise StorageError(409, f"Some volumes of owner key {owner} are being deleted")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    replaced: list[str] = []
+    if current_owner:
+        mine = [c["metadata"]["name"] for c in await k8s.list_claims(namespace, owner_selector(current_owner))]
+        if mine and current != "orphan":
+            raise StorageError(409, f"{username} already has volumes ({', '.join(sorted(mine))}); send "
+                                    '"current": "orphan" to keep them as orphaned claims (nothing is deleted)')
+    else:
+        mine = []
+    adopted: list[str] = []
+    try:  # from here on, say what was done if the API fails midway
+        for name in mine:
+            await k8s.patch_claim_metadata(namespace, name, {LABEL_ORPHANED: "true"}, {
+                ANNOTATION_ORPHANED_AT: now, ANNOTATION_ORPHANED_BY: f"adoption of {owner} by {admin}"})
+            replaced.append(name)
+        for claim in claims:
+            name = claim["metadata"]["name"]
+            await k8s.patch_claim_metadata(
+                namespace, name, {LABEL_USERNAME: safe_slug(username), LABEL_ORPHANED: None},
+                {ANNOTATION_USERNAME: username, ANNOTATION_ADOPTED_BY: admin, ANNOTATION_ADOPTED_AT: now,
+                 ANNOTATION_ORPHANED_AT: None, ANNOTATION_ORPHANED_BY: None})
+            adopted.append(name)
+    except k8s.API_ERRORS as e:
+        raise StorageError(502, f"Kubernetes API error {k8s.describe(e)} after relabelling "
+                                f"{len(replaced) + len(adopted)} claim(s) (orphaned: {', '.join(replaced) or 'none'}; "
+                                f"adopted: {', '.join(adopted) or 'none'}); the owner key of {username} was not "
+                                "changed and nothing was deleted: retry") from e
+    return {"owner": owner, "previous_owner": current_owner, "adopted_claims": sorted(adopted),
+            "orphaned_claims": sorted(replaced), "adopted_at": now}

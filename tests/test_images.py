@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import email.parser
+import importlib.util
 import os
 import re
 import shlex
@@ -213,20 +214,39 @@ def test_oci_labels(dockerfile: Path) -> None:
         assert label in found, f"{dockerfile.relative_to(REPO)} lacks LABEL {label}"
 
 
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The hub_extensions wheel, built once from the repository with the venv's `build`."""
-    outdir = tmp_path_factory.mktemp("wheel")
-    cmd = [sys.executable, "-m", "build", "--wheel", "--outdir", str(outdir), str(REPO)]
+def build_wheel(project: Path, outdir: Path) -> Path:
+    """Build ``project``'s wheel with the venv's `build`; fails (never skips) when the build breaks."""
+    cmd = [sys.executable, "-m", "build", "--wheel", "--outdir", str(outdir), str(project)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         # Build isolation downloads hatchling (pinned in pyproject.toml); without an index, build in this
-        # environment if hatchling is installed here.
-        pytest.importorskip("hatchling", reason=f"isolated build failed:\n{proc.stdout}\n{proc.stderr}")
+        # environment if hatchling is installed here. A broken build fails every test that needs the wheel:
+        # it is never a reason to skip.
+        isolated = f"isolated build failed:\n{proc.stdout}\n{proc.stderr}"
+        if importlib.util.find_spec("hatchling") is None:
+            pytest.fail(f"{isolated}\n(no hatchling here for a --no-isolation build)")
         proc = subprocess.run([*cmd, "--no-isolation"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.returncode == 0, f"{isolated}\n--no-isolation build failed too:\n{proc.stdout}{proc.stderr}"
     (built,) = outdir.glob("*.whl")
     return built
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hub_extensions wheel, built once from the repository."""
+    return build_wheel(REPO, tmp_path_factory.mktemp("wheel"))
+
+
+def test_a_broken_build_fails_instead_of_skipping(tmp_path: Path) -> None:
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "no_such_backend"\n\n[project]\nname = "x"\nversion = "1"\n')
+    with pytest.raises(BaseException) as outcome:  # any outcome but a skip
+        build_wheel(project, tmp_path / "out")
+    assert not isinstance(outcome.value, pytest.skip.Exception), outcome.value
+    assert isinstance(outcome.value, (pytest.fail.Exception, AssertionError)), outcome.value
+    assert "no_such_backend" in str(outcome.value)
 
 
 def wheel_requirements(wheel: Path) -> list[Requirement]:

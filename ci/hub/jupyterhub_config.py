@@ -3,6 +3,7 @@
 Started by ci/devenv.py (for `make up` and the end-to-end tests) with:
   JHDS_NAMESPACE, JHDS_PUBLIC_PORT, JHDS_HUB_PORT, JHDS_PROXY_API_PORT, JHDS_SETTINGS (a JSON file
   with the `custom.ds` settings), JHDS_CHP (path of configurable-http-proxy), JHDS_STATE_DIR,
+  optionally JHDS_LOAD_ROLES (JSON list of extra roles, like Z2JH's hub.loadRoles),
   and KUBECONFIG pointing at the hub ServiceAccount's token (never the admin kubeconfig).
 """
 
@@ -67,6 +68,10 @@ if env.get("JHDS_SERVICE_TOKEN"):
         "name": "e2e", "services": ["e2e"],
         "scopes": ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"],
     }]
+
+# --- Z2JH's hub.loadRoles (set before extraConfig runs); tests pass extra roles as JSON
+if env.get("JHDS_LOAD_ROLES"):
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), *json.loads(env["JHDS_LOAD_ROLES"])]
 
 # --- our chart's hub.extraConfig: the one entry point
 with open(env["JHDS_SETTINGS"]) as f:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from .hubclient import HubClient, admin_client, new_user
+
+STATIC = Path(__file__).resolve().parents[2] / "hub_extensions" / "static"
 
 # no GPU requests: these tests run many servers and the GPU node has two
 SETTINGS = {"gpu": {"mode": 0}, "storage": {"resetTimeoutSeconds": 60}}
@@ -98,7 +102,7 @@ def test_errors_are_json_and_delete_nothing(hub, admin, kube, username, service)
     user = new_user(hub.url, admin, username)
     other = new_user(hub.url, admin, f"{username}x")
     user.start_server()
-    # the single-user server's own token (in its pod) holds no `servers` scope: it cannot reset
+    # the single-user server's own token (in its pod) holds no custom:ds-volumes:reset: it cannot reset
     env = {e["name"]: e.get("value") for e in kube.user_pod(username)["spec"]["containers"][0]["env"]}
     r = requests.delete(f"{hub.url}/hub/api/users/{username}/manage-volumes", json={"volumes": ["home"]},
                         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}, timeout=30)
@@ -243,3 +247,15 @@ spec:
         time.sleep(0.3)
     status, body = reset(user, username, ["cache"])
     assert status == 200, body
+
+
+def test_ui_assets_are_versioned_by_their_content(hub, admin):
+    """A changed storage.js gets a new URL: the ?v= of a ten-year cache is the file's hash, not our version."""
+    html = admin.get("/hub/home").text
+    for name in ("storage.js", "storage.css"):
+        digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:16]
+        url = f"/hub/ds-static/{name}?v={digest}"
+        assert url in html, name
+        r = admin.get(url)
+        assert r.status_code == 200 and r.content == (STATIC / name).read_bytes()
+        assert "max-age=315360000" in r.headers["Cache-Control"]

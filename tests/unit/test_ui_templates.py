@@ -36,6 +36,7 @@ def common(**extra):
         "base_url": "/hub/", "prefix": "/", "static_url": lambda path, **kw: f"/hub/static/{path}",
         "parsed_scopes": set(), "xsrf_token": "t", "login_url": "/hub/login", "logout_url": "/hub/logout",
         "ds_version": __version__, "server_version": jupyterhub.__version__, "ds_volumes": VOLUMES,
+        "ds_assets": api.asset_versions(),
         "ds_logo_url": "", "ds_favicon_url": "", "ds_favicon_file": "",
         "user": SimpleNamespace(name='al"<b>', json_escaped_name="al", spawner=SimpleNamespace(options_form=None)),
         **extra,
@@ -55,7 +56,7 @@ def test_stopped_server_offers_manage_volumes_only():
     assert 'id="confirm-reset-btn"' in html and "This action cannot be undone" in html
     assert "restart-server" not in html
     assert 'id="start"' in html  # JupyterHub's own page is still there (extended, not copied)
-    assert f'<script src="/hub/ds-static/storage.js?v={__version__}"' in html
+    assert f'<script src="/hub/ds-static/storage.js?v={api.asset_versions()["storage.js"]}"' in html
 
 
 def test_running_server_offers_restart_only():

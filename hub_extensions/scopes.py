@@ -1,0 +1,71 @@
+"""Our JupyterHub scopes: who may see and who may destroy a user's volumes.
+
+JupyterHub's ``servers`` scope means "start and stop servers"; a role holding it (an instructor's
+``servers!group=x``, a service) must not be able to wipe data. So Manage Volumes checks its own scopes:
+
+- ``custom:ds-volumes:read``: list a user's volumes (claims, sizes, status);
+- ``custom:ds-volumes:reset``: delete (reset) them; implies ``read``.
+
+Both are filterable like any scope (``custom:ds-volumes:reset!group=course-a``). Every user gets them
+for themselves (the ``user`` role gains ``...!user``). Admins get them through ``admin:users``:
+JupyterHub refuses to change the ``admin`` role's scopes, and whoever may delete a user (``admin:users``
+holds ``delete:users``) may destroy that user's data anyway. The handlers therefore accept either scope
+(``needs_scope`` with several scopes allows any one of them).
+
+The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
+scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
+definitions (JupyterHub accepts an identical redefinition).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyterhub.scopes import define_custom_scopes
+from traitlets.config import LazyConfigValue
+
+READ = "custom:ds-volumes:read"
+RESET = "custom:ds-volumes:reset"
+ADMIN = "admin:users"  # what admins hold instead (JupyterHub's admin role cannot be extended)
+
+CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
+    READ: {"description": "List a user's jupyterhub-ds volumes (claims, sizes, status)."},
+    RESET: {"description": "Reset (delete, with all their files) a user's jupyterhub-ds volumes.",
+            "subscopes": [READ]},
+}
+
+# what the default `user` role gains: each user may read and reset their own volumes
+USER_ROLE_SCOPES = [f"{READ}!user", f"{RESET}!user"]
+
+define_custom_scopes(CUSTOM_SCOPES)
+
+
+def _config_list(value: Any) -> list[dict[str, Any]]:
+    """A ``load_roles`` value as a plain list, whether assigned or built with ``.append``/``.extend``."""
+    if isinstance(value, LazyConfigValue):
+        return list(value.get_value([]))
+    return list(value or [])
+
+
+def merged_roles(load_roles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``load_roles`` with our scopes added to the ``user`` role, creating that entry if needed.
+
+    A ``user`` entry configured elsewhere keeps its scopes (``self`` when it named none, as JupyterHub's
+    default does) and its members; nothing is assigned to anyone by us.
+    """
+    roles = [dict(r) for r in load_roles]
+    user = next((r for r in roles if r.get("name") == "user"), None)
+    if user is None:
+        user = {"name": "user", "description": "Standard user privileges", "scopes": ["self"]}
+        roles.append(user)
+    scopes = list(user.get("scopes", ["self"]))
+    user["scopes"] = scopes + [s for s in USER_ROLE_SCOPES if s not in scopes]
+    return roles
+
+
+def register(c: Any) -> None:
+    """Define the custom scopes and grant them to the ``user`` role in the JupyterHub config ``c``."""
+    custom = c.JupyterHub.get("custom_scopes", {})
+    c.JupyterHub.custom_scopes = {**(custom.get_value({}) if isinstance(custom, LazyConfigValue) else custom),
+                                  **CUSTOM_SCOPES}
+    c.JupyterHub.load_roles = merged_roles(_config_list(c.JupyterHub.get("load_roles", [])))
