@@ -67,10 +67,12 @@ class Runner:
             self.procs[name] = (uid, subprocess.Popen(argv, env=env, cwd=home, stdout=logfile,
                                                       stderr=subprocess.STDOUT, start_new_session=True))
 
-    def stop(self, name: str) -> None:
-        entry = self.procs.pop(name, None)
-        if entry is None:
+    def stop(self, name: str, uid: str | None = None) -> None:
+        """Stop the pod's server; with ``uid``, only if it belongs to that pod (not a newer one of the same name)."""
+        entry = self.procs.get(name)
+        if entry is None or (uid is not None and entry[0] != uid):
             return
+        del self.procs[name]
         proc = entry[1]
         if proc.poll() is None:
             log.info("stopping %s", name)
@@ -86,7 +88,8 @@ class Runner:
         running = (pod.get("status", {}).get("phase") == "Running" and pod["status"].get("podIP")
                    and not pod["metadata"].get("deletionTimestamp"))
         if event_type == "DELETED" or not running:
-            self.stop(name)
+            # a late event of a pod that a quick stop-then-start replaced must not stop the new server
+            self.stop(name, pod["metadata"].get("uid"))
         else:
             self.start(pod)
 
