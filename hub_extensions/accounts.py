@@ -61,12 +61,13 @@ def wordlist(settings: AccountsSettings) -> list[str]:
                                            max_length=settings.password_max_word_length)
 
 
-def check_password_settings(settings: AccountsSettings, words: list[str]) -> None:
+def check_password_settings(settings: AccountsSettings) -> None:
     """Refuse settings that give weak or (for bcrypt) too long passwords, naming the key."""
     path = f"{VALUES_PATH}.accounts"
     if settings.password_min_word_length > settings.password_max_word_length:
         raise SettingsError(f"{path}.passwordMinWordLength: expected at most passwordMaxWordLength "
                             f"({settings.password_max_word_length}), got {settings.password_min_word_length}")
+    words = wordlist(settings)
     longest = (settings.password_words * settings.password_max_word_length
                + (settings.password_words - 1) * len(settings.password_delimiter.encode()))
     if longest > BCRYPT_MAX_BYTES:
@@ -191,7 +192,7 @@ def listen_for_renames() -> None:
     """Keep ``users_info.username`` equal to the hub user's name on every rename path (API, admin page)."""
     global _LISTENING
     if not _LISTENING:
-        event.listen(orm.User.name, "set", _on_user_name_set)
+        event.listen(orm.User.name, "set", _on_user_name_set, active_history=True)  # old value even if expired
         _LISTENING = True
 
 
@@ -321,7 +322,7 @@ def is_native(authenticator_class: Any) -> bool:
 
 def configure(c: Any, settings: AccountsSettings) -> bool:
     """Use :class:`DsNativeAuthenticator` when NativeAuthenticator is configured; returns whether it is."""
-    check_password_settings(settings, wordlist(settings))
+    check_password_settings(settings)
     if not is_native(c.JupyterHub.get("authenticator_class")):
         return False
     c.JupyterHub.authenticator_class = DsNativeAuthenticator
