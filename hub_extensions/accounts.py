@@ -272,7 +272,11 @@ class DsNativeAuthenticator(NativeAuthenticator):
 
     def delete_user(self, user: Any) -> Any:
         self.ds_credentials.forget(user.name)
-        return super().delete_user(user)
+        user_id = getattr(user, "id", None)  # NativeAuthenticator's Discard passes a name-only stand-in
+        marker = self.db.get(GeneratedPassword, user_id) if user_id is not None else None
+        if marker is not None:  # the foreign key would drop it too; this keeps the session's view in step
+            self.db.delete(marker)
+        return super().delete_user(user)  # deletes the credential and commits
 
     # --- forced password change
     def must_change_password(self, user: Any) -> bool:
