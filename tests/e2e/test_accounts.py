@@ -314,3 +314,27 @@ def test_navbar_links(hub, admin, username):
     user = new_user(hub.url, admin, username)
     home = user.get("/hub/home").text
     assert 'href="/hub/change-password"' in home and 'href="/hub/authorize"' not in home
+
+
+# ---------------------------------------------------------------- the chart's Secret on a real API server
+
+
+def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconfig, kube, tmp_path):
+    """`helm install` generates it; `helm upgrade` finds it with lookup and keeps it (only the Secret and the
+    offline Z2JH stand-in are installed: RBAC and the shared claim are turned off)."""
+    chart = devenv.chart.prepare_chart(tmp_path / "work")
+    release = f"acc-{uuid.uuid4().hex[:6]}"
+    args = [release, str(chart), "--namespace", kube.namespace, "--kubeconfig", str(admin_kubeconfig),
+            "--set", "rbac.create=false", "--set", "jupyterhub.custom.ds.storage.shared.enabled=false"]
+
+    def password() -> str:
+        return kube.json("secret", "jupyterhub-ds-first-admin")["data"]["password"]
+
+    try:
+        devenv.chart._run_helm(["install", *args], tmp_path / "helm-home")
+        first = password()
+        devenv.chart._run_helm(["upgrade", *args, "--set", "jupyterhub.custom.ds.gpu.mode=0"], tmp_path / "helm-home")
+        assert password() == first
+    finally:
+        devenv.chart._run_helm(["uninstall", release, "--namespace", kube.namespace, "--kubeconfig",
+                                str(admin_kubeconfig)], tmp_path / "helm-home")
