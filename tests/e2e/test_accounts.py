@@ -67,6 +67,8 @@ def any_hub(request: pytest.FixtureRequest, start_hub: Callable[..., devenv.Hub]
 
 def test_admin_created_users_get_credentials_once_and_must_change_them(any_hub, kube):
     hub = any_hub
+    signup_on = hub.hub_config.get("NativeAuthenticator", {}).get("enable_signup", True)
+    assert requests.get(f"{hub.url}/hub/signup", timeout=10).status_code == (200 if signup_on else 404)
     admin = admin_client(hub.url)
     batch, single = names(2), names(1)[0]
     r = admin.api("POST", "/users", json={"usernames": batch})
