@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -83,13 +84,15 @@ def cluster_stop() -> None:
 
 
 def chart_objects(namespace: str) -> list[dict]:
-    """What our chart renders for ``values.example.yaml`` in ``namespace`` (RBAC, shared claim, ...).
+    """What our chart renders for ``values.example.yaml`` in ``namespace`` (RBAC, shared claim, ...), no Secret.
 
     Z2JH's own objects are not rendered offline (stand-in); the hub Role they include is applied
     from ci/rbac/z2jh-hub.yaml instead.
     """
     docs = chart.render_documents([REPO / "values.example.yaml"], namespace=namespace)
-    return [r.doc for r in docs if chart.is_ours(r)]
+    # the first admin's Secret is left out: rendered offline it holds a fresh random password on every
+    # render, while the local hub gets its password from the state directory (Hub.first_admin_password)
+    return [r.doc for r in docs if chart.is_ours(r) and r.doc.get("kind") != "Secret"]
 
 
 def prepare_namespace(admin: Path, namespace: str, state: Path) -> Path:
@@ -160,6 +163,10 @@ class Hub:
     state: Path
     settings: dict = field(default_factory=dict)
     extra_config: str = ""  # a config snippet run after configure(c), like a later hub.extraConfig entry
+    hub_config: dict = field(default_factory=dict)  # extra hub.config sections, e.g. {"NativeAuthenticator": {...}}
+    # the first admin's password, passed like the chart passes its Secret: when not given, the one in the
+    # state directory (kept across restarts, as the chart keeps its Secret with `lookup`) or a new random one
+    first_admin_password: str | None = None
     public_port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     proxy_api_port: int = field(default_factory=free_port)
@@ -174,10 +181,20 @@ class Hub:
     def log(self) -> Path:
         return self.state / "hub.log"
 
+    @property
+    def first_admin_password_file(self) -> Path:
+        return self.state / "first-admin-password"
+
     def start(self, timeout: float = 60) -> Hub:
         self.state.mkdir(parents=True, exist_ok=True)
         settings_file = self.state / "settings.json"
         settings_file.write_text(json.dumps(self.settings))
+        secret = self.first_admin_password_file
+        if self.first_admin_password is None:
+            self.first_admin_password = (secret.read_text() if secret.exists()
+                                         else secrets.token_urlsafe(18))
+        secret.touch(mode=0o600)
+        secret.write_text(self.first_admin_password)
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -189,6 +206,8 @@ class Hub:
             "JHDS_CHP": str(REPO / "node_modules" / ".bin" / "configurable-http-proxy"),
             "JHDS_STATE_DIR": str(self.state),
             "JHDS_SERVICE_TOKEN": self.service_token,
+            "JHDS_HUB_CONFIG": json.dumps(self.hub_config),
+            "JUPYTERHUB_DS_FIRST_ADMIN_PASSWORD": self.first_admin_password,
         }
         if self.extra_config:
             extra = self.state / "extra_config.py"
@@ -246,14 +265,17 @@ def up(port: int, namespace: str, state: Path) -> None:
         if not cluster_was_running:
             cluster_stop()
         raise
+    first_admin = settings.get("accounts", {}).get("firstAdmin", "admin")
     _pidfile(state).write_text(json.dumps({"pids": {"pod_runner": runner.pid, "hub": hub.proc.pid},
                                            "started_cluster": not cluster_was_running}))
     print(f"""
 jupyterhub-ds is up (local control plane, hub on the host).
 
   URL:          {hub.url}/hub/
-  First login:  open {hub.url}/hub/signup, sign up as "admin" with a password of 8+ characters,
-                then log in. Admins authorize other sign-ups at {hub.url}/hub/authorize.
+  First login:  user "{first_admin}", password: {hub.first_admin_password}
+                (also in {hub.first_admin_password_file}; on Kubernetes the chart keeps it in the Secret
+                jupyterhub-ds-first-admin). Add users on {hub.url}/hub/admin; sign-ups are authorized at
+                {hub.url}/hub/authorize.
   Cluster:      KUBECONFIG={admin} kubectl -n {namespace} get pods,pvc
   Logs:         {state}/hub/hub.log, {state}/pod-runner.log
   Stop:         make down

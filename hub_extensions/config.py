@@ -49,6 +49,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     except SettingsError as e:
         _stop(str(e))
 
+    from . import accounts  # imports NativeAuthenticator and bcrypt: keep them out of settings-only use
     from .spawner import DsKubeSpawner  # imports kubernetes_asyncio: keep it out of settings-only use
 
     # our API calls share KubeSpawner's client, configured from the same k8s_api_* traits
@@ -68,6 +69,10 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
                                *([settings.gpu.group] if settings.gpu.group else [])])
     gpu.start_background(settings.gpu)
 
+    try:  # NativeAuthenticator configured: our subclass (first admin, generated passwords, renames)
+        ds_accounts = accounts.configure(c, settings.accounts)
+    except SettingsError as e:
+        _stop(str(e))
     c.JupyterHub.extra_handlers.extend(api.handlers())
     scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
@@ -79,6 +84,8 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         **brand.template_vars(),
         "ds_version": __version__,
         "ds_assets": api.asset_versions(),  # ds-static/<name>?v=<content hash>
+        "ds_accounts": ds_accounts,
+        "ds_force_password_change": ds_accounts and settings.accounts.force_password_change,
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [

@@ -189,6 +189,25 @@ class BrandingSettings:
 
 
 @dataclass(frozen=True)
+class AccountsSettings:
+    """NativeAuthenticator accounts: the first admin, admin-created users with generated passwords."""
+
+    first_admin: str = setting(
+        "admin", "The first admin (added to admin_users). The hub creates their credential at start from the "
+        "chart's Secret `jupyterhub-ds-first-admin` (key `password`) when none exists.", minLength=1,
+        maxLength=128, pattern=r"^[^,/\s]+$")
+    allow_admin_signup: bool = setting(
+        False, "Let visitors sign up with an admin's name at /hub/signup (NativeAuthenticator would authorize "
+        "them at once). Off: admins get in with the first admin's password or from an admin.")
+    force_password_change: bool = setting(
+        True, "A user whose password an admin generated must change it before their server starts.")
+    password_words: int = setting(4, "Words in a generated password (xkcdpass).", minimum=3, maximum=8)
+    password_delimiter: str = setting("-", "Between the words of a generated password.", maxLength=3)
+    password_min_word_length: int = setting(4, "Shortest word in generated passwords.", minimum=3, maximum=9)
+    password_max_word_length: int = setting(6, "Longest word in generated passwords.", minimum=3, maximum=9)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything under ``jupyterhub.custom.ds``."""
 
@@ -197,6 +216,7 @@ class Settings:
     gpu: GpuSettings = setting(GpuSettings(), "GPU servers.")
     lab: LabSettings = setting(LabSettings(), "Lab environment contract.")
     branding: BrandingSettings = setting(BrandingSettings(), "Logo, favicon and lab icons.")
+    accounts: AccountsSettings = setting(AccountsSettings(), "Accounts (NativeAuthenticator).")
     hub_url: str | None = setting(
         None, "Hub URL as single-user servers reach it, scheme://host[:port] without the base URL (for lab "
         "icon URLs); null derives it from the hub (http://hub:8081 on Z2JH).", pattern=r"^https?://[^/?#\s]+/?$")

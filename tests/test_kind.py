@@ -207,7 +207,7 @@ def test_up_sh_steps() -> None:
     assert re.search(r"helm upgrade --install \"\$RELEASE\" chart", text)
     assert "--wait" in text
     assert "pod-security.kubernetes.io/enforce" in text
-    assert "/hub/signup" in text
+    assert "get secret jupyterhub-ds-first-admin" in text  # prints how to read the first admin's password
 
 
 def test_up_sh_defaults(up_config: dict[str, str]) -> None:

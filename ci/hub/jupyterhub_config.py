@@ -4,6 +4,8 @@ Started by ci/devenv.py (for `make up` and the end-to-end tests) with:
   JHDS_NAMESPACE, JHDS_PUBLIC_PORT, JHDS_HUB_PORT, JHDS_PROXY_API_PORT, JHDS_SETTINGS (a JSON file
   with the `custom.ds` settings), JHDS_CHP (path of configurable-http-proxy), JHDS_STATE_DIR,
   optionally JHDS_LOAD_ROLES (JSON list of extra roles, like Z2JH's hub.loadRoles),
+  JHDS_HUB_CONFIG (optional JSON: extra `hub.config` sections, as Z2JH passes them through),
+  JUPYTERHUB_DS_FIRST_ADMIN_PASSWORD (the first admin's password, as the chart passes it from its Secret),
   and KUBECONFIG pointing at the hub ServiceAccount's token (never the admin kubeconfig).
 """
 
@@ -58,8 +60,14 @@ c.KubeSpawner.tolerations = [
 # --- what our chart's values.yaml sets under jupyterhub.hub.config
 c.JupyterHub.authenticator_class = "native"
 c.Authenticator.allow_all = True
-c.Authenticator.admin_users = {"admin"}
 c.NativeAuthenticator.open_signup = False
+c.NativeAuthenticator.allowed_failed_logins = 5
+c.NativeAuthenticator.seconds_before_next_try = 600
+# the first admin (custom.ds.accounts.firstAdmin) is added to admin_users by hub_extensions.configure
+
+# --- values a test passes as hub.config (Z2JH loads hub.config sections the same way, before extraConfig)
+for section, values in json.loads(env.get("JHDS_HUB_CONFIG", "{}")).items():
+    c[section].update(values)
 
 # a service token for the end-to-end tests' admin-side calls (the tests act as real users otherwise)
 if env.get("JHDS_SERVICE_TOKEN"):

@@ -21,22 +21,23 @@ RBAC = {("Role", "jupyterhub-ds-hub"), ("RoleBinding", "jupyterhub-ds-hub"),
         ("ClusterRole", "jupyterhub-jupyterhub-ds-hub"), ("ClusterRoleBinding", "jupyterhub-jupyterhub-ds-hub")}
 SHARED = {("PersistentVolumeClaim", SHARED_CLAIM_NAME)}
 BRANDING = {("ConfigMap", "jupyterhub-ds-branding")}
+FIRST_ADMIN = {("Secret", "jupyterhub-ds-first-admin")}  # always: the hub's env refers to it
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 
 # (id, --set values, objects of ours expected)
 MATRIX: list[tuple[str, tuple[str, ...], set[tuple[str, str]]]] = [
-    ("defaults", (), RBAC | SHARED),
-    ("shared-off", (f"{DS}.storage.shared.enabled=false",), RBAC),
-    ("shared-on-explicit", (f"{DS}.storage.shared.enabled=true",), RBAC | SHARED),
-    ("storage-off", (f"{DS}.storage.enabled=false",), RBAC),
-    ("existing-claim", (f"{DS}.storage.shared.existingClaim=team-nfs",), RBAC),
-    ("rbac-off", ("rbac.create=false",), SHARED),
-    ("branding-files", (f"branding.files.logo\\.png={PNG}",), RBAC | SHARED | BRANDING),
-    ("gpu-off", (f"{DS}.gpu.mode=0",), RBAC | SHARED),
-    ("gpu-forced", (f"{DS}.gpu.mode=1", f"{DS}.gpu.count=2"), RBAC | SHARED),
-    ("gpu-auto", (f"{DS}.gpu.mode=2",), RBAC | SHARED),
-    ("all-off", ("rbac.create=false", f"{DS}.storage.shared.enabled=false"), set()),
-    ("namespace", ("podSecurity.manageNamespace=true",), RBAC | SHARED | {("Namespace", "jupyterhub")}),
+    ("defaults", (), RBAC | SHARED | FIRST_ADMIN),
+    ("shared-off", (f"{DS}.storage.shared.enabled=false",), RBAC | FIRST_ADMIN),
+    ("shared-on-explicit", (f"{DS}.storage.shared.enabled=true",), RBAC | SHARED | FIRST_ADMIN),
+    ("storage-off", (f"{DS}.storage.enabled=false",), RBAC | FIRST_ADMIN),
+    ("existing-claim", (f"{DS}.storage.shared.existingClaim=team-nfs",), RBAC | FIRST_ADMIN),
+    ("rbac-off", ("rbac.create=false",), SHARED | FIRST_ADMIN),
+    ("branding-files", (f"branding.files.logo\\.png={PNG}",), RBAC | SHARED | BRANDING | FIRST_ADMIN),
+    ("gpu-off", (f"{DS}.gpu.mode=0",), RBAC | SHARED | FIRST_ADMIN),
+    ("gpu-forced", (f"{DS}.gpu.mode=1", f"{DS}.gpu.count=2"), RBAC | SHARED | FIRST_ADMIN),
+    ("gpu-auto", (f"{DS}.gpu.mode=2",), RBAC | SHARED | FIRST_ADMIN),
+    ("all-off", ("rbac.create=false", f"{DS}.storage.shared.enabled=false"), FIRST_ADMIN),
+    ("namespace", ("podSecurity.manageNamespace=true",), RBAC | SHARED | {("Namespace", "jupyterhub")} | FIRST_ADMIN),
 ]
 MATRIX_IDS = [case[0] for case in MATRIX]
 
@@ -82,7 +83,7 @@ def test_our_objects_validate_strictly(renderer, set_values, kube_version):
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_example_values_objects_validate_strictly(renderer, kube_version):
     docs = renderer.ours(values=(EXAMPLE_VALUES,))
-    assert kinds(docs) == RBAC | SHARED
+    assert kinds(docs) == RBAC | SHARED | FIRST_ADMIN
     for doc in docs:
         kubernetes_validate.validate(doc, kube_version, strict=True)
 

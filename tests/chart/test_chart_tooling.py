@@ -18,26 +18,31 @@ def test_notes_explain_access_and_first_login(renderer):
     notes = renderer.notes(namespace="data-team")
     assert "kubectl --namespace data-team get service proxy-public" in notes
     assert "kubectl -n data-team port-forward svc/proxy-public 8080:80" in notes
-    assert 'Sign up at /hub/signup with the user name "admin"' in notes
-    assert "NativeAuthenticator authorizes admin users on sign-up" in notes
+    assert 'User name "admin"' in notes
+    assert ("kubectl -n data-team get secret jupyterhub-ds-first-admin -o jsonpath='{.data.password}' "
+            "| base64 -d") in notes
+    assert "Nobody can sign up with an admin's name." in notes
+    assert "/hub/signup" in notes and "sign up as" not in notes  # no first-visitor-wins instructions
     assert "kubectl label namespace data-team pod-security.kubernetes.io/enforce=privileged" in notes
     assert "rbac.create=false" not in notes
 
 
 def test_notes_follow_the_values(renderer):
-    notes = renderer.notes("jupyterhub.hub.config.Authenticator.admin_users={root,ops}",
+    notes = renderer.notes("jupyterhub.custom.ds.accounts.firstAdmin=root",
+                           "jupyterhub.custom.ds.accounts.allowAdminSignup=true",
                            "podSecurity.namespaceLabels=true", "rbac.create=false",
                            "jupyterhub.fullnameOverride=ds")
-    assert 'user name "root"' in notes
-    assert "Admin users: root, ops" in notes
+    assert 'User name "root"' in notes
+    assert "Nobody can sign up with an admin's name." not in notes
     assert "pod-security.kubernetes.io/enforce" not in notes
     assert 'Grant the hub ServiceAccount "ds-hub"' in notes
     assert "svc/ds-proxy-public 8080:80" in notes
 
 
-def test_notes_without_admin_users(renderer):
-    notes = renderer.notes("jupyterhub.hub.config.Authenticator.admin_users=null")
-    assert "admin_users is empty" in notes
+def test_notes_with_another_authenticator(renderer):
+    notes = renderer.notes("jupyterhub.hub.config.JupyterHub.authenticator_class=dummy")
+    assert 'The authenticator ("dummy") is not NativeAuthenticator' in notes
+    assert "get secret jupyterhub-ds-first-admin" not in notes
 
 
 def test_cli_render_prints_yaml(helm):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "ci"))
 import devenv  # noqa: E402
 
 from .browser import browser, new_page  # noqa: E402, F401 - fixtures for the browser tests
-from .hubclient import HubClient, ServiceClient, admin_client  # noqa: E402
+from .hubclient import PASSWORD, HubClient, ServiceClient, admin_client  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -112,11 +112,13 @@ def pod_runner(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.
 @pytest.fixture(scope="module")
 def start_hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., devenv.Hub]]:
-    """Start a hub with the given ``custom.ds`` settings (one per call; all stopped at module end)."""
+    """Start a hub with the given ``custom.ds`` settings and extra ``hub.config`` sections (one per call; all
+    stopped at module end). Its first admin's password is ``hubclient.PASSWORD`` (see ``admin_client``)."""
     hubs: list[devenv.Hub] = []
 
-    def start(settings: dict | None = None) -> devenv.Hub:
-        hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings=settings or {})
+    def start(settings: dict | None = None, hub_config: dict | None = None) -> devenv.Hub:
+        hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings=settings or {},
+                         hub_config=hub_config or {}, first_admin_password=PASSWORD)
         hubs.append(hub)
         return hub.start()
 

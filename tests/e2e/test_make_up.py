@@ -33,9 +33,11 @@ def test_up_prints_a_working_url_and_down_stops_only_what_it_started(admin_kubec
         assert up.returncode == 0, up.stderr[-2000:]
         url = re.search(r"URL:\s+(http://\S+)/hub/", up.stdout).group(1)
         assert url == f"http://127.0.0.1:{port}"
-        assert f"{url}/hub/signup" in up.stdout and "make down" in up.stdout
+        assert "make down" in up.stdout
+        password = re.search(r'First login:\s+user "admin", password: (\S+)', up.stdout).group(1)
+        assert (tmp_path / "hub" / "first-admin-password").read_text() == password
 
-        admin = admin_client(url)
+        admin = admin_client(url, password)
         admin.start_server()
         r = requests.get(f"{url}/user/admin/api/status", headers={"Authorization": f"token {admin.token()}"},
                          timeout=30)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "ci"))
 
 import devenv  # noqa: E402
 
-from tests.e2e.hubclient import HubClient  # noqa: E402
+from tests.e2e.hubclient import admin_client  # noqa: E402
 
 DEAD_API = {
     "apiVersion": "v1", "kind": "Config", "current-context": "dead",
@@ -34,9 +34,7 @@ def hub(tmp_path_factory):
 
 
 def test_volume_endpoints_answer_503_json(hub):
-    admin = HubClient(hub.url, "admin")
-    admin.signup()
-    admin.login()
+    admin = admin_client(hub.url, hub.first_admin_password)
     r = admin.api("GET", "/users/admin/manage-volumes")
     assert r.status_code == 503
     body = r.json()
