@@ -40,7 +40,7 @@ def hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
 
 
 def test_hooks_set_by_a_later_snippet_run_and_our_policy_stays(hub, kube, username):
-    admin = admin_client(hub.url)
+    admin = admin_client(hub.url, hub.first_admin_password)
     user = new_user(hub.url, admin, username)
     r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/docker-sock/users",
                                                       json={"users": [username]})
