@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, gpu, k8s, pod_policy
+from . import __version__, api, branding, culler, culler_api, gpu, k8s, pod_policy
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -67,8 +67,14 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     pod_policy.load_groups(c, [*pod_policy.builtin_groups(settings.groups),
                                *([settings.gpu.group] if settings.gpu.group else [])])
     gpu.start_background(settings.gpu)
+    if settings.culler.enabled and any(s.get("name") == "jupyterhub-idle-culler"
+                                       for s in c.JupyterHub.get("services", [])):
+        _stop("jupyterhub.cull.enabled: expected false while custom.ds.culler.enabled is true "
+              "(two cullers; only ours honours session extensions), got true")
+    culler.start_background(settings.culler)
 
     c.JupyterHub.extra_handlers.extend(api.handlers())
+    c.JupyterHub.extra_handlers.extend(culler_api.handlers())
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()

@@ -13,8 +13,8 @@ KubeSpawner runs them:
   ``modify_pod_hook`` on the result: your hook sees our patches and has the last word.
 - ``start``/``progress``: the API server's and the scheduler's words in front of the user (Pod Security
   refusals, "no free GPU"), and a start that fails within seconds when the node has no Docker socket.
-- the spawner state keeps the owner key of the user's claims; ``delete_forever`` applies
-  ``onUserDelete``.
+- the spawner state keeps the owner key of the user's claims and the session extension (kept across
+  Restart Server, cleared by a stop); ``delete_forever`` applies ``onUserDelete``.
 
 The feedback functions at the top are pure, for tests.
 """
@@ -295,21 +295,40 @@ class DsKubeSpawner(KubeSpawner):
                 self.db.commit()
         return self._ds_owner
 
+    # the session extension (hub_extensions.culler): an absolute deadline and the hours granted so far
+    ds_extended_until: float | None = None
+    ds_extension_hours: int = 0
+
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         self._ds_owner = state.get("ds_owner", self._ds_owner)
+        extension = state.get("ds_extension") or {}
+        if extension.get("until") is not None:
+            self.ds_extended_until = float(extension["until"])
+            self.ds_extension_hours = int(extension.get("hours", 0))
 
     def get_state(self) -> dict:
         state = super().get_state()
         if self._ds_owner:
             state["ds_owner"] = self._ds_owner
+        if self.ds_extended_until is not None:
+            state["ds_extension"] = {"until": self.ds_extended_until, "hours": self.ds_extension_hours}
         return state
 
     def clear_state(self) -> None:
-        """Stopping clears the server's state, but the claims' owner key outlives every server."""
+        """Stopping clears the server's state, but the claims' owner key outlives every server.
+
+        The session extension ends with the server, except across Restart Server (its stop and start
+        run under the restart marker), which is one session to the user.
+        """
         owner = self._ds_owner
+        extension = (self.ds_extended_until, self.ds_extension_hours)
         super().clear_state()
         self._ds_owner = owner
+        if self.user is not None and locks.is_restarting(self.user.id):
+            self.ds_extended_until, self.ds_extension_hours = extension
+        else:
+            self.ds_extended_until, self.ds_extension_hours = None, 0
 
     async def delete_forever(self) -> None:
         await super().delete_forever()
