@@ -83,6 +83,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.template_vars.update({
         **brand.template_vars(),
         "ds_version": __version__,
+        "ds_culler_enabled": settings.culler.enabled,
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [
