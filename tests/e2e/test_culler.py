@@ -31,6 +31,16 @@ def extend(client: HubClient, owner: str, body) -> requests.Response:
     return client.api("POST", f"/users/{owner}/extend-session", **kwargs)
 
 
+def wait_events(kube, pod: str, reason: str, timeout: float = 15) -> list[dict]:
+    """Events about a pod with a reason (they are recorded in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in kube.items("events") if e["involvedObject"].get("name") == pod and e["reason"] == reason]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 def running(client: HubClient) -> bool:
     server = client.api("GET", f"/users/{client.username}").json().get("servers", {}).get("")
     return bool(server and server.get("ready"))
@@ -42,6 +52,8 @@ def test_idle_server_is_culled_and_an_extended_one_is_not(hub, admin, kube, user
     idle.start_server()
     kept.start_server()
     started = time.monotonic()
+    idle_pod = kube.user_pod(idle.username)["metadata"]["name"]
+    kept_pod = kube.user_pod(kept.username)["metadata"]["name"]
 
     before = info(kept, kept.username)
     assert before["culler_enabled"] and before["server_active"] and before["timeout_seconds"] == 20
@@ -68,6 +80,10 @@ def test_idle_server_is_culled_and_an_extended_one_is_not(hub, admin, kube, user
     assert "Culler: stopping" in hub.log.read_text()
     gone = info(idle, idle.username)
     assert gone["server_active"] is False and gone["time_remaining_seconds"] is None
+    culled = wait_events(kube, idle_pod, "Culled")
+    assert len(culled) == 1 and "(idle:" in culled[0]["message"]
+    assert culled[0]["source"]["component"] == "jupyterhub-ds"
+    assert len(wait_events(kube, kept_pod, "SessionExtended")) == 2
 
     time.sleep(max(0.0, 60 - (time.monotonic() - started)))
     assert running(kept), "extended server was culled"
@@ -147,9 +163,12 @@ def test_max_age_culls_whatever_the_activity_and_extension(start_hub, kube, user
     user = new_user(hub.url, admin, username)
     user.start_server()
     started = time.monotonic()
+    pod = kube.user_pod(username)["metadata"]["name"]
     assert extend(user, username, {"hours": 1}).status_code == 200
     while running(user):
         assert time.monotonic() - started < 40, "server not culled at its max age"
         time.sleep(1)
     kube.wait_user_pod_gone(username, timeout=60)
     assert "older than maxAgeSeconds=15" in hub.log.read_text()
+    (culled,) = wait_events(kube, pod, "Culled")
+    assert "(max-age:" in culled["message"]

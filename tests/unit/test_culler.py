@@ -267,3 +267,30 @@ async def test_an_extension_landing_before_the_stop_saves_the_server():
     lock.release()
     assert await task == []
     assert app.routes_deleted == []
+
+
+# ---------------------------------------------------------------- Kubernetes Events
+
+
+def test_event_manifest_is_about_the_pod():
+    from hub_extensions import kube_events
+
+    event = kube_events.event_manifest("ns", "jupyter-al", "uid-1", "Culled", "x" * 2000,
+                                       now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert event["involvedObject"] == {"apiVersion": "v1", "kind": "Pod", "name": "jupyter-al", "namespace": "ns",
+                                       "uid": "uid-1"}
+    assert event["metadata"]["name"].startswith("jupyter-al.") and event["metadata"]["namespace"] == "ns"
+    assert (event["reason"], event["type"], event["source"]) == ("Culled", "Normal", {"component": "jupyterhub-ds"})
+    assert event["firstTimestamp"] == event["lastTimestamp"] == "2026-01-02T03:04:05Z"
+    assert len(event["message"]) == 1024
+
+
+def test_pod_of_reads_the_reflector_and_skips_spawners_without_a_pod():
+    from hub_extensions import kube_events
+
+    reflector = SimpleNamespace(pods={"ns/jupyter-al": {"metadata": {"uid": "u1"}}})
+    assert kube_events.pod_of(SimpleNamespace(namespace="ns", pod_name="jupyter-al", pod_reflector=reflector)) == (
+        "ns", "jupyter-al", "u1")
+    assert kube_events.pod_of(SimpleNamespace(namespace="ns", pod_name="jupyter-bo", pod_reflector=reflector)) == (
+        "ns", "jupyter-bo", None)
+    assert kube_events.pod_of(SimpleNamespace()) is None
