@@ -294,3 +294,19 @@ def test_pod_of_reads_the_reflector_and_skips_spawners_without_a_pod():
     assert kube_events.pod_of(SimpleNamespace(namespace="ns", pod_name="jupyter-bo", pod_reflector=reflector)) == (
         "ns", "jupyter-bo", None)
     assert kube_events.pod_of(SimpleNamespace()) is None
+
+
+def test_configure_refuses_z2jhs_culler_next_to_ours(capsys):
+    from traitlets.config import Config
+
+    from hub_extensions import configure, culler_api
+
+    c = Config()
+    c.JupyterHub.services = [{"name": "jupyterhub-idle-culler", "command": ["python3", "-m", "jupyterhub_idle_culler"]}]
+    with pytest.raises(SystemExit, match="jupyterhub.cull.enabled: expected false"):
+        configure(c, {"gpu": {"mode": 0}, "culler": {"enabled": True}})
+    c = Config()
+    configure(c, {"gpu": {"mode": 0}, "culler": {"enabled": True}})  # no config-time loop: no task either
+    routes = {r[0] for r in c.JupyterHub.extra_handlers}
+    assert {r[0] for r in culler_api.handlers()} <= routes
+    assert c.JupyterHub.template_vars.get_value({})["ds_culler_enabled"] is True
