@@ -303,10 +303,10 @@ def test_configure_refuses_z2jhs_culler_next_to_ours(capsys):
 
     c = Config()
     c.JupyterHub.services = [{"name": "jupyterhub-idle-culler", "command": ["python3", "-m", "jupyterhub_idle_culler"]}]
-    with pytest.raises(SystemExit, match="jupyterhub.cull.enabled: expected false"):
+    with pytest.raises(SystemExit, match=r"jupyterhub\.cull\.enabled: expected false"):
         configure(c, {"gpu": {"mode": 0}, "culler": {"enabled": True}})
     c = Config()
     configure(c, {"gpu": {"mode": 0}, "culler": {"enabled": True}})  # no config-time loop: no task either
-    routes = {r[0] for r in c.JupyterHub.extra_handlers}
+    routes = {r[0] for r in c.JupyterHub.extra_handlers.get_value([])}
     assert {r[0] for r in culler_api.handlers()} <= routes
     assert c.JupyterHub.template_vars.get_value({})["ds_culler_enabled"] is True
