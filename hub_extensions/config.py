@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, culler, culler_api, gpu, k8s, pod_policy
+from . import __version__, api, branding, culler, culler_api, gpu, k8s, pod_policy, trail
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -75,6 +75,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
 
     c.JupyterHub.extra_handlers.extend(api.handlers())
     c.JupyterHub.extra_handlers.extend(culler_api.handlers())
+    c.JupyterHub.extra_handlers.extend(trail.handlers())
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import kube_events, locks
+from . import kube_events, locks, trail
 from .settings import CullerSettings
 
 log = logging.getLogger("JupyterHub.ds.culler")  # a child of the hub's logger: same handlers and level
@@ -219,6 +219,9 @@ def extend_spawner(spawner: Any, settings: CullerSettings, hours: int, now: floa
         # JupyterHub writes the state only on start and stop: write it now, so a hub restart keeps it
         spawner.orm_spawner.state = spawner.get_state()
         spawner.db.commit()
+        trail.record("extension", spawner.user.name, spawner.name,
+                     f"+{grant.hours} h (requested {hours} h) until {iso(grant.extended_until)}",
+                     hours=grant.hours, requested=hours, truncated=grant.truncated)
         kube_events.emit(spawner, kube_events.SESSION_EXTENDED,
                          f"Session extended by {grant.hours} h (requested {hours} h) until {iso(grant.extended_until)}")
     return grant
@@ -316,6 +319,7 @@ class Culler:
                         return
                     why = _why(reason, self.settings)
                     log.info("Culler: stopping %s (%s)", spawner._log_name, why)
+                    trail.record("cull", user.name, name, why, reason=reason)
                     kube_events.emit(spawner, kube_events.CULLED, f"Server of {user.name} stopped by the culler "
                                      f"({reason}: {why})")
                     future = begin_stop(app, user, name)

@@ -33,7 +33,7 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, gpu, k8s, labenv, locks, objects, pod_policy, storage
+from . import branding, gpu, k8s, labenv, locks, objects, pod_policy, storage, trail
 from .branding import Branding
 from .settings import DockerSockSettings, Settings
 
@@ -246,7 +246,11 @@ class DsKubeSpawner(KubeSpawner):
                 self.log.warning("jupyterhub-ds: start of %s failed: %s", self.pod_name, message)
                 starting.cancel()
                 raise _failure(503, message)
-            return starting.result()
+            result = starting.result()
+            restart = locks.is_restarting(self.user.id)
+            trail.record("spawn", self.user.name, self.name, "started for Restart Server" if restart else "started",
+                         restart=restart)
+            return result
         except ApiException as e:
             raise refused(e) from e
         except asyncio.CancelledError:
@@ -260,6 +264,13 @@ class DsKubeSpawner(KubeSpawner):
             raise
         finally:
             watching.cancel()
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        if locks.is_restarting(self.user.id):
+            trail.record("restart", self.user.name, self.name, "stopped for Restart Server")
+        else:
+            trail.record("stop", self.user.name, self.name, "stopped")
 
     async def progress(self) -> AsyncIterator[dict]:
         """KubeSpawner's event stream, with a plain sentence in front of the events users cannot decode."""

@@ -172,3 +172,26 @@ def test_max_age_culls_whatever_the_activity_and_extension(start_hub, kube, user
     assert "older than maxAgeSeconds=15" in hub.log.read_text()
     (culled,) = wait_events(kube, pod, "Culled")
     assert "(max-age:" in culled["message"]
+
+
+def test_event_trail_for_admins(hub, admin, kube, username, service):
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    assert extend(user, username, {"hours": 1}).status_code == 200
+    r = user.api("POST", f"/users/{username}/restart-server")
+    assert r.status_code in (200, 202), r.text
+    user.wait_server(ready=True)
+    user.stop_server()
+
+    r = admin.api("GET", "/ds/events", params={"user": username})
+    assert r.status_code == 200, r.text
+    kinds = [e["kind"] for e in reversed(r.json()["events"])]
+    assert kinds == ["spawn", "extension", "restart", "spawn", "stop"], kinds
+    assert [e["kind"] for e in admin.api("GET", "/ds/events", params={"user": username, "kind": "extension"})
+            .json()["events"]] == ["extension"]
+    assert admin.api("GET", "/ds/events", params={"kind": "bogus"}).status_code == 400
+    assert user.api("GET", "/ds/events").status_code == 403  # admins only
+    assert user.api("DELETE", "/ds/events").status_code == 403
+    r = service.api("DELETE", "/ds/events")
+    assert r.status_code == 200 and r.json()["deleted"] >= 5
+    assert admin.api("GET", "/ds/events", params={"user": username}).json()["events"] == []
