@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jupyterhub.metrics import SERVER_STOP_DURATION_SECONDS, ServerStopStatus
+
 from . import kube_events, locks, trail
 from .settings import CullerSettings
 
@@ -259,16 +261,24 @@ def begin_stop(app: Any, user: Any, name: str) -> asyncio.Future:
 
     Marks the stop pending at once (synchronously: no race with a start, an extension or a second
     stop), then in the background removes the proxy route and calls ``User.stop`` (spawner stop,
-    database, ``clear_state``).
+    database, ``clear_state``), with the same stop-duration metric and server-action event. Unlike the
+    REST API it skips ``refresh_pre_stop``: there is no requesting user to re-authenticate.
     """
     spawner = user.spawners[name]
     spawner._stop_pending = True
 
     async def stop() -> None:
+        tic = time.perf_counter()
         try:
             await app.proxy.delete_user(user, name)
             await user.stop(name)
+            SERVER_STOP_DURATION_SECONDS.labels(status=ServerStopStatus.success).observe(time.perf_counter() - tic)
+            eventlog = getattr(app, "eventlog", None)
+            if eventlog is not None:  # the same server-action event the REST API's stop emits
+                eventlog.emit(schema_id="https://schema.jupyter.org/jupyterhub/events/server-action",
+                              data={"action": "stop", "username": user.name, "servername": name})
         except Exception:
+            SERVER_STOP_DURATION_SECONDS.labels(status=ServerStopStatus.failure).observe(time.perf_counter() - tic)
             log.exception("Culler: stopping %s failed", spawner._log_name)
         finally:
             spawner._stop_future = None
