@@ -1,6 +1,7 @@
 """Kubernetes Events for what the hub did to a user's server, so ``kubectl get events`` tells an admin.
 
-Reasons: ``Culled`` (message names idle or max-age) and ``SessionExtended``. Each is a core/v1 Event on the
+Reasons: ``Culled`` (message names idle or max-age), ``SessionExtended`` and ``ServerRestarted`` (on the new
+pod of Restart Server). Each is a core/v1 Event on the
 user's pod (``involvedObject`` Pod, with its uid when the reflector knows it, so ``kubectl describe pod``
 lists it), from the component ``jupyterhub-ds``. Emitting never delays or fails what it reports: it runs
 in the background and a refusal is logged.
@@ -22,6 +23,7 @@ log = logging.getLogger("JupyterHub.ds.events")
 COMPONENT = "jupyterhub-ds"
 CULLED = "Culled"
 SESSION_EXTENDED = "SessionExtended"
+SERVER_RESTARTED = "ServerRestarted"
 
 _pending: set[asyncio.Task] = set()
 

@@ -33,7 +33,7 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, gpu, k8s, labenv, locks, objects, pod_policy, storage, trail
+from . import branding, gpu, k8s, kube_events, labenv, locks, objects, pod_policy, storage, trail
 from .branding import Branding
 from .settings import DockerSockSettings, Settings
 
@@ -250,6 +250,9 @@ class DsKubeSpawner(KubeSpawner):
             restart = locks.is_restarting(self.user.id)
             trail.record("spawn", self.user.name, self.name, "started for Restart Server" if restart else "started",
                          restart=restart)
+            if restart:
+                kube_events.emit(self, kube_events.SERVER_RESTARTED, f"Server of {self.user.name} restarted "
+                                 "(Restart Server: a new pod with the same volumes)")
             return result
         except ApiException as e:
             raise refused(e) from e

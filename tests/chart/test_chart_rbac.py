@@ -45,7 +45,7 @@ def test_rendered_rules_keep_their_comments(renderer):
                     "after a rename",
                     "# gpu: auto mode lists the nodes (in the background) to find allocatable nvidia.com/gpu",
                     "# activity monitor: one PodMetrics list of this namespace per refresh",
-                    "# culler: record Culled and SessionExtended as Events on the user's pod"):
+                    "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod"):
         assert comment in text
 
 

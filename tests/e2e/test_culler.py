@@ -109,7 +109,10 @@ def test_restart_server_and_a_hub_restart_keep_the_extension(hub, admin, kube, u
     r = user.api("POST", f"/users/{username}/restart-server")
     assert r.status_code in (200, 202), r.text
     user.wait_server(ready=True)
-    assert kube.user_pod(username)["metadata"]["uid"] != old_pod
+    new_pod = kube.user_pod(username)["metadata"]
+    assert new_pod["uid"] != old_pod
+    assert [e["involvedObject"].get("uid") for e in wait_events(kube, new_pod["name"], "ServerRestarted")] == [
+        new_pod["uid"]]
     after = info(user, username)
     assert after["extended_until"] == extended["extended_until"] and after["extensions_used_hours"] == 2
 
