@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, gpu, k8s, pod_policy, scopes
+from . import __version__, api, branding, culler, culler_api, gpu, k8s, pod_policy, scopes, trail
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -68,6 +68,11 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     pod_policy.load_groups(c, [*pod_policy.builtin_groups(settings.groups),
                                *([settings.gpu.group] if settings.gpu.group else [])])
     gpu.start_background(settings.gpu)
+    if settings.culler.enabled and any(s.get("name") == "jupyterhub-idle-culler"
+                                       for s in c.JupyterHub.get("services", [])):
+        _stop("jupyterhub.cull.enabled: expected false while custom.ds.culler.enabled is true "
+              "(two cullers; only ours honours session extensions), got true")
+    culler.start_background(settings.culler)
 
     try:  # NativeAuthenticator configured: our subclass (first admin, generated passwords, renames)
         ds_accounts = accounts.configure(c, settings.accounts)
@@ -75,6 +80,8 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         _stop(str(e))
     c.JupyterHub.extra_handlers.extend(api.handlers())
     scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
+    c.JupyterHub.extra_handlers.extend(culler_api.handlers())
+    c.JupyterHub.extra_handlers.extend(trail.handlers())
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
@@ -86,6 +93,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         "ds_assets": api.asset_versions(),  # ds-static/<name>?v=<content hash>
         "ds_accounts": ds_accounts,
         "ds_force_password_change": ds_accounts and settings.accounts.force_password_change,
+        "ds_culler_enabled": settings.culler.enabled,
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [

@@ -208,6 +208,23 @@ class AccountsSettings:
 
 
 @dataclass(frozen=True)
+class CullerSettings:
+    """The in-hub idle culler, which honours session extensions (replaces Z2JH's cull.* when enabled)."""
+
+    enabled: bool = setting(False, "Run the in-hub culler. Needs jupyterhub.cull.enabled false (the chart "
+                            "refuses both).")
+    timeout_seconds: int = setting(3600, "A server idle this long (and past its extension) is stopped.",
+                                   minimum=10, maximum=30 * 86400)
+    every_seconds: int = setting(300, "How often the culler looks at the running servers.", minimum=1, maximum=86400)
+    max_age_seconds: int = setting(0, "Stop servers older than this whatever their activity or extension; 0 is off.",
+                                   minimum=0, maximum=365 * 86400)
+    max_extension_hours: int = setting(
+        24, "Users may extend their session up to this many hours beyond the idle timeout (whole hours; 0 is off).",
+        minimum=0, maximum=720)
+    concurrency: int = setting(10, "At most this many servers are stopped at once.", minimum=1, maximum=100)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything under ``jupyterhub.custom.ds``."""
 
@@ -217,6 +234,7 @@ class Settings:
     lab: LabSettings = setting(LabSettings(), "Lab environment contract.")
     branding: BrandingSettings = setting(BrandingSettings(), "Logo, favicon and lab icons.")
     accounts: AccountsSettings = setting(AccountsSettings(), "Accounts (NativeAuthenticator).")
+    culler: CullerSettings = setting(CullerSettings(), "Idle culler and session extensions.")
     hub_url: str | None = setting(
         None, "Hub URL as single-user servers reach it, scheme://host[:port] without the base URL (for lab "
         "icon URLs); null derives it from the hub (http://hub:8081 on Z2JH).", pattern=r"^https?://[^/?#\s]+/?$")

@@ -13,8 +13,8 @@ KubeSpawner runs them:
   ``modify_pod_hook`` on the result: your hook sees our patches and has the last word.
 - ``start``/``progress``: the API server's and the scheduler's words in front of the user (Pod Security
   refusals, "no free GPU"), and a start that fails within seconds when the node has no Docker socket.
-- the spawner state keeps the owner key of the user's claims; ``delete_forever`` applies
-  ``onUserDelete``.
+- the spawner state keeps the owner key of the user's claims and the session extension (kept across
+  Restart Server, cleared by a stop); ``delete_forever`` applies ``onUserDelete``.
 
 The feedback functions at the top are pure, for tests.
 """
@@ -33,7 +33,7 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, gpu, k8s, labenv, locks, objects, pod_policy, storage
+from . import branding, gpu, k8s, kube_events, labenv, locks, objects, pod_policy, storage, trail
 from .branding import Branding
 from .settings import DockerSockSettings, Settings
 
@@ -246,7 +246,14 @@ class DsKubeSpawner(KubeSpawner):
                 self.log.warning("jupyterhub-ds: start of %s failed: %s", self.pod_name, message)
                 starting.cancel()
                 raise _failure(503, message)
-            return starting.result()
+            result = starting.result()
+            restart = locks.is_restarting(self.user.id)
+            trail.record("spawn", self.user.name, self.name, "started for Restart Server" if restart else "started",
+                         restart=restart)
+            if restart:
+                kube_events.emit(self, kube_events.SERVER_RESTARTED, f"Server of {self.user.name} restarted "
+                                 "(Restart Server: a new pod with the same volumes)")
+            return result
         except ApiException as e:
             raise refused(e) from e
         except asyncio.CancelledError:
@@ -260,6 +267,13 @@ class DsKubeSpawner(KubeSpawner):
             raise
         finally:
             watching.cancel()
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        if locks.is_restarting(self.user.id):
+            trail.record("restart", self.user.name, self.name, "stopped for Restart Server")
+        else:
+            trail.record("stop", self.user.name, self.name, "stopped")
 
     async def progress(self) -> AsyncIterator[dict]:
         """KubeSpawner's event stream, with a plain sentence in front of the events users cannot decode."""
@@ -295,21 +309,40 @@ class DsKubeSpawner(KubeSpawner):
                 self.db.commit()
         return self._ds_owner
 
+    # the session extension (hub_extensions.culler): an absolute deadline and the hours granted so far
+    ds_extended_until: float | None = None
+    ds_extension_hours: int = 0
+
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         self._ds_owner = state.get("ds_owner", self._ds_owner)
+        extension = state.get("ds_extension") or {}
+        if extension.get("until") is not None:
+            self.ds_extended_until = float(extension["until"])
+            self.ds_extension_hours = int(extension.get("hours", 0))
 
     def get_state(self) -> dict:
         state = super().get_state()
         if self._ds_owner:
             state["ds_owner"] = self._ds_owner
+        if self.ds_extended_until is not None:
+            state["ds_extension"] = {"until": self.ds_extended_until, "hours": self.ds_extension_hours}
         return state
 
     def clear_state(self) -> None:
-        """Stopping clears the server's state, but the claims' owner key outlives every server."""
+        """Stopping clears the server's state, but the claims' owner key outlives every server.
+
+        The session extension ends with the server, except across Restart Server (its stop and start
+        run under the restart marker), which is one session to the user.
+        """
         owner = self._ds_owner
+        extension = (self.ds_extended_until, self.ds_extension_hours)
         super().clear_state()
         self._ds_owner = owner
+        if self.user is not None and locks.is_restarting(self.user.id):
+            self.ds_extended_until, self.ds_extension_hours = extension
+        else:
+            self.ds_extended_until, self.ds_extension_hours = None, 0
 
     async def delete_forever(self) -> None:
         await super().delete_forever()

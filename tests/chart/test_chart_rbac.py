@@ -16,6 +16,7 @@ Z2JH_HUB_ROLE = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
 ]
 EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]},
+                 {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
                  {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]}]
 EXPECTED_CLUSTER_ROLE = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
@@ -43,7 +44,8 @@ def test_rendered_rules_keep_their_comments(renderer):
     for comment in ("# storage: mark retained claims orphaned on user deletion and refresh the username label "
                     "after a rename",
                     "# gpu: auto mode lists the nodes (in the background) to find allocatable nvidia.com/gpu",
-                    "# activity monitor: one PodMetrics list of this namespace per refresh"):
+                    "# activity monitor: one PodMetrics list of this namespace per refresh",
+                    "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod"):
         assert comment in text
 
 

@@ -200,3 +200,17 @@ def test_managed_namespace_carries_pod_security_labels(renderer, set_values, lev
     assert labels["pod-security.kubernetes.io/enforce"] == level
     assert labels["pod-security.kubernetes.io/warn"] == "baseline"
     assert ns["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_two_cullers_are_refused(renderer):
+    """Z2JH's culler (on by default) and ours together: helm fails with a sentence naming both keys."""
+    err = renderer.error("jupyterhub.custom.ds.culler.enabled=true")
+    assert "jupyterhub.cull.enabled and jupyterhub.custom.ds.culler.enabled are both true" in err
+    assert "Set jupyterhub.cull.enabled=false" in err
+
+
+def test_one_culler_renders(renderer):
+    assert renderer.ours("jupyterhub.custom.ds.culler.enabled=true", "jupyterhub.cull.enabled=false")
+    assert renderer.ours()  # defaults: Z2JH's culler on, ours off
+    example = yaml.safe_load(EXAMPLE_VALUES.read_text())["jupyterhub"]
+    assert example["cull"]["enabled"] is False and example["custom"]["ds"]["culler"]["enabled"] is True

@@ -16,6 +16,8 @@ OWN_NAMESPACE = [
     ("patch", "pods", "no"),
     ("update", "persistentvolumeclaims", "no"),
     ("list", "pods.metrics.k8s.io", "yes"),  # activity monitor (our Role)
+    ("create", "events", "yes"),  # culler: Culled / SessionExtended events (our Role)
+    ("delete", "events", "no"),
 ]
 CLUSTER = [
     ("list", "nodes", "yes"),  # GPU auto mode (our ClusterRole)

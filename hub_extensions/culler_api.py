@@ -1,0 +1,95 @@
+"""REST endpoints of the session extension: ``session-info`` and ``extend-session`` (upstream's shapes).
+
+Scopes: reading needs ``read:servers`` on the user, extending needs ``servers`` on the user (a user's
+own role allows both for themselves, admins have them for everyone, and a single-user server's own
+token holds neither ``servers`` scope, so a notebook cannot keep itself alive by extending). XSRF is
+enforced by JupyterHub for cookie-authenticated writes.
+
+Errors are JSON with both our keys and upstream's: ``{"status", "message", "success": false, "error"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.scopes import needs_scope
+
+from . import culler, locks
+from .settings import CullerSettings, Settings
+
+
+class _Handler(APIHandler):
+    @property
+    def culler_settings(self) -> CullerSettings:
+        settings: Settings = self.settings["jupyterhub_ds"]
+        return settings.culler
+
+    def answer(self, status: int, payload: dict[str, Any]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+    def fail(self, status: int, message: str) -> None:
+        self.answer(status, {"status": status, "message": message, "success": False, "error": message})
+
+    def user_or_404(self, user_name: str) -> Any | None:
+        user = self.find_user(user_name)
+        if user is None:
+            self.fail(404, f"No such user: {user_name}")
+        return user
+
+
+class SessionInfoHandler(_Handler):
+    """``GET``: the idle timer of the user's default server."""
+
+    @needs_scope("read:servers")
+    async def get(self, user_name: str) -> None:
+        user = self.user_or_404(user_name)
+        if user is None:
+            return
+        self.answer(200, culler.session_info(user.spawners.get(""), self.culler_settings))
+
+
+class ExtendSessionHandler(_Handler):
+    """``POST {"hours": n}``: move the idle deadline by whole hours, up to the ceiling."""
+
+    @needs_scope("servers")
+    async def post(self, user_name: str) -> None:
+        settings = self.culler_settings
+        if not settings.enabled:
+            return self.fail(400, "Idle culler is not enabled")
+        if settings.max_extension_hours == 0:
+            return self.fail(400, "Session extensions are disabled (maxExtensionHours is 0)")
+        try:
+            body = json.loads(self.request.body or b"{}")
+            hours = culler.parse_hours(body, settings.max_extension_hours)
+        except ValueError as e:  # JSONDecodeError and BadHours
+            message = str(e) if isinstance(e, culler.BadHours) else "Invalid request. The body is not JSON."
+            return self.fail(400, message)
+        user = self.user_or_404(user_name)
+        if user is None:
+            return
+        async with locks.user_lock(user.id):  # one read-modify-write at a time (and not during a cull)
+            spawner = user.spawners.get("")
+            if locks.is_restarting(user.id) or (spawner is not None and spawner.pending):
+                return self.fail(409, "Server is starting, stopping or restarting; try again when it is done")
+            if spawner is None or not culler.is_running(spawner):
+                return self.fail(409, "Server is not running")
+            grant = culler.extend_spawner(spawner, settings, hours)
+            info = culler.session_info(spawner, settings)
+        message = grant.message(settings.max_extension_hours, settings.timeout_seconds)
+        if grant.hours == 0:
+            return self.fail(409, message)
+        self.log.info("Session of %s extended by %d h (requested %d) by %s", user.name, grant.hours, hours,
+                      self.current_user.name)
+        self.answer(200, {"success": True, "message": message, "truncated": grant.truncated, "session_info": info})
+
+
+def handlers() -> list[tuple[str, type]]:
+    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
+    return [
+        (r"/api/users/([^/]+)/session-info", SessionInfoHandler),
+        (r"/api/users/([^/]+)/extend-session", ExtendSessionHandler),
+    ]
