@@ -24,7 +24,7 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from . import k8s, locks, scopes, storage
+from . import k8s, kube_events, locks, scopes, storage, trail
 from .settings import Settings
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
@@ -87,7 +87,21 @@ class ManageVolumesHandler(DsAPIHandler):
             except k8s.API_ERRORS as e:
                 raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         self.log.info("Volume reset for %s by %s: %s", user.name, self.current_user.name, result.as_json())
+        record_reset(spawner.namespace, user.name, self.current_user.name, result)
         self.write_json(result.status, result.as_json())
+
+
+def record_reset(namespace: str, user: str, by: str, result: storage.ResetResult) -> None:
+    """The reset in the event trail and, per deleted claim, a ``VolumeReset`` Kubernetes Event."""
+    if not result.reset:
+        return
+    trail.record("volume-reset", user, "", f"reset {', '.join(result.reset)} (by {by})",
+                 volumes=result.reset, by=by)
+    for r in result.results:
+        if r["result"] == storage.RESET:
+            kube_events.emit_on_claim(namespace, r["claim"], kube_events.VOLUME_RESET,
+                                      f"Volume {r['volume']} of {user} reset by {by}: the claim was deleted; "
+                                      "the next start creates an empty one")
 
 
 class AdoptableVolumesHandler(DsAPIHandler):

@@ -1,7 +1,7 @@
 """Kubernetes Events for what the hub did to a user's server, so ``kubectl get events`` tells an admin.
 
 Reasons: ``Culled`` (message names idle or max-age), ``SessionExtended`` and ``ServerRestarted`` (on the new
-pod of Restart Server). Each is a core/v1 Event on the
+pod of Restart Server), and ``VolumeReset`` (on each claim a reset deleted). Each is a core/v1 Event on the
 user's pod (``involvedObject`` Pod, with its uid when the reflector knows it, so ``kubectl describe pod``
 lists it), from the component ``jupyterhub-ds``. Emitting never delays or fails what it reports: it runs
 in the background and a refusal is logged.
@@ -24,15 +24,16 @@ COMPONENT = "jupyterhub-ds"
 CULLED = "Culled"
 SESSION_EXTENDED = "SessionExtended"
 SERVER_RESTARTED = "ServerRestarted"
+VOLUME_RESET = "VolumeReset"
 
 _pending: set[asyncio.Task] = set()
 
 
 def event_manifest(namespace: str, pod_name: str, pod_uid: str | None, reason: str, message: str,
-                   now: datetime | None = None, event_type: str = "Normal") -> dict[str, Any]:
-    """A core/v1 Event about a pod (pure)."""
+                   now: datetime | None = None, event_type: str = "Normal", kind: str = "Pod") -> dict[str, Any]:
+    """A core/v1 Event about a pod (or, with ``kind``, another namespaced core object such as a claim) (pure)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    involved = {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "namespace": namespace}
+    involved = {"apiVersion": "v1", "kind": kind, "name": pod_name, "namespace": namespace}
     if pod_uid:
         involved["uid"] = pod_uid
     return {
@@ -63,8 +64,8 @@ async def _create(manifest: dict[str, Any]) -> None:
         await k8s.core().create_namespaced_event(manifest["metadata"]["namespace"], manifest,
                                                  _request_timeout=k8s.REQUEST_TIMEOUT)
     except k8s.API_ERRORS as e:
-        log.warning("Could not record the %s event on pod %s: %s", manifest["reason"],
-                    manifest["involvedObject"]["name"], k8s.describe(e))
+        log.warning("Could not record the %s event on %s %s: %s", manifest["reason"],
+                    manifest["involvedObject"]["kind"], manifest["involvedObject"]["name"], k8s.describe(e))
 
 
 def emit(spawner: Any, reason: str, message: str) -> None:
@@ -72,6 +73,15 @@ def emit(spawner: Any, reason: str, message: str) -> None:
     target = pod_of(spawner)
     if target is None:
         return
-    task = asyncio.ensure_future(_create(event_manifest(*target, reason, message)))
+    _background(event_manifest(*target, reason, message))
+
+
+def emit_on_claim(namespace: str, claim: str, reason: str, message: str) -> None:
+    """Record an event on a claim (e.g. one a reset deleted: ``kubectl get events`` still lists it)."""
+    _background(event_manifest(namespace, claim, None, reason, message, kind="PersistentVolumeClaim"))
+
+
+def _background(manifest: dict[str, Any]) -> None:
+    task = asyncio.ensure_future(_create(manifest))
     _pending.add(task)  # keep a reference until it is done
     task.add_done_callback(_pending.discard)

@@ -144,11 +144,23 @@ def test_errors_are_json_and_delete_nothing(hub, admin, kube, username, service)
 def test_admin_resets_another_users_volume(hub, admin, kube, username):
     user = new_user(hub.url, admin, username)
     user.start_server()
+    claim = kube.user_claims(username)["cache"]["metadata"]["name"]
     user.stop_server()
     kube.wait_user_pod_gone(username)
     status, body = reset(admin, username, ["cache"])
     assert status == 200, body
     assert set(kube.user_claims(username)) == {"home", "workspace"}
+
+    # the reset is in the event trail and, on the deleted claim, a VolumeReset Kubernetes Event
+    trail = admin.api("GET", "/ds/events", params={"user": username, "kind": "volume-reset"}).json()["events"]
+    assert [(e["volumes"], e["by"]) for e in trail] == [(["cache"], "admin")]
+    deadline = time.monotonic() + 15
+    while not (events := [e for e in kube.items("events") if e["reason"] == "VolumeReset"
+                          and e["involvedObject"]["name"] == claim]):
+        assert time.monotonic() < deadline, f"no VolumeReset event on {claim}"
+        time.sleep(0.5)
+    assert events[0]["involvedObject"]["kind"] == "PersistentVolumeClaim"
+    assert "reset by admin" in events[0]["message"]
 
 
 def test_reset_of_missing_claim_reports_not_found(hub, admin, kube, username):
