@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, gpu, k8s, pod_policy, scopes
+from . import __version__, api, branding, gpu, k8s, notifications, pod_policy, scopes
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -76,6 +76,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.extra_handlers.extend(api.handlers())
     scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
+    notifications.register(c)  # the notifier service: one access:servers token, new at every start
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
     c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})
