@@ -77,6 +77,9 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
     notifications.register(c)  # the notifier service: one access:servers token, new at every start
+    from . import notifications_handlers
+
+    c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
     c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})
