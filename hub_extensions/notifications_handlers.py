@@ -12,6 +12,7 @@ from typing import Any
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
@@ -58,9 +59,22 @@ class BroadcastHandler(NotificationsAPIHandler):
         self.write_json(result)
 
 
+class NotificationsPageHandler(BaseHandler):
+    """``GET /hub/notifications``: the broadcast form (``ds-notifications.html``, ``notifications.js``)."""
+
+    @web.authenticated
+    @needs_scope(scopes.NOTIFY, scopes.ADMIN)
+    async def get(self) -> None:
+        groups = sorted(name for (name,) in self.db.query(orm.Group.name))
+        html = await self.render_template("ds-notifications.html", variants=notifications.VARIANTS,
+                                          max_message=notifications.MAX_MESSAGE, groups=groups)
+        self.finish(html)
+
+
 def handlers() -> list[tuple[str, type]]:
     """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
     return [
         (r"/api/notifications/active-servers", ActiveServersHandler),
         (r"/api/notifications/broadcast", BroadcastHandler),
+        (r"/notifications", NotificationsPageHandler),
     ]
