@@ -205,4 +205,45 @@ def register(c: Any) -> str:
         "name": ROLE_NAME, "description": "jupyterhub-ds: deliver notifications to running servers",
         "scopes": ["access:servers"], "services": [SERVICE_NAME]}]
     c.JupyterHub.tornado_settings.update({TOKEN_SETTING: token})
+    try:  # configure runs inside JupyterHub's async initialize: purge the previous starts' tokens once it is up
+        asyncio.get_running_loop().create_task(_purge_when_loaded(token))
+    except RuntimeError:  # no loop: configure called outside a hub (tests, schema tools)
+        pass
     return token
+
+
+def purge_stale_tokens(db: Any, token: str) -> int:
+    """Delete the notifier service's tokens other than ``token``; the number deleted.
+
+    JupyterHub adds a config token to the database but never removes the previous one, so without this
+    every restart would leave one more valid ``access:servers`` token behind.
+    """
+    from jupyterhub import orm
+
+    service = orm.Service.find(db, SERVICE_NAME)
+    current = orm.APIToken.find(db, token)
+    if service is None or current is None:
+        return 0
+    stale = [t for t in service.api_tokens if t.id != current.id]
+    for t in stale:
+        db.delete(t)
+    db.commit()
+    return len(stale)
+
+
+async def _purge_when_loaded(token: str, within: float = 600) -> None:
+    """Wait until JupyterHub has stored this start's token (``init_api_tokens``), then purge the others."""
+    from jupyterhub import orm
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub.instance()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        db = getattr(app, "db", None)
+        if db is not None and orm.APIToken.find(db, token) is not None:
+            n = purge_stale_tokens(db, token)
+            app.log.info("jupyterhub-ds: notifier service token rotated (%d previous token(s) deleted)", n)
+            return
+        await asyncio.sleep(1)
+    app.log.warning("jupyterhub-ds: notifier token not found in the database; previous tokens were not purged")

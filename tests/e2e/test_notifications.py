@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 import requests
@@ -141,3 +142,22 @@ def test_the_notifier_service_holds_only_access_servers(hub, admin):
         (count,) = db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
                               "where s.name = 'jupyterhub-ds-notifier'").fetchone()
     assert json.loads(scopes) == ["access:servers"] and count == 1
+
+
+def test_a_restart_rotates_the_token_and_leaves_one(hub, admin, tokens):
+    """Runs last: restarts the hub. The new token replaces the old one and still reaches the servers."""
+    def notifier_tokens() -> int:
+        with sqlite3.connect(hub.state / "jupyterhub.sqlite") as db:
+            return db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
+                              "where s.name = 'jupyterhub-ds-notifier'").fetchone()[0]
+
+    hub.stop()
+    hub.start()
+    deadline = time.monotonic() + 30
+    while notifier_tokens() != 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert notifier_tokens() == 1
+    pending(hub, tokens, "alice")
+    r = admin.api("POST", "/notifications/broadcast", json={"message": "after restart", "recipients": ["alice"]})
+    assert r.status_code == 200 and r.json()["successful"] == 1, r.text
+    assert [n["message"] for n in pending(hub, tokens, "alice")] == ["after restart"]
