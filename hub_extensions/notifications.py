@@ -236,14 +236,17 @@ async def _purge_when_loaded(token: str, within: float = 600) -> None:
     from jupyterhub import orm
     from jupyterhub.app import JupyterHub
 
-    app = JupyterHub.instance()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while loop.time() < deadline:
+        # never create the application ourselves (configure may run in a test process)
+        app = JupyterHub.instance() if JupyterHub.initialized() else None
         db = getattr(app, "db", None)
-        if db is not None and orm.APIToken.find(db, token) is not None:
+        if app is not None and db is not None and orm.APIToken.find(db, token) is not None:
             n = purge_stale_tokens(db, token)
             app.log.info("jupyterhub-ds: notifier service token rotated (%d previous token(s) deleted)", n)
             return
         await asyncio.sleep(1)
-    app.log.warning("jupyterhub-ds: notifier token not found in the database; previous tokens were not purged")
+    if JupyterHub.initialized():
+        JupyterHub.instance().log.warning("jupyterhub-ds: notifier token not found in the database; "
+                                          "previous tokens were not purged")
