@@ -17,6 +17,15 @@ import requests
 from .hubclient import HubClient, new_user
 
 GROUP = "nf-team"
+TA = "tina"  # holds custom:ds-notifications:send for GROUP only
+ROLES = [{"name": "ta-notifier", "scopes": [f"custom:ds-notifications:send!group={GROUP}"], "users": [TA]}]
+
+
+@pytest.fixture(scope="module")
+def hub(start_hub):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
+        return start_hub({"gpu": {"mode": 0}})
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +132,17 @@ def test_non_admin_is_refused(users):
     r = bob.api("POST", "/notifications/broadcast", json={"message": "spam"})
     assert r.status_code == 403 and "custom:ds-notifications:send" in r.json()["message"], r.text
     assert bob.api("GET", "/notifications/active-servers").status_code == 403
+
+
+def test_a_group_filtered_scope_reaches_only_the_group(hub, admin, users, tokens, drained):
+    ta = new_user(hub.url, admin, TA)
+    servers = ta.api("GET", "/notifications/active-servers").json()["servers"]
+    assert [s["username"] for s in servers] == ["alice"]
+    r = ta.api("POST", "/notifications/broadcast", json={"message": "from the TA"})
+    assert r.status_code == 200 and r.json()["total"] == 1 and r.json()["details"][0]["username"] == "alice", r.text
+    assert [n["message"] for n in pending(hub, tokens, "alice")] == ["from the TA"]
+    assert pending(hub, tokens, "bob") == []
+    assert 'id="ds-nav-notifications"' in ta.get("/hub/home").text  # the navbar link for scope holders
 
 
 def test_broadcasts_add_no_tokens(hub, admin, tokens, drained):
