@@ -25,7 +25,7 @@ ROLES = [{"name": "ta-notifier", "scopes": [f"custom:ds-notifications:send!group
 def hub(start_hub):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
-        return start_hub({"gpu": {"mode": 0}})
+        return start_hub({"gpu": {"mode": 0}}, hub_config={"JupyterHub": {"allow_named_servers": True}})
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,29 @@ def test_a_group_filtered_scope_reaches_only_the_group(hub, admin, users, tokens
     assert [n["message"] for n in pending(hub, tokens, "alice")] == ["from the TA"]
     assert pending(hub, tokens, "bob") == []
     assert 'id="ds-nav-notifications"' in ta.get("/hub/home").text  # the navbar link for scope holders
+
+
+def test_a_named_server_receives_too(hub, admin, users, tokens, drained):
+    alice = users["alice"]
+    r = alice.api("POST", "/users/alice/servers/second")
+    assert r.status_code in (201, 202), r.text
+    deadline = time.monotonic() + 120
+    while not (alice.api("GET", "/users/alice").json()["servers"].get("second") or {}).get("ready"):
+        assert time.monotonic() < deadline, "named server not ready"
+        time.sleep(0.5)
+    try:
+        r = broadcast(admin, {"message": "both labs", "recipients": ["alice"]})
+        assert r.status_code == 200, r.text
+        assert {d["server_name"] for d in r.json()["details"]} == {"", "second"} and r.json()["successful"] == 2
+        got = requests.get(f"{hub.url}/user/alice/second/jupyterlab-notifications-extension/notifications",
+                           headers={"Authorization": f"token {tokens['alice']}"}, timeout=30).json()
+        assert [n["message"] for n in got["notifications"]] == ["both labs"]
+        assert [n["message"] for n in pending(hub, tokens, "alice")] == ["both labs"]
+    finally:
+        alice.api("DELETE", "/users/alice/servers/second")
+        deadline = time.monotonic() + 120
+        while "second" in alice.api("GET", "/users/alice").json()["servers"] and time.monotonic() < deadline:
+            time.sleep(0.5)
 
 
 def test_broadcasts_add_no_tokens(hub, admin, tokens, drained):
