@@ -16,7 +16,7 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, culler, culler_api, gpu, k8s, pod_policy, scopes, trail
+from . import __version__, api, branding, culler, culler_api, gpu, k8s, notifications, pod_policy, scopes, trail
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -83,6 +83,10 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.extra_handlers.extend(culler_api.handlers())
     c.JupyterHub.extra_handlers.extend(trail.handlers())
     c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
+    notifications.register(c)  # the notifier service: one access:servers token, new at every start
+    from . import notifications_handlers
+
+    c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
     c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})

@@ -12,6 +12,10 @@ JupyterHub refuses to change the ``admin`` role's scopes, and whoever may delete
 holds ``delete:users``) may destroy that user's data anyway. The handlers therefore accept either scope
 (``needs_scope`` with several scopes allows any one of them).
 
+``custom:ds-notifications:send`` lets a role broadcast notifications into running JupyterLab servers
+(:mod:`hub_extensions.notifications`); filtered (``...!group=course-a``) it reaches only those users.
+Admins pass with ``admin:users``. Nobody holds it by default.
+
 The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
 scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
 definitions (JupyterHub accepts an identical redefinition).
@@ -26,12 +30,14 @@ from traitlets.config import LazyConfigValue
 
 READ = "custom:ds-volumes:read"
 RESET = "custom:ds-volumes:reset"
+NOTIFY = "custom:ds-notifications:send"
 ADMIN = "admin:users"  # what admins hold instead (JupyterHub's admin role cannot be extended)
 
 CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
     READ: {"description": "List a user's jupyterhub-ds volumes (claims, sizes, status)."},
     RESET: {"description": "Reset (delete, with all their files) a user's jupyterhub-ds volumes.",
             "subscopes": [READ]},
+    NOTIFY: {"description": "Broadcast jupyterhub-ds notifications into users' running JupyterLab servers."},
 }
 
 # what the default `user` role gains: each user may read and reset their own volumes

@@ -1,0 +1,80 @@
+"""``/hub/api/notifications/*`` and the ``/hub/notifications`` page: thin handlers over :mod:`.notifications`.
+
+Both API routes need ``custom:ds-notifications:send`` or ``admin:users`` (admins); a filtered scope
+(``custom:ds-notifications:send!group=x``) lists and reaches only the users it covers. Errors are JSON
+``{"status", "message"}`` (JupyterHub's ``APIHandler.write_error``); XSRF is JupyterHub's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyterhub import orm
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from . import notifications, scopes
+
+
+class NotificationsAPIHandler(APIHandler):
+    def allowed(self, user: Any) -> bool:
+        """Whether the request's scopes cover ``user`` (filters such as ``!group=`` apply)."""
+        return any(self.get_scope_filter(s)(user.orm_user, kind="user") for s in (scopes.NOTIFY, scopes.ADMIN))
+
+    def write_json(self, payload: dict[str, Any]) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+
+class ActiveServersHandler(NotificationsAPIHandler):
+    """``GET``: every ready server the caller may notify, named servers included."""
+
+    @needs_scope(scopes.NOTIFY, scopes.ADMIN)
+    async def get(self) -> None:
+        servers = [notifications.server_info(u, name, sp)
+                   for u, name, sp in notifications.running_servers(self.users.values()) if self.allowed(u)]
+        self.write_json({"servers": servers})
+
+
+class BroadcastHandler(NotificationsAPIHandler):
+    """``POST {message, variant, autoClose, recipients?}``: deliver and answer per recipient."""
+
+    @needs_scope(scopes.NOTIFY, scopes.ADMIN)
+    async def post(self) -> None:
+        try:
+            broadcast = notifications.check_broadcast(self.get_json_body())
+        except notifications.NotificationError as e:
+            raise web.HTTPError(e.status, e.message) from e
+        if broadcast.group is not None and orm.Group.find(self.db, broadcast.group) is None:
+            raise web.HTTPError(400, f"No such group: {broadcast.group}")
+        targets = notifications.select_targets(self.users.values(), broadcast, self.allowed)
+        result = await notifications.deliver(targets, broadcast, self.settings[notifications.TOKEN_SETTING])
+        for d in result["details"]:
+            self.log.info("[Notification] %s/%s: %r (%s) - %s%s", d["username"], d["server_name"],
+                          broadcast.message[:50], broadcast.variant, d["status"].upper(),
+                          f": {d['error']}" if "error" in d else "")
+        self.write_json(result)
+
+
+class NotificationsPageHandler(BaseHandler):
+    """``GET /hub/notifications``: the broadcast form (``ds-notifications.html``, ``notifications.js``)."""
+
+    @web.authenticated
+    @needs_scope(scopes.NOTIFY, scopes.ADMIN)
+    async def get(self) -> None:
+        groups = sorted(name for (name,) in self.db.query(orm.Group.name))
+        html = await self.render_template("ds-notifications.html", variants=notifications.VARIANTS,
+                                          max_message=notifications.MAX_MESSAGE, groups=groups)
+        self.finish(html)
+
+
+def handlers() -> list[tuple[str, type]]:
+    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
+    return [
+        (r"/api/notifications/active-servers", ActiveServersHandler),
+        (r"/api/notifications/broadcast", BroadcastHandler),
+        (r"/notifications", NotificationsPageHandler),
+    ]
