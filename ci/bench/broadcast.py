@@ -28,6 +28,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from _loopstall import LoopStall  # ci/bench/_loopstall.py, beside this script
+
 from hub_extensions import notifications
 
 
@@ -64,28 +66,13 @@ async def run(servers: int, port: int) -> tuple[float, float, dict]:
     host = f"http://127.0.0.1:{port}"
     users = [SimpleNamespace(name=f"u{i:04d}", groups=[], spawners={"": SimpleNamespace(
         ready=True, server=SimpleNamespace(host=host, base_url=f"/user/u{i:04d}/"))}) for i in range(servers)]
-    stall = 0.0
-    done = False
-
-    async def ticker() -> None:
-        nonlocal stall
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            stall = max(stall, now - last - 0.01)
-            last = now
-
-    tick = asyncio.create_task(ticker())
-    await asyncio.sleep(0.05)
-    start = time.perf_counter()
-    broadcast = notifications.check_broadcast({"message": "Maintenance at 18:00", "variant": "warning"})
-    targets = notifications.select_targets(users, broadcast)
-    result = await notifications.deliver(targets, broadcast, "bench-token")
-    wall = time.perf_counter() - start
-    done = True
-    await tick
-    return wall, stall, result
+    async with LoopStall(0.01) as stall:
+        start = time.perf_counter()
+        broadcast = notifications.check_broadcast({"message": "Maintenance at 18:00", "variant": "warning"})
+        targets = notifications.select_targets(users, broadcast)
+        result = await notifications.deliver(targets, broadcast, "bench-token")
+        wall = time.perf_counter() - start
+    return wall, stall.longest, result
 
 
 def main() -> int:

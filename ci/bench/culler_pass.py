@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from _loopstall import LoopStall  # ci/bench/_loopstall.py, beside this script
 from jupyterhub import orm
 
 from hub_extensions.culler import Culler
@@ -83,32 +84,17 @@ def build(n: int) -> Any:
 async def measure(servers: int, runs: int) -> None:
     app = build(servers)
     culler = Culler(SETTINGS, lambda: app)
-    stall = 0.0
-    done = False
-
-    async def ticker() -> None:
-        nonlocal stall
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            stall = max(stall, now - last - 0.005)
-            last = now
-
-    tick = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0.02)
     walls = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        culled = await culler.run_pass(app)
-        walls.append(time.perf_counter() - t0)
-        assert culled == [], "nothing should be due"
-        await asyncio.sleep(0.01)
-    done = True
-    await tick
+    async with LoopStall(0.005) as stall:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            culled = await culler.run_pass(app)
+            walls.append(time.perf_counter() - t0)
+            assert culled == [], "nothing should be due"
+            await asyncio.sleep(0.01)
     print(f"culler pass over {servers} running stand-in servers, none due, {runs} runs: "
           f"median {statistics.median(walls) * 1000:.1f} ms, worst {max(walls) * 1000:.1f} ms, "
-          f"longest event-loop stall {stall * 1000:.1f} ms")
+          f"longest event-loop stall {stall.longest * 1000:.1f} ms")
 
 
 def main() -> None:
