@@ -164,9 +164,8 @@ cmd_up() {
   KWOKCTL=$BIN_DIR/kwokctl
   printf '%s\n' "$BIN_DIR" >"$RUN_DIR/bin-dir"
   render_kwokctl_config >"$RUN_DIR/kwokctl.yaml"
-  # the checkout's own path is left out: another clone or worktree of the same config reuses the cluster
-  fingerprint=$({ sed "s#$CONF_DIR#ci/cluster#g" "$RUN_DIR/kwokctl.yaml"; cat "$CONF_DIR"/nodes.yaml.in \
-    "$CONF_DIR"/storageclass.yaml "$CONF_DIR"/metrics-server/*; } | sha256sum | cut -d' ' -f1)
+  fingerprint=$(cat "$RUN_DIR/kwokctl.yaml" "$CONF_DIR"/nodes.yaml.in "$CONF_DIR"/storageclass.yaml \
+    "$CONF_DIR"/metrics-server/* | sha256sum | cut -d' ' -f1)
 
   if exists && [[ $(cat "$RUN_DIR/fingerprint" 2>/dev/null) != "$fingerprint" ]]; then
     log "cluster $CLUSTER exists but ci/cluster/ or the binaries changed: recreating it"
