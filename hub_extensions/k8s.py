@@ -124,8 +124,3 @@ async def pod_exists(namespace: str, name: str) -> bool:
             return False
         raise
     return True
-
-
-async def list_nodes() -> list[dict]:
-    result = await core().list_node(_request_timeout=REQUEST_TIMEOUT)
-    return sanitize(result)["items"]
