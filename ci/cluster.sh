@@ -18,6 +18,8 @@
 #   JHDS_APISERVER_PORT  kube-apiserver port for a NEW cluster (default 0: a free port chosen by kwokctl)
 #   JHDS_UP_TIMEOUT      seconds to wait for each readiness step (default 180)
 #   JHDS_KEEP_PODS=1     keep the pods left from before when `up` restarts kwok (see kwok_clean_restart)
+#   JHDS_POD_NET         second octet of the pod IPs for a NEW cluster (default 1: 127.1.x.y); two clusters on one
+#                        machine need different values, or their pods would listen on the same loopback IPs
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -87,6 +89,7 @@ render() {
   text=${text//@KWOK_CACHE@/"$RUN_DIR/kwok-cache"}
   text=${text//@APISERVER_PORT@/"${JHDS_APISERVER_PORT:-0}"}
   text=${text//@KWOK_PORT@/"${KWOK_PORT:-0}"}
+  text=${text//@POD_NET@/"${JHDS_POD_NET:-1}"}
   printf '%s\n' "$text"
 }
 

@@ -1,6 +1,6 @@
 """Play the kubelet for single-user pods on the local (kwok) control plane.
 
-kwok marks pods Running and gives them loopback IPs (127.1.x.y) but runs nothing. This runner
+kwok marks pods Running and gives them loopback IPs (127.<net>.x.y) but runs nothing. This runner
 watches singleuser pods; when one is Running it starts a real ``jupyterhub-singleuser`` (from the
 singleuser venv, with ``jupyterlab-notifications-extension``) on the pod's IP and port with the
 pod's environment, and stops it when the pod goes away. Test and dev harness only.

@@ -77,7 +77,7 @@ if poll 60 phase plain Running; then
   node=$(k get pod plain -o jsonpath='{.spec.nodeName}')
   ip=$(k get pod plain -o jsonpath='{.status.podIP}')
   check "plain pod Running on cpu-1" "plain pod on '$node', expected cpu-1" [ "$node" = cpu-1 ]
-  if [[ $ip == 127.1.* ]]; then
+  if [[ $ip == 127.* ]]; then
     ok "plain pod IP $ip is on loopback"
     python3 -m http.server "$PORT" --bind "$ip" >/dev/null 2>&1 &
     server_pid=$!
@@ -87,7 +87,7 @@ if poll 60 phase plain Running; then
       bad "could not serve on $ip:$PORT"
     fi
   else
-    bad "plain pod IP '$ip' is not in 127.1.0.0/16"
+    bad "plain pod IP '$ip' is not on loopback (127.0.0.0/8)"
   fi
 else
   bad "plain pod not Running: $(k get pod plain -o jsonpath='{.status}')"
