@@ -298,6 +298,33 @@ def test_netpol_evaluator_refuses_what_the_policies_refuse(example_docs):
     assert not allows(z2jh(example_docs, "NetworkPolicy", "singleuser"), "egress", ip="10.96.0.1", port=443)
 
 
+# ---------------------------------------------------------------- podSecurity.manageNamespace
+
+
+def test_managed_namespace_variants_differ_only_by_the_namespace(renderer):
+    """manageNamespace adds the Namespace object (offline, lookup finds nothing, so no adoption check) and
+    changes nothing else; with it off, no Namespace is rendered and the namespace is the user's."""
+    managed = docs_of(renderer, "example-managed-namespace", *PINNED_SECRETS)
+    plain = docs_of(renderer, "example", *PINNED_SECRETS)
+    (ns,) = [r.doc for r in managed if r.doc["kind"] == "Namespace"]
+    assert ns["metadata"]["name"] == "jupyterhub"
+    assert ns["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert not [r for r in plain if r.doc["kind"] == "Namespace"]
+
+    def rest(docs: list[Any]) -> list[tuple[str, str, str]]:
+        return sorted((r.doc["kind"], r.doc["metadata"]["name"], r.source) for r in docs
+                      if r.doc["kind"] != "Namespace" and r.doc["metadata"]["name"] != "jupyterhub-ds-first-admin")
+
+    assert rest(managed) == rest(plain)
+
+
+def test_managed_namespace_template_checks_ownership_with_lookup(chart_dir):
+    """The adoption check runs only against a cluster (lookup); tests/e2e/test_chart_namespace.py runs it."""
+    text = (chart_dir / "templates" / "namespace" / "namespace.yaml").read_text()
+    assert 'lookup "v1" "Namespace" "" .Release.Namespace' in text
+    assert "meta.helm.sh/release-name" in text and "fail" in text
+
+
 # ---------------------------------------------------------------- the hub restarts when its settings change
 
 
