@@ -30,8 +30,9 @@ VARIANTS: dict[str, tuple[tuple[Path, ...], tuple[str, ...]]] = {
     "chart-defaults": ((), ()),
     # README "Install": helm upgrade --install jupyterhub chart -n jupyterhub -f values.example.yaml
     "example": (EXAMPLE, ()),
-    # values.example.yaml: branding files with --set-file branding.files.<name>=..., referred to by name
-    "example-branding": (EXAMPLE, (f"branding.files.logo\\.png={PNG}", f"{DS}.branding.logo=logo.png")),
+    # values.example.yaml: branding files with --set-file jupyterhub.custom.brandingFiles.<name>=..., by name
+    "example-branding": (EXAMPLE, (f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}",
+                                   f"{DS}.branding.logo=logo.png")),
     # README "Pod Security": the chart owns the namespace
     "example-managed-namespace": (EXAMPLE, ("podSecurity.manageNamespace=true",)),
     # README "Culling": Z2JH's culler instead of ours
@@ -344,8 +345,18 @@ def test_hub_checksum_is_stable_for_the_same_values(renderer):
     f"{DS}.branding.logo=https://example.org/logo.svg",
     f"{DS}.gpu.mode=0",
     "jupyterhub.hub.config.NativeAuthenticator.open_signup=true",
-], ids=["culler", "branding-setting", "gpu", "hub-config"])
+    f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}",
+], ids=["culler", "branding-setting", "gpu", "hub-config", "branding-file"])
 def test_hub_checksum_changes_with_a_setting(renderer, change):
     """Z2JH's checksum/secret covers the hub Secret, which carries custom.ds: a changed setting restarts the
     hub on `helm upgrade`."""
     assert hub_pod_annotations(renderer, change)["checksum/secret"] != hub_pod_annotations(renderer)["checksum/secret"]
+
+
+def test_hub_checksum_changes_when_a_branding_file_changes(renderer):
+    """A new content for the same file name restarts the hub: the files are in the hub Secret's values."""
+    logo = f"{DS}.branding.logo=logo.png"
+    one = hub_pod_annotations(renderer, logo, f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}")
+    other_png = base64.b64encode(b"\x89PNG\r\n\x1a\n-another-logo").decode()
+    two = hub_pod_annotations(renderer, logo, f"jupyterhub.custom.brandingFiles.logo\\.png={other_png}")
+    assert one["checksum/secret"] != two["checksum/secret"]
