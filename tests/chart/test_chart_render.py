@@ -181,6 +181,13 @@ def test_rbac_binds_the_hub_service_account(renderer, set_values, release, accou
     for kind in ("RoleBinding", "ClusterRoleBinding"):
         (binding,) = [d for d in docs if d["kind"] == kind]
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "jupyterhub"}]
+    # the real Z2JH chart names its hub ServiceAccount (when it creates one) and its hub Deployment's the same
+    z2jh = [r.doc for r in renderer.documents(*set_values, release=release)
+            if r.source.startswith("jupyterhub-ds/charts/jupyterhub/templates/hub/")]
+    created = [d["metadata"]["name"] for d in z2jh if d["kind"] == "ServiceAccount"]
+    assert created in ([account], [])
+    (deployment,) = [d for d in z2jh if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"].get("serviceAccountName", "default") == account
 
 
 def test_kube_version_constraint(renderer, chart_module):
