@@ -360,3 +360,36 @@ def test_hub_checksum_changes_when_a_branding_file_changes(renderer):
     other_png = base64.b64encode(b"\x89PNG\r\n\x1a\n-another-logo").decode()
     two = hub_pod_annotations(renderer, logo, f"jupyterhub.custom.brandingFiles.logo\\.png={other_png}")
     assert one["checksum/secret"] != two["checksum/secret"]
+
+
+# ---------------------------------------------------------------- the hub's read path, with Z2JH's own code
+
+
+def test_z2jh_get_config_hands_custom_ds_to_hub_extensions(renderer, tmp_path, monkeypatch):
+    """The real path of a hub pod: Z2JH's hub Secret (values.yaml) -> Z2JH's z2jh.py (from the hub ConfigMap)
+    -> ``import z2jh`` in hub_extensions.config -> our settings, with the example's values."""
+    import importlib
+    import sys
+
+    from hub_extensions import config as ds_config
+
+    docs = docs_of(renderer, "example")
+    secret_dir = tmp_path / "usr" / "local" / "etc" / "jupyterhub" / "secret"
+    secret_dir.mkdir(parents=True)
+    (secret_dir / "values.yaml").write_bytes(base64.b64decode(z2jh(docs, "Secret", "hub")["data"]["values.yaml"]))
+    z2jh_py = z2jh(docs, "ConfigMap", "hub")["data"]["z2jh.py"]
+    assert z2jh_py.count('f"/usr/local/etc/jupyterhub/{source}') == 2  # the Secret mounts it reads
+    module_dir = tmp_path / "z2jh-module"
+    module_dir.mkdir()
+    (module_dir / "z2jh.py").write_text(z2jh_py.replace('f"/usr/local/etc/jupyterhub/{source}',
+                                                        f'f"{tmp_path}/usr/local/etc/jupyterhub/{{source}}'))
+    monkeypatch.syspath_prepend(str(module_dir))
+    monkeypatch.delitem(sys.modules, "z2jh", raising=False)
+    importlib.invalidate_caches()
+    values = ds_config._values_from_z2jh()
+    example = yaml.safe_load(EXAMPLE[0].read_text())["jupyterhub"]["custom"]["ds"]
+    assert values == example
+    from hub_extensions.settings import load_settings
+
+    settings = load_settings(values)
+    assert settings.culler.enabled is True and settings.storage.shared.mount_path == "/mnt/shared"
