@@ -18,6 +18,9 @@ OWN_NAMESPACE = [
     ("list", "pods.metrics.k8s.io", "yes"),  # activity monitor (our Role)
     ("create", "events", "yes"),  # culler: Culled / SessionExtended events (our Role)
     ("delete", "events", "no"),
+    ("get", "pods/log", "yes"),  # home dashboard: log tail of a crashed or failed server (our Role)
+    ("list", "pods/log", "no"),
+    ("create", "pods/exec", "no"),
 ]
 CLUSTER = [
     ("list", "nodes", "yes"),  # GPU auto mode (our ClusterRole)
