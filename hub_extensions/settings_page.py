@@ -119,6 +119,14 @@ def rows(settings: Any, defaults: Any = None, prefix: str = "") -> list[SettingR
     return out
 
 
+def sections(all_rows: list[SettingRow]) -> list[tuple[str, list[SettingRow]]]:
+    """Rows grouped by top-level key, in the settings structure's order."""
+    grouped: dict[str, list[SettingRow]] = {}
+    for row in all_rows:
+        grouped.setdefault(row.section, []).append(row)
+    return list(grouped.items())
+
+
 def versions(chart_version: str | None) -> dict[str, str]:
     """The versions an admin needs when reporting a problem (no environment is read)."""
     import jupyterhub
@@ -140,7 +148,7 @@ class SettingsPageHandler(BaseHandler):
         settings: Settings = self.settings["jupyterhub_ds"]
         info = self.settings.get(INFO_SETTING) or {}
         html = await self.render_template(
-            "ds-settings.html", ds_rows=rows(settings), ds_versions=versions(info.get("chart_version")),
+            "ds-settings.html", ds_sections=sections(rows(settings)), ds_versions=versions(info.get("chart_version")),
             ds_namespace=info.get("namespace") or "", ds_values_path=VALUES_PATH)
         self.finish(html)
 
