@@ -122,7 +122,8 @@ def test_configure_proxy_uses_ds_proxy_only_with_configurable_http_proxy():
     lab_favicon.configure_proxy(c, brand)
     assert c.JupyterHub.proxy_class is lab_favicon.DsProxy and lab_favicon.DsProxy.ds_favicon_enabled
     ((route, handler, kwargs),) = lab_favicon.handlers(brand)
-    assert route == r"/ds-lab-favicon/(.*)" and kwargs == {"file": None, "url": "https://cdn.example/f.ico"}
+    assert route == r"/ds-lab-favicon/(.*)" and handler is lab_favicon.LabFaviconHandler
+    assert kwargs == {"file": None, "url": "https://cdn.example/f.ico"}
     c = Config()
     c.JupyterHub.proxy_class = "traefik"
     lab_favicon.configure_proxy(c, brand)
