@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,6 +31,8 @@ from jupyterhub.scopes import needs_scope
 
 from . import culler, gpu, k8s, pod_policy, scopes, storage
 from .settings import Settings
+
+log = logging.getLogger("JupyterHub.ds.dashboard")
 
 LOG_LINES = 30
 EVENT_LIMIT = 10
@@ -246,6 +249,14 @@ def page_data(user: Any) -> dict[str, Any] | None:
     """
     if user is None:
         return None
+    try:
+        return _page_data(user)
+    except Exception:  # every page renders this: a bug here must not break the hub's pages
+        log.exception("jupyterhub-ds: the dashboard data of %s failed", getattr(user, "name", "?"))
+        return None
+
+
+def _page_data(user: Any) -> dict[str, Any]:
     from .spawner import DsKubeSpawner
 
     settings = DsKubeSpawner.ds_settings
@@ -308,8 +319,7 @@ class DashboardHandler(APIHandler):
                 claims = await asyncio.wait_for(
                     k8s.list_claims(spawner.namespace, storage.owner_selector(spawner.ds_owner)), k8s.REQUEST_TIMEOUT)
                 volumes = storage.volume_report(settings.storage, claims)
-            except k8s.API_ERRORS as e:
-                log_error = log_error or None
+            except (*k8s.API_ERRORS, TimeoutError) as e:
                 volumes = [{"error": f"Kubernetes API unavailable: {k8s.describe(e)}"}]
         doc = assemble(
             user_name=user.name, server=server_info(user, spawner), pod=pod, events=events, log_tail=log_tail,

@@ -133,3 +133,8 @@ def test_configure_proxy_uses_ds_proxy_only_with_configurable_http_proxy():
     lab_favicon.configure_proxy(c, stock)  # no favicon: DsProxy still cleans up routes of an earlier one
     assert c.JupyterHub.proxy_class is lab_favicon.DsProxy and not lab_favicon.DsProxy.ds_favicon_enabled
     assert lab_favicon.handlers(stock) == []
+
+
+def test_page_data_never_breaks_a_page():
+    assert dashboard.page_data(None) is None
+    assert dashboard.page_data(object()) is None  # a broken user object: logged, the page renders without it
