@@ -69,7 +69,10 @@ class DsProxy(ConfigurableHTTPProxy):
         await super().add_user(user, server_name, client)
         if self.ds_favicon_enabled:
             spec = favicon_spec(user.spawners[server_name].proxy_spec)
-            await self.add_route(spec, self._ds_target(), {DATA_KEY: f"{user.name}/{server_name}"})
+            try:
+                await self.add_route(spec, self._ds_target(), {DATA_KEY: f"{user.name}/{server_name}"})
+            except Exception:  # cosmetic: never fail a start for it; the next route check adds it
+                self.log.exception("Adding the favicon route %s failed", spec)
 
     async def delete_user(self, user: Any, server_name: str = "") -> None:
         # the server's route as JupyterHub's delete_user computes it (without touching the spawner)
@@ -78,7 +81,10 @@ class DsProxy(ConfigurableHTTPProxy):
         spec = favicon_spec(server_spec)
         await super().delete_user(user, server_name)
         if self.ds_favicon_enabled:
-            await self.delete_route(spec)
+            try:
+                await self.delete_route(spec)
+            except Exception:  # never fail a stop for it; the next route check deletes it
+                self.log.exception("Deleting the favicon route %s failed", spec)
 
     async def check_routes(self, user_dict: Any, service_dict: Any, routes: Any = None) -> None:
         """JupyterHub's check of its own routes, then ours: missing ones added, stale ones deleted."""
