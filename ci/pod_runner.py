@@ -3,7 +3,9 @@
 kwok marks pods Running and gives them loopback IPs (127.<net>.x.y) but runs nothing. This runner
 watches singleuser pods; when one is Running it starts a real ``jupyterhub-singleuser`` (from the
 singleuser venv, with ``jupyterlab-notifications-extension``) on the pod's IP and port with the
-pod's environment, and stops it when the pod goes away. Test and dev harness only.
+pod's environment, and stops it when the pod goes away. The server's output is also written in the CRI
+log format, and a kwok ``Logs`` object points the API server's ``pods/log`` of the pod's notebook container
+at it, so ``kubectl logs`` (and the hub's dashboard) read the real server's log. Test and dev harness only.
 
     python ci/pod_runner.py --namespace NS --singleuser-bin DIR [--kubeconfig PATH] [--workdir DIR]
 """
@@ -17,6 +19,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes_asyncio import client, config, watch
@@ -25,8 +29,21 @@ log = logging.getLogger("pod-runner")
 SELECTOR = "component=singleuser-server"
 
 
+def pump(src, raw_path: Path, cri_path: Path) -> None:
+    """Copy a server's output to its plain log and, as the kubelet writes it (CRI format), to the container log."""
+    with open(raw_path, "ab") as raw, open(cri_path, "ab") as cri:
+        for line in iter(src.readline, b""):
+            raw.write(line)
+            raw.flush()
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z").encode()
+            cri.write(stamp + b" stdout F " + line.rstrip(b"\n") + b"\n")
+            cri.flush()
+
+
 class Runner:
     def __init__(self, namespace: str, singleuser_bin: Path, workdir: Path):
+        self.custom: client.CustomObjectsApi | None = None  # for kwok's Logs objects
+        self.tasks: set[asyncio.Future] = set()
         self.namespace = namespace
         self.singleuser_bin = singleuser_bin
         self.workdir = workdir
@@ -63,9 +80,34 @@ class Runner:
         self.stop(name)
         argv, env, home = self.command(pod)
         log.info("starting %s on %s: %s", name, env["JUPYTERHUB_SERVICE_URL"], " ".join(argv))
-        with open(home / "server.log", "ab") as logfile:  # the child keeps its own descriptor
-            self.procs[name] = (uid, subprocess.Popen(argv, env=env, cwd=home, stdout=logfile,
-                                                      stderr=subprocess.STDOUT, start_new_session=True))
+        proc = subprocess.Popen(argv, env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = (uid, proc)
+        threading.Thread(target=pump, args=(proc.stdout, home / "server.log", home / "container.log"),
+                         daemon=True).start()
+        if self.custom is not None:
+            task = asyncio.ensure_future(self.publish_logs(name, home / "container.log"))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def publish_logs(self, pod: str, path: Path) -> None:
+        """Point kwok's ``pods/log`` of the notebook container at the server's CRI-format log."""
+        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": pod},
+                "spec": {"logs": [{"containers": ["notebook"], "logsFile": str(path), "follow": False}]}}
+        try:
+            try:
+                await self.custom.create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", self.namespace,
+                                                                  "logs", body)
+            except client.ApiException as e:
+                if e.status != 409:
+                    raise
+                current = await self.custom.get_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1",
+                                                                         self.namespace, "logs", pod)
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                await self.custom.replace_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", self.namespace,
+                                                                   "logs", pod, body)
+        except Exception as e:  # logs are a convenience: never stop the runner for them
+            log.warning("could not publish the log of %s: %s", pod, e)
 
     def stop(self, name: str, uid: str | None = None) -> None:
         """Stop the pod's server; with ``uid``, only if it belongs to that pod (not a newer one of the same name)."""
@@ -132,6 +174,7 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     async with client.ApiClient() as api_client:
+        runner.custom = client.CustomObjectsApi(api_client)
         task = asyncio.create_task(runner.run(client.CoreV1Api(api_client)))
         await asyncio.wait([task, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
         task.cancel()

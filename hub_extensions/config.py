@@ -31,6 +31,15 @@ def _values_from_z2jh() -> Mapping[str, Any] | None:
     return copy.deepcopy(get_config("custom.ds", None))
 
 
+def _z2jh_value(key: str) -> Any:
+    """A value Z2JH's hub Secret carries besides ``custom`` (``Chart.Version``, ``Release.Namespace``)."""
+    try:
+        from z2jh import get_config
+    except ImportError:
+        return None
+    return get_config(key, None)
+
+
 def _stop(problem: str) -> typing.NoReturn:
     """Stop the hub at start with one line that names the key."""
     print(f"jupyterhub-ds: invalid setting: {problem}", file=sys.stderr)
@@ -89,7 +98,20 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
-    c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})
+    from . import dashboard, lab_favicon, settings_page
+
+    c.JupyterHub.extra_handlers.extend(settings_page.handlers())
+    c.JupyterHub.extra_handlers.extend(dashboard.handlers())
+    c.JupyterHub.extra_handlers.extend(lab_favicon.handlers(brand))
+    lab_favicon.configure_proxy(c, brand)  # per-server proxy routes for the favicon inside JupyterLab
+    c.JupyterHub.tornado_settings.update({
+        "jupyterhub_ds": settings,
+        # known at start, shown on the settings page: Z2JH's chart version (its hub Secret) and the namespace
+        settings_page.INFO_SETTING: {
+            "chart_version": _z2jh_value("Chart.Version"),
+            "namespace": c.KubeSpawner.get("namespace") or _z2jh_value("Release.Namespace"),
+        },
+    })
     c.JupyterHub.template_paths.insert(0, TEMPLATES_DIR)
     c.JupyterHub.template_vars.update({
         **brand.template_vars(),
@@ -98,6 +120,8 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         "ds_accounts": ds_accounts,
         "ds_force_password_change": ds_accounts and settings.accounts.force_password_change,
         "ds_culler_enabled": settings.culler.enabled,
+        # the home page's dashboard data for the current user (no I/O: memory and the reflectors only)
+        "ds_dashboard": dashboard.page_data,
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [

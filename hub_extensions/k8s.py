@@ -124,3 +124,11 @@ async def pod_exists(namespace: str, name: str) -> bool:
             return False
         raise
     return True
+
+
+async def pod_log_tail(namespace: str, name: str, container: str, lines: int, previous: bool = False,
+                       limit_bytes: int = 16384) -> str:
+    """The last ``lines`` lines of a container's log (``pods/log`` get), at most ``limit_bytes``."""
+    return await core().read_namespaced_pod_log(
+        name, namespace, container=container, tail_lines=lines, previous=previous, limit_bytes=limit_bytes,
+        _request_timeout=REQUEST_TIMEOUT)

@@ -35,9 +35,13 @@ class SettingsError(ValueError):
     """A setting is wrong. The message is one line that names the key and what it expects."""
 
 
-def setting(default: Any, doc: str, required: bool = False, **schema: Any) -> Any:
-    """A dataclass field carrying its documentation, whether users must set it, and JSON-schema constraints."""
-    meta = {"doc": doc, "schema": schema, "required": required}
+def setting(default: Any, doc: str, required: bool = False, upstream: str | None = None, **schema: Any) -> Any:
+    """A dataclass field carrying its documentation, whether users must set it, and JSON-schema constraints.
+
+    ``upstream`` names the environment variable of the Docker-based upstream project this setting replaces
+    (shown on the settings page; not part of the JSON schema).
+    """
+    meta = {"doc": doc, "schema": schema, "required": required, "upstream": upstream}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return field(default_factory=lambda: _copy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -144,7 +148,7 @@ class GpuSettings:
     """GPUs through the NVIDIA device plugin."""
 
     mode: int = setting(2, "0 off, 1 forced (every server requests GPUs), 2 auto (only when a node has GPUs).",
-                        enum=[0, 1, 2])
+                        enum=[0, 1, 2], upstream="JUPYTERHUB_GPU_ENABLED")
     count: int = setting(1, "GPUs per server (`nvidia.com/gpu` limit).", minimum=1, maximum=64)
     resource: str = setting("nvidia.com/gpu", "Extended resource name the device plugin advertises.")
     group: str | None = setting(None, "Only members of this group get GPUs; null means everyone.", minLength=1)
@@ -155,7 +159,8 @@ class GpuSettings:
 
 @dataclass(frozen=True)
 class MlflowSettings:
-    enabled: bool = setting(True, "Start MLflow inside the lab (ENABLE_SERVICE_MLFLOW).")
+    enabled: bool = setting(True, "Start MLflow inside the lab (ENABLE_SERVICE_MLFLOW).",
+                            upstream="JUPYTERHUB_SERVICE_MLFLOW")
     tracking_uri: str = setting("http://localhost:5000", "MLFLOW_TRACKING_URI.")
     port: int = setting(5000, "MLFLOW_PORT.", minimum=1, maximum=65535)
     host: str = setting("0.0.0.0", "MLFLOW_HOST.")
@@ -167,23 +172,29 @@ class LabSettings:
     """The environment contract the lab image reads (all values reach the pod as strings)."""
 
     mlflow: MlflowSettings = setting(MlflowSettings(), "MLflow inside the lab.")
-    resources_monitor: bool = setting(True, "ENABLE_SERVICE_RESOURCES_MONITOR.")
-    tensorboard: bool = setting(True, "ENABLE_SERVICE_TENSORBOARD.")
+    resources_monitor: bool = setting(True, "ENABLE_SERVICE_RESOURCES_MONITOR.",
+                                      upstream="JUPYTERHUB_SERVICE_RESOURCES_MONITOR")
+    tensorboard: bool = setting(True, "ENABLE_SERVICE_TENSORBOARD.", upstream="JUPYTERHUB_SERVICE_TENSORBOARD")
     tensorboard_logdir: str = setting("/tmp/tensorboard", "TENSORBOARD_LOGDIR.")
-    tf_cpp_min_log_level: int = setting(3, "TF_CPP_MIN_LOG_LEVEL.", minimum=0, maximum=3)
-    aux_scripts_path: str = setting("", "JUPYTERLAB_AUX_SCRIPTS_PATH: admin startup scripts (e.g. on the share).")
-    aux_menu_path: str = setting("", "JUPYTERLAB_AUX_MENU_PATH: admin lab menus (e.g. on the share).")
-    timezone: str = setting("Etc/UTC", "JUPYTERLAB_TIMEZONE.")
+    tf_cpp_min_log_level: int = setting(3, "TF_CPP_MIN_LOG_LEVEL.", minimum=0, maximum=3,
+                                        upstream="TF_CPP_MIN_LOG_LEVEL")
+    aux_scripts_path: str = setting("", "JUPYTERLAB_AUX_SCRIPTS_PATH: admin startup scripts (e.g. on the share).",
+                                    upstream="JUPYTERLAB_AUX_SCRIPTS_PATH")
+    aux_menu_path: str = setting("", "JUPYTERLAB_AUX_MENU_PATH: admin lab menus (e.g. on the share).",
+                                 upstream="JUPYTERLAB_AUX_MENU_PATH")
+    timezone: str = setting("Etc/UTC", "JUPYTERLAB_TIMEZONE.", upstream="JUPYTERHUB_TIMEZONE")
 
 
 @dataclass(frozen=True)
 class BrandingSettings:
     """Each value is an http(s) URL, a file name in the chart's branding ConfigMap, or empty for stock."""
 
-    logo: str = setting("", "Hub logo.")
-    favicon: str = setting("", "Hub favicon.")
-    lab_main_icon: str = setting("", "JupyterLab main icon (JUPYTERLAB_MAIN_ICON_URI).")
-    lab_splash_icon: str = setting("", "JupyterLab splash icon (JUPYTERLAB_SPLASH_ICON_URI).")
+    logo: str = setting("", "Hub logo.", upstream="JUPYTERHUB_LOGO_URI")
+    favicon: str = setting("", "Hub favicon.", upstream="JUPYTERHUB_FAVICON_URI")
+    lab_main_icon: str = setting("", "JupyterLab main icon (JUPYTERLAB_MAIN_ICON_URI).",
+                                 upstream="JUPYTERHUB_LAB_MAIN_ICON_URI")
+    lab_splash_icon: str = setting("", "JupyterLab splash icon (JUPYTERLAB_SPLASH_ICON_URI).",
+                                   upstream="JUPYTERHUB_LAB_SPLASH_ICON_URI")
     files_dir: str = setting("/usr/local/etc/jupyterhub-ds/branding",
                              "Where the chart mounts the branding ConfigMap in the hub.", pattern=r"^/")
 
@@ -195,14 +206,16 @@ class AccountsSettings:
     first_admin: str = setting(
         "admin", "The first admin (added to admin_users). The hub creates their credential at start from the "
         "chart's Secret `jupyterhub-ds-first-admin` (key `password`) when none exists.", minLength=1,
-        maxLength=128, pattern=r"^[^,/\s]+$")
+        maxLength=128, pattern=r"^[^,/\s]+$", upstream="JUPYTERHUB_ADMIN")
     allow_admin_signup: bool = setting(
         False, "Let visitors sign up with an admin's name at /hub/signup (NativeAuthenticator would authorize "
         "them at once). Off: admins get in with the first admin's password or from an admin.")
     force_password_change: bool = setting(
         True, "A user whose password an admin generated must change it before their server starts.")
-    password_words: int = setting(4, "Words in a generated password (xkcdpass).", minimum=3, maximum=8)
-    password_delimiter: str = setting("-", "Between the words of a generated password.", maxLength=3)
+    password_words: int = setting(4, "Words in a generated password (xkcdpass).", minimum=3, maximum=8,
+                                  upstream="JUPYTERHUB_AUTOGENERATED_PASSWORD_WORDS")
+    password_delimiter: str = setting("-", "Between the words of a generated password.", maxLength=3,
+                                      upstream="JUPYTERHUB_AUTOGENERATED_PASSWORD_DELIMITER")
     password_min_word_length: int = setting(4, "Shortest word in generated passwords.", minimum=3, maximum=9)
     password_max_word_length: int = setting(6, "Longest word in generated passwords.", minimum=3, maximum=9)
 
@@ -212,15 +225,16 @@ class CullerSettings:
     """The in-hub idle culler, which honours session extensions (replaces Z2JH's cull.* when enabled)."""
 
     enabled: bool = setting(False, "Run the in-hub culler. Needs jupyterhub.cull.enabled false (the chart "
-                            "refuses both).")
+                            "refuses both).", upstream="JUPYTERHUB_IDLE_CULLER_ENABLED")
     timeout_seconds: int = setting(3600, "A server idle this long (and past its extension) is stopped.",
-                                   minimum=10, maximum=30 * 86400)
-    every_seconds: int = setting(300, "How often the culler looks at the running servers.", minimum=1, maximum=86400)
+                                   minimum=10, maximum=30 * 86400, upstream="JUPYTERHUB_IDLE_CULLER_TIMEOUT")
+    every_seconds: int = setting(300, "How often the culler looks at the running servers.", minimum=1, maximum=86400,
+                                 upstream="JUPYTERHUB_IDLE_CULLER_INTERVAL")
     max_age_seconds: int = setting(0, "Stop servers older than this whatever their activity or extension; 0 is off.",
-                                   minimum=0, maximum=365 * 86400)
+                                   minimum=0, maximum=365 * 86400, upstream="JUPYTERHUB_IDLE_CULLER_MAX_AGE")
     max_extension_hours: int = setting(
         24, "Users may extend their session up to this many hours beyond the idle timeout (whole hours; 0 is off).",
-        minimum=0, maximum=720)
+        minimum=0, maximum=720, upstream="JUPYTERHUB_IDLE_CULLER_MAX_EXTENSION")
     concurrency: int = setting(10, "At most this many servers are stopped at once.", minimum=1, maximum=100)
 
 

@@ -234,7 +234,47 @@ class DsKubeSpawner(KubeSpawner):
             if message:
                 return message
 
+    # what the last failed start left behind (message, events, log tail), for the home page's dashboard;
+    # in memory (a hub restart forgets it), cleared when the next start begins
+    ds_last_failure: dict | None = None
+
+    async def _ds_record_failure(self, message: str) -> None:
+        """Keep the pod's events and log tail of a failed start before JupyterHub deletes the pod."""
+        from . import dashboard
+
+        pod = self._ds_pod()
+        lines: list[str] = []
+        log_error = None
+        if pod is not None:
+            try:
+                text = await asyncio.wait_for(k8s.pod_log_tail(self.namespace, self.pod_name, dashboard.NOTEBOOK,
+                                                               dashboard.LOG_LINES), k8s.REQUEST_TIMEOUT)
+                lines = dashboard.tail_lines(text)
+            except (*k8s.API_ERRORS, TimeoutError) as e:
+                log_error = f"No log: {k8s.describe(e)}"
+        summary = dashboard.pod_summary(pod, self.ds_settings.gpu.resource)
+        self.ds_last_failure = {
+            "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "message": message,
+            "pod": summary["name"] if summary else self.pod_name,
+            "node": summary["node"] if summary else None,
+            "events": dashboard.events_summary(getattr(self, "events", None) or []),
+            "log_tail": lines,
+            "log_error": log_error,
+        }
+
     async def start(self) -> Any:
+        self.ds_last_failure = None
+        try:
+            return await self._ds_start()
+        except Exception as e:
+            try:
+                await self._ds_record_failure(getattr(e, "jupyterhub_message", None) or str(e) or type(e).__name__)
+            except Exception:  # the dashboard's record must never mask why the start failed
+                self.log.exception("jupyterhub-ds: recording the failed start of %s failed", self.pod_name)
+            raise
+
+    async def _ds_start(self) -> Any:
         # pods of earlier starts are older; a few seconds of slack for the API server's clock
         since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
         starting = asyncio.ensure_future(super().start())  # KubeSpawner's future; progress() follows it
@@ -269,6 +309,14 @@ class DsKubeSpawner(KubeSpawner):
             watching.cancel()
 
     async def stop(self, now: bool = False) -> None:
+        if getattr(self, "_waiting_for_response", False) and self.ds_last_failure is None:
+            # JupyterHub gave up waiting for the server in a running pod (it crashed or never listened)
+            try:
+                await self._ds_record_failure(
+                    f"Your server's pod started, but the server in it did not answer within {self.http_timeout} "
+                    "seconds (it may have exited at start: see the last lines of its log).")
+            except Exception:
+                self.log.exception("jupyterhub-ds: recording the failed start of %s failed", self.pod_name)
         await super().stop(now=now)
         if locks.is_restarting(self.user.id):
             trail.record("restart", self.user.name, self.name, "stopped for Restart Server")

@@ -19,11 +19,7 @@
   var timer = null;
   var shown = [];
 
-  function xsrfToken() {
-    if (jhdata.xsrf_token) return jhdata.xsrf_token;
-    var m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
+  var xsrfToken = window.dsApi.xsrfToken; // the shared helper (ds-api.js, loaded by page.html)
 
   function describe(input, init) {
     var isRequest = typeof Request !== "undefined" && input instanceof Request;

@@ -6,31 +6,12 @@
 (function () {
   "use strict";
 
-  var jhdata = window.jhdata || {};
-  var BASE_URL = jhdata.base_url || "/hub/";
   var REFRESH_MS = 300000;
 
-  function xsrfToken() {
-    if (jhdata.xsrf_token) return jhdata.xsrf_token;
-    var m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
-
+  // the shared API helper (ds-api.js): resolves to the JSON body, rejects with its "message"
   function api(method, path, payload) {
-    var init = {
-      method: method,
-      credentials: "same-origin",
-      headers: { Accept: "application/json", "X-XSRFToken": xsrfToken() },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    return fetch(BASE_URL + "api/" + path, init).then(function (resp) {
-      return resp.json().catch(function () { return {}; }).then(function (body) {
-        if (!resp.ok) throw new Error(body.message || resp.status + " " + resp.statusText);
-        return body;
-      });
+    return window.dsApi.call(method, path, payload).then(function (res) {
+      return res.body || {};
     });
   }
 

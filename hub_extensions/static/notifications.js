@@ -3,22 +3,13 @@
 (function () {
   "use strict";
   var max = window.dsNotify.max;
-  var base = window.jhdata.base_url;
   var $ = function (id) { return document.getElementById(id); };
 
-  function xsrfToken() {
-    if (window.jhdata.xsrf_token) return window.jhdata.xsrf_token;
-    var m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
   function codePoints(s) { return Array.from(s).length; }
+  // the shared API helper (ds-api.js): {ok, status, json} whatever the status
   function api(method, path, body) {
-    return fetch(base + "api/notifications/" + path, {
-      method: method, credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-XSRFToken": xsrfToken() },
-      body: body ? JSON.stringify(body) : undefined,
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, status: r.status, json: j }; });
+    return window.dsApi.request(method, "notifications/" + path, body).then(function (r) {
+      return { ok: r.ok, status: r.status, json: r.body || {} };
     });
   }
   function cell(row, text) { var td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }

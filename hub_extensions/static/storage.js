@@ -13,54 +13,10 @@
 
   // ------------------------------------------------------------------ API
 
-  function xsrfToken() {
-    if (jhdata.xsrf_token) return jhdata.xsrf_token;
-    var m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
-
-  function ApiError(status, message, body) {
-    this.status = status;
-    this.message = message;
-    this.body = body;
-  }
-
-  function userPath(name, action) {
-    return "users/" + encodeURIComponent(name) + (action ? "/" + action : "");
-  }
-
-  // Resolves to {status, body}; rejects with ApiError carrying the JSON "message" when there is one.
-  function api(method, path, payload) {
-    var init = {
-      method: method,
-      credentials: "same-origin",
-      headers: { Accept: "application/json", "X-XSRFToken": xsrfToken() },
-    };
-    if (payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(payload);
-    }
-    return fetch(BASE_URL + "api/" + path, init).then(
-      function (resp) {
-        return resp.text().then(function (text) {
-          var body = null;
-          try {
-            body = text ? JSON.parse(text) : null;
-          } catch (e) {
-            body = null; // an HTML error page from a proxy: fall back to the status line
-          }
-          if (!resp.ok) {
-            var message = (body && body.message) || resp.status + " " + (resp.statusText || "Error");
-            throw new ApiError(resp.status, message, body);
-          }
-          return { status: resp.status, body: body };
-        });
-      },
-      function (err) {
-        throw new ApiError(0, "Could not reach the hub: " + err.message, null);
-      },
-    );
-  }
+  // the shared API helper (ds-api.js, loaded by page.html): XSRF token, JSON errors
+  var dsApi = window.dsApi;
+  var api = dsApi.call;
+  var userPath = dsApi.userPath;
 
   // ------------------------------------------------------------------ small DOM helpers
 

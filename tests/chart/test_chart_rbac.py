@@ -17,6 +17,7 @@ Z2JH_HUB_ROLE = [
 ]
 EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]},
                  {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+                 {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
                  {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]}]
 EXPECTED_CLUSTER_ROLE = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
@@ -45,7 +46,8 @@ def test_rendered_rules_keep_their_comments(renderer):
                     "after a rename",
                     "# gpu: auto mode lists the nodes (in the background) to find allocatable nvidia.com/gpu",
                     "# activity monitor: one PodMetrics list of this namespace per refresh",
-                    "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod"):
+                    "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod",
+                    "# home dashboard: the last lines of the user's notebook container log when it crashed"):
         assert comment in text
 
 

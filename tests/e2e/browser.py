@@ -19,6 +19,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 30_000
+# Chromium device emulation of a phone (Playwright's "Pixel 5" descriptor, without needing the Playwright object)
+PHONE = {
+    "viewport": {"width": 393, "height": 727}, "screen": {"width": 393, "height": 851}, "device_scale_factor": 2.75,
+    "is_mobile": True, "has_touch": True,
+    "user_agent": "Mozilla/5.0 (Linux; Android 11; Pixel 5) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/120.0.0.0 Mobile Safari/537.36",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +40,13 @@ def browser() -> Iterator[sync_api.Browser]:
 
 @pytest.fixture
 def new_page(browser: sync_api.Browser) -> Iterator:
-    """``new_page()`` opens a page in a fresh context (own cookies); all are closed after the test,
-    which fails if any page raised a JavaScript error."""
+    """``new_page(**context_options)`` opens a page in a fresh context (own cookies; e.g. ``**PHONE`` for a
+    phone); all are closed after the test, which fails if any page raised a JavaScript error."""
     contexts = []
     errors: list[str] = []
 
-    def make() -> sync_api.Page:
-        context = browser.new_context()
+    def make(**options: object) -> sync_api.Page:
+        context = browser.new_context(**options)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()

@@ -112,13 +112,14 @@ def pod_runner(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.
 @pytest.fixture(scope="module")
 def start_hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., devenv.Hub]]:
-    """Start a hub with the given ``custom.ds`` settings and extra ``hub.config`` sections (one per call; all
-    stopped at module end). Its first admin's password is ``hubclient.PASSWORD`` (see ``admin_client``)."""
+    """Start a hub with the given ``custom.ds`` settings, extra ``hub.config`` sections and a later extraConfig
+    snippet (one per call; all stopped at module end). Its first admin's password is ``hubclient.PASSWORD``
+    (see ``admin_client``)."""
     hubs: list[devenv.Hub] = []
 
-    def start(settings: dict | None = None, hub_config: dict | None = None) -> devenv.Hub:
+    def start(settings: dict | None = None, hub_config: dict | None = None, extra_config: str = "") -> devenv.Hub:
         hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings=settings or {},
-                         hub_config=hub_config or {}, first_admin_password=PASSWORD)
+                         hub_config=hub_config or {}, extra_config=extra_config, first_admin_password=PASSWORD)
         hubs.append(hub)
         return hub.start()
 

@@ -19,6 +19,13 @@ OWN_NAMESPACE = [
     ("create", "events", "yes"),  # culler: Culled / SessionExtended events (our Role)
     ("delete", "events", "no"),
 ]
+# (verb, resource, subresource, expected): `can-i get pods/log` would ask about a pod NAMED "log"
+SUBRESOURCES = [
+    ("get", "pods", "log", "yes"),  # home dashboard: log tail of a crashed or failed server (our Role)
+    ("create", "pods", "exec", "no"),
+    ("get", "pods", "exec", "no"),
+    ("create", "pods", "portforward", "no"),
+]
 CLUSTER = [
     ("list", "nodes", "yes"),  # GPU auto mode (our ClusterRole)
     ("get", "nodes", "no"),
@@ -38,6 +45,11 @@ def as_hub(hub_kubeconfig, namespace) -> Kube:
 @pytest.mark.parametrize(("verb", "resource", "expected"), OWN_NAMESPACE)
 def test_hub_permissions_in_its_namespace(as_hub, verb, resource, expected):
     assert as_hub("auth", "can-i", verb, resource, check=False).strip() == expected
+
+
+@pytest.mark.parametrize(("verb", "resource", "subresource", "expected"), SUBRESOURCES)
+def test_hub_permissions_on_pod_subresources(as_hub, verb, resource, subresource, expected):
+    assert as_hub("auth", "can-i", verb, resource, f"--subresource={subresource}", check=False).strip() == expected
 
 
 @pytest.mark.parametrize(("verb", "resource", "expected"), CLUSTER)
