@@ -103,7 +103,7 @@ class TempPostgres:
             os.chown(data, uid, gid)
         subprocess.run([*prefix, str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                         "-E", "UTF8", "--no-sync", "--locale=C"], check=True, capture_output=True)
-        log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115 - kept open for the server's lifetime
+        log = open(self.dir / "postgres.log", "ab")
         if uid is not None:
             os.chown(self.dir / "postgres.log", uid, gid)
         self.proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from hub_extensions import activity
 from hub_extensions.settings import ActivitySettings, CullerSettings, load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci"))
-import postgres  # noqa: E402  (ci/postgres.py)
+import postgres
 
 HOUR = 3600.0
 
@@ -174,7 +174,7 @@ def test_claims_grouped_by_owner_with_capacity_and_used_bytes() -> None:
 def test_settings_defaults_and_bounds() -> None:
     s = load_settings({}).activity
     assert (s.resources_update_seconds, s.sample_interval_seconds, s.half_life_hours) == (10, 600, 72)
-    with pytest.raises(ValueError, match="activity.sampleIntervalSeconds"):
+    with pytest.raises(ValueError, match=r"activity\.sampleIntervalSeconds"):
         load_settings({"activity": {"sampleIntervalSeconds": 1}})
     assert load_settings({"activity": {"volumes": {"prometheusUrl": "http://prometheus:9090"}}}) \
         .activity.volumes.prometheus_url == "http://prometheus:9090"
