@@ -29,9 +29,16 @@ def first_tick(hub):
     return hub
 
 
+VIEWER, KEEPER = "actviewer", "actkeeper"
+ROLES = [{"name": "activity-viewer", "scopes": ["custom:ds-activity:read"], "users": [VIEWER]},
+         {"name": "activity-keeper", "scopes": ["custom:ds-activity:admin"], "users": [KEEPER]}]
+
+
 @pytest.fixture(scope="module")
 def hub(start_hub):
-    return first_tick(start_hub(SETTINGS))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
+        return first_tick(start_hub(SETTINGS))
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +240,19 @@ def test_non_admins_get_json_403(any_hub, username):
     assert user.get("/hub/activity").status_code == 403
     assert 'id="ds-nav-activity"' not in user.get("/hub/home").text
     assert 'id="ds-nav-activity"' in admin.get("/hub/home").text
+
+
+def test_custom_scopes_read_and_admin(hub, admin):
+    viewer, keeper = new_user(hub.url, admin, VIEWER), new_user(hub.url, admin, KEEPER)
+    assert viewer.api("GET", "/activity").status_code == 200
+    assert viewer.get("/hub/activity").status_code == 200
+    assert 'id="ds-nav-activity"' in viewer.get("/hub/home").text
+    page = viewer.get("/hub/activity").text
+    assert 'id="ds-activity-reset"' not in page  # read only: no Reset button
+    for path in ("/activity/reset", "/activity/sample"):
+        r = viewer.api("POST", path)
+        assert r.status_code == 403 and r.json()["status"] == 403
+    r = keeper.api("POST", "/activity/sample")
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert keeper.api("GET", "/activity").status_code == 200  # admin implies read
+    assert 'id="ds-activity-reset"' in keeper.get("/hub/activity").text
