@@ -305,3 +305,31 @@ async def test_report_shapes_and_null_usage_without_metrics(hub_db: orm.Base) ->
     assert row["cpu_percent"] is None and row["memory_mb"] is None and row["time_remaining_seconds"] is None
     assert row["activity_score"] == 0
     assert report["sampling_status"] == "1 samples for 1 users"
+
+
+async def test_user_usage_reads_the_shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper for other modules (the home dashboard): one user's figures, no API call of its own."""
+    from types import SimpleNamespace
+
+    from hub_extensions import culler
+
+    lists = 0
+
+    async def lister() -> list[dict]:
+        nonlocal lists
+        lists += 1
+        return [{"metadata": {"name": "jupyter-ann"}, "containers": [{"usage": {"cpu": "500m", "memory": "1Gi"}}]}]
+
+    spawner = SimpleNamespace(pod_name="jupyter-ann", pending=None, orm_spawner=SimpleNamespace(server=object()),
+                              _ds_pod=lambda: pod({"cpu": "2", "memory": "4Gi"}))
+    stopped = SimpleNamespace(pod_name="jupyter-bo", pending=None, orm_spawner=SimpleNamespace(server=None))
+    users = {1: SimpleNamespace(name="ann", spawners={"": spawner}),
+             2: SimpleNamespace(name="bo", spawners={"": stopped})}
+    mon = SimpleNamespace(settings=ActivitySettings(), metrics=activity.MetricsCache(10, lister))
+    mon.usage_of = lambda sp: activity.ActivityMonitor.usage_of(mon, sp)
+    monkeypatch.setattr(activity, "_monitor", mon)
+    monkeypatch.setattr(culler, "hub_app", lambda: SimpleNamespace(users=users))
+    assert await activity.user_usage("ann") == {"cpu_percent": 25.0, "memory_mb": 1024.0, "memory_percent": 25.0}
+    assert await activity.user_usage("bo") is None and await activity.user_usage("nobody") is None
+    await activity.user_usage("ann")
+    assert lists == 1
