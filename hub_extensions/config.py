@@ -96,6 +96,11 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     from . import notifications_handlers
 
     c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
+    if settings.activity.enabled:  # /hub/activity and /hub/api/activity*, and the in-hub sampler
+        from . import activity, activity_api
+
+        c.JupyterHub.extra_handlers.extend(activity_api.handlers())
+        activity.start_background(settings.activity)
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
     from . import dashboard, lab_favicon, settings_page
@@ -122,6 +127,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         "ds_culler_enabled": settings.culler.enabled,
         # the home page's dashboard data for the current user (no I/O: memory and the reflectors only)
         "ds_dashboard": dashboard.page_data,
+        "ds_activity_enabled": settings.activity.enabled,
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [

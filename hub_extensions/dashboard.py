@@ -46,13 +46,16 @@ NOTEBOOK = "notebook"
 # ================================================================ the one hook for the activity monitor
 
 
-def usage(user_name: str, server_name: str = "") -> dict[str, Any] | None:
-    """Latest CPU/memory usage of one server: ``{"cpu_cores": float, "memory_bytes": int, "at": iso}``.
+async def usage(spawner: Any) -> dict[str, Any] | None:
+    """Latest CPU/memory of a running server (``cpu_percent``, ``memory_mb``, ``memory_percent``; null values
+    until metrics-server has scraped the pod), from the activity monitor's shared metrics cache: no API request
+    per dashboard. ``None`` when the server is not running or the monitor is off (the page shows "—")."""
+    from . import activity
 
-    ``None`` while the activity monitor does not provide it; the page then shows "—". The activity
-    monitor's accessor is wired here (one call, from memory: no API request per dashboard).
-    """
-    return None
+    mon = activity.monitor()
+    if mon is None or not mon.settings.enabled or not culler.is_running(spawner):
+        return None
+    return await mon.usage_of(spawner)
 
 
 # ================================================================ pure: reading a pod (API JSON)
@@ -324,7 +327,7 @@ class DashboardHandler(APIHandler):
         doc = assemble(
             user_name=user.name, server=server_info(user, spawner), pod=pod, events=events, log_tail=log_tail,
             log_error=log_error, last_failure=getattr(spawner, "ds_last_failure", None),
-            usage_now=usage(user.name, ""), session=culler.session_info(spawner, settings.culler),
+            usage_now=await usage(spawner), session=culler.session_info(spawner, settings.culler),
             caps=capabilities(settings, pod_policy.group_names(user), _gpu_answer(settings), raw_pod),
             image=getattr(spawner, "image", None), volumes=volumes)
         self.set_header("Content-Type", "application/json")

@@ -16,6 +16,11 @@ holds ``delete:users``) may destroy that user's data anyway. The handlers theref
 (:mod:`hub_extensions.notifications`); filtered (``...!group=course-a``) it reaches only those users.
 Admins pass with ``admin:users``. Nobody holds it by default.
 
+``custom:ds-activity:read`` lets a role see the activity monitor (``/hub/activity``, ``GET /hub/api/activity``:
+every user's status, usage, score and volumes); ``custom:ds-activity:admin`` also lets it reset the samples
+and record one (``POST /hub/api/activity/reset|sample``) and implies ``read``. Unfiltered only (the page is
+about all users). Admins pass with ``admin:users``; nobody holds them by default.
+
 The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
 scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
 definitions (JupyterHub accepts an identical redefinition).
@@ -31,6 +36,8 @@ from traitlets.config import LazyConfigValue
 READ = "custom:ds-volumes:read"
 RESET = "custom:ds-volumes:reset"
 NOTIFY = "custom:ds-notifications:send"
+ACTIVITY_READ = "custom:ds-activity:read"
+ACTIVITY_ADMIN = "custom:ds-activity:admin"
 ADMIN = "admin:users"  # what admins hold instead (JupyterHub's admin role cannot be extended)
 
 CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
@@ -38,6 +45,10 @@ CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
     RESET: {"description": "Reset (delete, with all their files) a user's jupyterhub-ds volumes.",
             "subscopes": [READ]},
     NOTIFY: {"description": "Broadcast jupyterhub-ds notifications into users' running JupyterLab servers."},
+    ACTIVITY_READ: {"description": "See the jupyterhub-ds activity monitor: every user's status, usage, score, "
+                                   "volumes."},
+    ACTIVITY_ADMIN: {"description": "Reset the jupyterhub-ds activity samples or record one now.",
+                     "subscopes": [ACTIVITY_READ]},
 }
 
 # what the default `user` role gains: each user may read and reset their own volumes

@@ -36,17 +36,6 @@
     return li;
   }
 
-  function formatBytes(n) {
-    if (n === null || n === undefined) return "—";
-    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    var i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-      n /= 1024;
-      i += 1;
-    }
-    return (i ? n.toFixed(1) : String(n)) + " " + units[i];
-  }
-
   function Dashboard(root) {
     this.root = root;
     this.user = root.getAttribute("data-ds-user");
@@ -91,8 +80,9 @@
     text("ds-limit-cpu", (pod && pod.cpu_limit) || "no limit");
     text("ds-limit-mem", (pod && pod.memory_limit) || "no limit");
     var usage = d.usage;
-    text("ds-usage-cpu", usage && usage.cpu_cores !== undefined ? usage.cpu_cores.toFixed(2) + " cores" : null);
-    text("ds-usage-mem", usage && usage.memory_bytes !== undefined ? formatBytes(usage.memory_bytes) : null);
+    // the activity monitor's figures: CPU in % of the pod's CPU limit (of one core without a limit), memory in MiB
+    text("ds-usage-cpu", usage && usage.cpu_percent != null ? usage.cpu_percent.toFixed(0) + " %" : null);
+    text("ds-usage-mem", usage && usage.memory_mb != null ? usage.memory_mb.toFixed(0) + " MiB" : null);
 
     var events = $("ds-pod-events");
     events.replaceChildren();

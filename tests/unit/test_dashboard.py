@@ -83,17 +83,16 @@ def test_capabilities_compare_with_the_running_pod():
     assert caps(s, set())["gpu"]["in_pod"] is None
 
 
-def test_assemble_prefers_the_pod_image_and_keeps_usage_empty_until_wired():
-    assert dashboard.usage("alice") is None
+def test_assemble_prefers_the_pod_image_and_passes_usage_through():
     doc = dashboard.assemble(user_name="alice", server={"state": "running"}, pod={"image": "img:pod"}, events=[],
                              log_tail=None, log_error=None, last_failure=None, usage_now=None,
                              session={"culler_enabled": False}, caps=[], image="img:config", volumes=None)
     assert doc["image"] == "img:pod" and doc["usage"] is None and doc["user"] == "alice"
     doc = dashboard.assemble(user_name="alice", server={"state": "stopped"}, pod=None, events=[], log_tail=None,
-                             log_error=None, last_failure={"message": "boom"}, usage_now={"cpu_cores": 0.5},
+                             log_error=None, last_failure={"message": "boom"}, usage_now={"cpu_percent": 50.0},
                              session={}, caps=[], image="img:config", volumes=[])
     assert doc["image"] == "img:config" and doc["last_failure"]["message"] == "boom"
-    assert doc["usage"] == {"cpu_cores": 0.5}
+    assert doc["usage"] == {"cpu_percent": 50.0}
 
 
 def spawner(ready, pending, spec):
