@@ -17,7 +17,8 @@ help:
 # --- dependencies (all installed by the project itself; nothing by hand)
 $(VENV)/.installed: pyproject.toml requirements/hub-image.txt requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt \
+		pycurl  # Z2JH's jupyterhub_config.py uses the curl HTTP client (hub pods run by ci/node_agent.py)
 	touch $@
 
 $(SU_VENV)/.installed: requirements/singleuser.txt

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The local stack without Docker: kwok control plane, hub ServiceAccount access, pod runner, hub.
+"""The local stack without Docker: kwok control plane, hub ServiceAccount access, node agent, hub.
 
 Used by ``make up``/``make down`` and by the end-to-end test fixtures (tests/e2e/conftest.py):
 
@@ -148,10 +148,22 @@ def stop_process(proc: subprocess.Popen | int, grace: float = 10) -> None:
         pass
 
 
+def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
+                     standin_host_paths: bool = False) -> subprocess.Popen:
+    """ci/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them."""
+    argv = [sys.executable, str(REPO / "ci" / "node_agent.py"), "--kubeconfig", str(admin),
+            "--workdir", str(state / "node-agent")]
+    if namespace:
+        argv += ["--namespace", namespace]
+    if standin_host_paths:
+        argv.append("--standin-host-paths")
+    return _spawn(argv, state / "node-agent.log")
+
+
 def start_pod_runner(admin: Path, namespace: str, state: Path) -> subprocess.Popen:
-    return _spawn([sys.executable, str(REPO / "ci" / "pod_runner.py"), "--namespace", namespace,
-                   "--singleuser-bin", str(REPO / ".venv-singleuser" / "bin"), "--kubeconfig", str(admin),
-                   "--workdir", str(state / "pods")], state / "pod-runner.log")
+    """The node agent for the host-hub tests' namespace. Missing typed hostPaths (the Docker socket of the
+    docker-sock group on a machine without Docker) get a stand-in there: those tests check the pod spec."""
+    return start_node_agent(admin, state, namespace, standin_host_paths=True)
 
 
 @dataclass
