@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: help deps lint k8s-binaries test test-fast test-e2e test-kind up down cluster chart-schema bench
 
 help:
-	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; local control plane + hub otherwise)"
+	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; else helm on the local control plane)"
 	@echo "make down      stop what 'make up' started"
 	@echo "make test      lint + unit, chart, image and end-to-end tests (provisions the local control plane)"
 	@echo "make cluster   start only the local control plane; prints KUBECONFIG=... last"
