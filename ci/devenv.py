@@ -46,7 +46,8 @@ DEV_NAMESPACE = "jupyterhub-ds"
 
 
 def run_dir() -> Path:
-    path = get_helm.cache_root() / "run" / "devenv"
+    cluster = os.environ.get("JHDS_CLUSTER", "")
+    path = get_helm.cache_root() / "run" / (f"devenv-{cluster}" if cluster else "devenv")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
