@@ -204,6 +204,7 @@ def test_up_sh_steps() -> None:
     assert "docker build -f images/singleuser/Dockerfile" in text
     assert "kind load docker-image" in text
     assert "helm dependency build chart" in text
+    assert "helm repo add --force-update jupyterhub https://hub.jupyter.org/helm-chart/" in text  # Chart.lock
     assert re.search(r"helm upgrade --install \"\$RELEASE\" chart", text)
     assert "--wait" in text
     assert "pod-security.kubernetes.io/enforce" in text
