@@ -244,33 +244,3 @@ def test_no_process_outlives_its_pod(installed, users):
         time.sleep(0.5)
     pytest.fail(f"process {pid} of {bob.username}'s server still runs after its pod is gone")
 
-
-def test_manage_namespace_on_an_adopted_existing_namespace(admin_kubeconfig):
-    """podSecurity.manageNamespace, the way that installs (checked 2026-11-30 with helm 3.19): an existing namespace
-    adopted by Helm (label + annotations) gets the Pod Security labels, admits privileged pods and is kept on
-    uninstall. A fresh namespace fails both ways: without --create-namespace helm cannot store its release
-    (`namespaces "<ns>" not found`), with it the chart's Namespace collides with the one helm made."""
-    namespace = f"e2e-psa-{uuid.uuid4().hex[:6]}"
-    kubectl = lambda *a, **k: devenv.kubectl(admin_kubeconfig, *a, **k)  # noqa: E731
-    try:
-        with pytest.raises(RuntimeError, match="not found"):
-            devenv.install_chart(admin_kubeconfig, namespace, set_values=("podSecurity.manageNamespace=true",),
-                                 create_namespace=False)
-        kubectl("create", "namespace", namespace)
-        kubectl("label", "namespace", namespace, "app.kubernetes.io/managed-by=Helm")
-        kubectl("annotate", "namespace", namespace, f"meta.helm.sh/release-name={devenv.RELEASE}",
-                f"meta.helm.sh/release-namespace={namespace}")
-        devenv.install_chart(admin_kubeconfig, namespace, set_values=("podSecurity.manageNamespace=true",),
-                             create_namespace=False)
-        labels = json.loads(kubectl("get", "namespace", namespace, "-o", "json"))["metadata"]["labels"]
-        assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
-        assert labels["pod-security.kubernetes.io/warn"] == "baseline"
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": namespace},
-               "spec": {"containers": [{"name": "x", "image": "example.org/none:1",
-                                        "securityContext": {"privileged": True}}]}}
-        kubectl("create", "-f", "-", stdin=json.dumps(pod))  # admitted (with a baseline warning)
-        devenv.helm(admin_kubeconfig, "uninstall", devenv.RELEASE, "-n", namespace)
-        phase = json.loads(kubectl("get", "namespace", namespace, "-o", "json"))["status"]["phase"]
-        assert phase == "Active"  # helm.sh/resource-policy: keep
-    finally:
-        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
