@@ -684,7 +684,7 @@ class PodWorker:
         st = {"name": c.name, "image": c.spec.get("image", ""), "imageID": "", "ready": c.ready,
               "restartCount": c.restart_count, "started": "running" in c.state, "state": c.state,
               "containerID": f"node-agent://{c.proc.pid}" if c.proc else None}
-        if c.last_state and "running" in c.state:
+        if c.last_state:
             st["lastState"] = c.last_state
         return st
 
