@@ -351,7 +351,9 @@ def up(namespace: str, state: Path) -> None:
     cluster_was_running = cluster_running()
     admin = cluster_up()
     had_namespace = kubectl(admin, "get", "namespace", namespace, "--ignore-not-found").strip() != ""
-    agent = start_node_agent(admin, state)
+    # the agent of the release's namespace only: the e2e tests run one agent per namespace on the same cluster,
+    # and two agents must never run the same pod
+    agent = start_node_agent(admin, state, namespace)
     record = {"pids": {"node_agent": agent.pid}, "started_cluster": not cluster_was_running,
               "namespace": namespace, "created_namespace": not had_namespace, "admin_kubeconfig": str(admin)}
     _pidfile(state).write_text(json.dumps(record))
