@@ -72,14 +72,26 @@ def main() -> None:
             assert r.status_code == 302, r.status_code
             headers = {"X-XSRFToken": s.cookies.get("_xsrf")}
             names = [f"bench{i}" for i in range(opts.servers)]
-            s.post(f"{url}/hub/api/users", json={"usernames": names}, headers=headers, timeout=30)
-            for name in names:
-                r = s.post(f"{url}/hub/api/users/{name}/server", headers=headers, timeout=60)
+            for name in names:  # signed-up users, authorized by the admin, start their own servers
+                u = requests.Session()  # (admin-created users must change their password first)
+                u.get(f"{url}/hub/signup", timeout=30)
+                u.post(f"{url}/hub/signup", timeout=60, data={
+                    "username": name, "signup_password": "bench-password-1234",
+                    "signup_password_confirmation": "bench-password-1234", "_xsrf": u.cookies.get("_xsrf")})
+                assert s.get(f"{url}/hub/authorize/{name}", timeout=30).status_code == 200
+                r = u.post(f"{url}/hub/login", timeout=30, allow_redirects=False, data={
+                    "username": name, "password": "bench-password-1234", "_xsrf": u.cookies.get("_xsrf")})
+                assert r.status_code == 302, r.status_code
+                r = u.post(f"{url}/hub/api/users/{name}/server", headers={"X-XSRFToken": u.cookies.get("_xsrf")},
+                           timeout=60)
                 assert r.status_code in (201, 202), (r.status_code, r.text)
             deadline = time.monotonic() + 300
             while not all(s.get(f"{url}/hub/api/users/{n}", headers=headers, timeout=30).json()
                           .get("servers", {}).get("", {}).get("ready") for n in names):
-                assert time.monotonic() < deadline, "servers not ready after 300 s"
+                if time.monotonic() > deadline:
+                    print(devenv.kubectl(admin, "-n", namespace, "get", "pods,pvc,events"), file=sys.stderr)
+                    print(devenv.kubectl(admin, "-n", namespace, "logs", "deploy/hub")[-4000:], file=sys.stderr)
+                    raise SystemExit("servers not ready after 300 s")
                 time.sleep(1)
             time.sleep(5)  # let JupyterLab's server settle after its first requests
             for name in names:
