@@ -199,8 +199,8 @@ def test_helm_upgrade_keeps_data_and_database_and_restarts_the_hub_on_a_settings
 
     values = tmp_path / "changed.yaml"
     values.write_text(json.dumps({
-        "branding": {"files": {"logo.svg": base64.b64encode(LOGO).decode()}},
-        "jupyterhub": {"custom": {"ds": {"branding": {"logo": "logo.svg"}, "lab": {"timezone": "Europe/Berlin"}}}},
+        "jupyterhub": {"custom": {"brandingFiles": {"logo.svg": base64.b64encode(LOGO).decode()},
+                                  "ds": {"branding": {"logo": "logo.svg"}, "lab": {"timezone": "Europe/Berlin"}}}},
     }))
     devenv.install_chart(installed.admin_kubeconfig, installed.namespace, values=[values])
     deadline = time.monotonic() + 180
