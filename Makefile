@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: help deps lint k8s-binaries test test-fast test-e2e test-kind up down cluster chart-schema bench
 
 help:
-	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; local control plane + hub otherwise)"
+	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; else helm on the local control plane)"
 	@echo "make down      stop what 'make up' started"
 	@echo "make test      lint + unit, chart, image and end-to-end tests (provisions the local control plane)"
 	@echo "make cluster   start only the local control plane; prints KUBECONFIG=... last"
@@ -18,7 +18,8 @@ help:
 $(VENV)/.installed: pyproject.toml requirements/hub-image.txt requirements/test.txt
 	@$(PYTHON) ci/postgres.py install  # PostgreSQL for the tests (Debian packages), pg_config for psycopg2
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt \
+		pycurl  # Z2JH's jupyterhub_config.py uses the curl HTTP client (hub pods run by ci/node_agent.py)
 	touch $@
 
 $(SU_VENV)/.installed: requirements/singleuser.txt

@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""The local stack without Docker: kwok control plane, hub ServiceAccount access, pod runner, hub.
+"""The local stack without Docker: kwok control plane, node agent, and either the installed chart or a hub on
+the host.
 
-Used by ``make up``/``make down`` and by the end-to-end test fixtures (tests/e2e/conftest.py):
+``make up``/``make down``:
 
-    python ci/devenv.py up      # cluster + namespace + RBAC + pod runner + hub; prints URL and first login
-    python ci/devenv.py down    # stops what `up` started (by recorded pid; the cluster only if `up` created it)
+    python ci/devenv.py up      # cluster + ci/node_agent.py + `helm upgrade --install` of chart/ with
+                                # values.example.yaml and ci/local-values.yaml; prints the URL and first login
+    python ci/devenv.py down    # helm uninstall, stops what `up` started (by recorded pid; the namespace and
+                                # the cluster only if `up` created them)
     python ci/devenv.py status
 
-The hub talks to the API server with a TokenRequest token of the ServiceAccount ``hub``, bound to
-Z2JH 4.4.0's hub Role plus the RBAC rendered from our chart; never with the admin kubeconfig.
+The end-to-end fixtures (tests/e2e/conftest.py) use the same pieces: ``install_chart`` for the installed chart
+(tests/e2e/test_installed.py), and ``Hub`` (a hub process on the host, configured by ci/hub/jupyterhub_config.py)
+for the tests that need knobs the chart cannot express. That host hub talks to the API server with a TokenRequest
+token of the ServiceAccount ``hub``, bound to Z2JH 4.4.0's hub Role plus the RBAC rendered from our chart; never
+with the admin kubeconfig.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ DEV_NAMESPACE = "jupyterhub-ds"
 
 
 def run_dir() -> Path:
-    path = get_helm.cache_root() / "run" / "devenv"
+    cluster = os.environ.get("JHDS_CLUSTER", "")
+    path = get_helm.cache_root() / "run" / (f"devenv-{cluster}" if cluster else "devenv")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -148,10 +155,22 @@ def stop_process(proc: subprocess.Popen | int, grace: float = 10) -> None:
         pass
 
 
+def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
+                     standin_host_paths: bool = False) -> subprocess.Popen:
+    """ci/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them."""
+    argv = [sys.executable, str(REPO / "ci" / "node_agent.py"), "--kubeconfig", str(admin),
+            "--workdir", str(state / "node-agent")]
+    if namespace:
+        argv += ["--namespace", namespace]
+    if standin_host_paths:
+        argv.append("--standin-host-paths")
+    return _spawn(argv, state / "node-agent.log")
+
+
 def start_pod_runner(admin: Path, namespace: str, state: Path) -> subprocess.Popen:
-    return _spawn([sys.executable, str(REPO / "ci" / "pod_runner.py"), "--namespace", namespace,
-                   "--singleuser-bin", str(REPO / ".venv-singleuser" / "bin"), "--kubeconfig", str(admin),
-                   "--workdir", str(state / "pods")], state / "pod-runner.log")
+    """The node agent for the host-hub tests' namespace. Missing typed hostPaths (the Docker socket of the
+    docker-sock group on a machine without Docker) get a stand-in there: those tests check the pod spec."""
+    return start_node_agent(admin, state, namespace, standin_host_paths=True)
 
 
 @dataclass
@@ -245,49 +264,144 @@ def _pidfile(state: Path) -> Path:
     return state / "pids.json"
 
 
-def up(port: int, namespace: str, state: Path) -> None:
-    """Start the stack; records what it started (pids, and whether it started the cluster) for ``down``."""
+RELEASE = "jupyterhub"
+LOCAL_VALUES = REPO / "ci" / "local-values.yaml"
+FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
+
+
+def pod_net() -> int:
+    return int(os.environ.get("JHDS_POD_NET", "1"))
+
+
+def helm(admin: Path, *args: str, timeout: float = 600) -> str:
+    """helm (ci/chart.py's binary, with its HOME kept out of the user's) against the local cluster."""
+    home = get_helm.cache_root() / "helm-home"
+    home.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([str(chart.helm_path()), "--kubeconfig", str(admin), *args], capture_output=True,
+                          text=True, env=chart._helm_env(home), timeout=timeout)
+    if proc.returncode:
+        raise RuntimeError(f"helm {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def install_chart(admin: Path, namespace: str, values: list[Path] | None = None, set_values: tuple[str, ...] = (),
+                  create_namespace: bool = True, release: str = RELEASE) -> None:
+    """``helm upgrade --install`` of chart/ (real Z2JH dependency, ci/chart.py's prepare_chart) with
+    values.example.yaml, ci/local-values.yaml and ``values``, as the README installs it."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="jhds-install-") as tmp:
+        chart_dir = chart.prepare_chart(tmp)
+        args = ["upgrade", "--install", release, str(chart_dir), "--namespace", namespace,
+                "-f", str(REPO / "values.example.yaml"), "-f", str(LOCAL_VALUES)]
+        for v in values or []:
+            args += ["-f", str(v)]
+        for s in set_values:
+            args += ["--set", s]
+        if create_namespace:
+            args.append("--create-namespace")
+        helm(admin, *args, "--timeout", "5m")
+
+
+def proxy_url(admin: Path, namespace: str) -> str:
+    """proxy-public's address as the node agent serves it (a loopback address standing in for its ClusterIP)."""
+    import node_agent
+    svc = json.loads(kubectl(admin, "-n", namespace, "get", "service", "proxy-public", "-o", "json"))
+    port = svc["spec"]["ports"][0]["port"]
+    return f"http://{node_agent.service_address(svc['spec']['clusterIP'], pod_net())}:{port}"
+
+
+def wait_http(url: str, timeout: float, what: str, log_hint: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+            last = e
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not reachable at {url} after {timeout:.0f}s ({last}). {log_hint}")
+
+
+def wait_installed(admin: Path, namespace: str, timeout: float = 300) -> str:
+    """Wait until the hub answers through the proxy and the hub and proxy pods are Ready; returns the URL."""
+    url = proxy_url(admin, namespace)
+    wait_http(f"{url}/hub/api/", timeout, "the hub (through proxy-public)",
+              f"See: kubectl -n {namespace} get pods; kubectl -n {namespace} logs deploy/hub")
+    for component in ("hub", "proxy"):
+        kubectl(admin, "-n", namespace, "wait", "--for=condition=Ready", "pod", "-l", f"component={component}",
+                "--timeout=120s")
+    return url
+
+
+def first_admin_password(admin: Path, namespace: str) -> str:
+    import base64
+    data = kubectl(admin, "-n", namespace, "get", "secret", FIRST_ADMIN_SECRET, "-o", "jsonpath={.data.password}")
+    return base64.b64decode(data).decode()
+
+
+def up(namespace: str, state: Path) -> None:
+    """Start the control plane and the node agent, install the chart with helm; records what it started for
+    ``down`` (the agent's pid, whether it started the cluster, whether it created the namespace)."""
+    t0 = time.monotonic()
     state.mkdir(parents=True, exist_ok=True)
     if _pidfile(state).exists():
         raise SystemExit(f"already up (see {_pidfile(state)}): run `make down` first")
     cluster_was_running = cluster_running()
     admin = cluster_up()
-    runner = None
+    had_namespace = kubectl(admin, "get", "namespace", namespace, "--ignore-not-found").strip() != ""
+    # the agent of the release's namespace only: the e2e tests run one agent per namespace on the same cluster,
+    # and two agents must never run the same pod
+    agent = start_node_agent(admin, state, namespace)
+    record = {"pids": {"node_agent": agent.pid}, "started_cluster": not cluster_was_running,
+              "namespace": namespace, "created_namespace": not had_namespace, "admin_kubeconfig": str(admin)}
+    _pidfile(state).write_text(json.dumps(record))
     try:
-        hub_kc = prepare_namespace(admin, namespace, state)
-        runner = start_pod_runner(admin, namespace, state)
-        values = yaml.safe_load((REPO / "values.example.yaml").read_text())
-        settings = values["jupyterhub"]["custom"].get("ds", {})
-        hub = Hub(namespace, hub_kc, state / "hub", settings=settings, public_port=port).start()
-    except BaseException:  # leave nothing behind that `down` would not know about
-        if runner:
-            stop_process(runner)
-        if not cluster_was_running:
-            cluster_stop()
+        install_chart(admin, namespace)
+        url = wait_installed(admin, namespace)
+        password = first_admin_password(admin, namespace)
+    except BaseException:
+        print(f"make up failed; node agent log: {state / 'node-agent.log'}. `make down` cleans up.", file=sys.stderr)
         raise
-    first_admin = settings.get("accounts", {}).get("firstAdmin", "admin")
-    _pidfile(state).write_text(json.dumps({"pids": {"pod_runner": runner.pid, "hub": hub.proc.pid},
-                                           "started_cluster": not cluster_was_running}))
+    values = yaml.safe_load((REPO / "values.example.yaml").read_text())
+    first_admin = values["jupyterhub"]["custom"]["ds"].get("accounts", {}).get("firstAdmin", "admin")
+    kc = f"KUBECONFIG={admin}"
     print(f"""
-jupyterhub-ds is up (local control plane, hub on the host).
+jupyterhub-ds is up in {time.monotonic() - t0:.0f}s: the chart installed with helm (release {RELEASE}, namespace
+{namespace}) on the local control plane; ci/node_agent.py runs its pods as local processes.
 
-  URL:          {hub.url}/hub/
-  First login:  user "{first_admin}", password: {hub.first_admin_password}
-                (also in {hub.first_admin_password_file}; on Kubernetes the chart keeps it in the Secret
-                jupyterhub-ds-first-admin). Add users on {hub.url}/hub/admin; sign-ups are authorized at
-                {hub.url}/hub/authorize.
-  Cluster:      KUBECONFIG={admin} kubectl -n {namespace} get pods,pvc
-  Logs:         {state}/hub/hub.log, {state}/pod-runner.log
+  URL:          {url}/hub/        (proxy-public; or: {kc} kubectl -n {namespace} port-forward svc/proxy-public 8080:80
+                                  and open http://127.0.0.1:8080/hub/)
+  First login:  user "{first_admin}", password: {password}
+                (from the Secret {FIRST_ADMIN_SECRET}, as the README's Accounts section says: {kc} kubectl
+                 -n {namespace} get secret {FIRST_ADMIN_SECRET} -o jsonpath='{{.data.password}}' | base64 -d)
+                Others sign up at {url}/hub/signup; authorize them at {url}/hub/authorize.
+  Cluster:      {kc} kubectl -n {namespace} get pods,pvc
+  Logs:         {kc} kubectl -n {namespace} logs deploy/hub; node agent: {state / 'node-agent.log'}
   Stop:         make down
 """)
 
 
 def down(state: Path) -> None:
-    """Stop the processes ``up`` started (by recorded pid), and the cluster if ``up`` created it."""
+    """Uninstall the release, stop the node agent (by recorded pid), the namespace and the cluster if ``up``
+    created them."""
     record = json.loads(_pidfile(state).read_text()) if _pidfile(state).exists() else {}
+    admin = Path(record["admin_kubeconfig"]) if record.get("admin_kubeconfig") else None
+    namespace = record.get("namespace")
+    if admin and namespace and cluster_running():
+        try:
+            helm(admin, "uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "2m")
+        except RuntimeError as e:
+            print(f"helm uninstall: {e}", file=sys.stderr)
+        if record.get("created_namespace"):
+            kubectl(admin, "delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+        else:  # user servers are KubeSpawner's pods, not helm's: stop them before the agent goes
+            kubectl(admin, "-n", namespace, "delete", "pods", "-l", "component=singleuser-server",
+                    "--wait=true", "--timeout=60s", check=False)
     for name, pid in record.get("pids", {}).items():
         print(f"stopping {name} (pid {pid})", file=sys.stderr)
-        stop_process(pid)
+        stop_process(pid, grace=40)
     _pidfile(state).unlink(missing_ok=True)
     if record.get("started_cluster"):
         subprocess.run([str(REPO / "ci" / "cluster.sh"), "down"], check=False)
@@ -296,13 +410,12 @@ def down(state: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("JHDS_PORT", "8000")))
     parser.add_argument("--namespace", default=DEV_NAMESPACE)
     parser.add_argument("--state-dir", type=Path, default=None, help="hub database, logs, pids (default: cache)")
     opts = parser.parse_args()
     state = opts.state_dir or run_dir()
     if opts.command == "up":
-        up(opts.port, opts.namespace, state)
+        up(opts.namespace, state)
     elif opts.command == "down":
         down(state)
     else:

@@ -1,9 +1,9 @@
 """Data survives a lost hub database: the claims record user name and owner key, and an admin re-attaches
 them explicitly (``adoptable-volumes`` / ``adopt-volumes``); a name alone never gets them.
 
-Today's pod runner mounts nothing, so "the user's data" is a marker file written into the directory of the
-claim's PersistentVolume (the local cluster's hostPath provisioner keeps it on this machine, see
-ci/cluster/storageclass.yaml): it is there as long as that PV, and so that claim, is.
+"The user's data" is a marker file written into the directory of the claim's PersistentVolume (the local
+cluster's hostPath provisioner keeps it on this machine, see ci/cluster/storageclass.yaml): it is there as long
+as that PV, and so that claim, is. (tests/e2e/test_installed.py writes through a running server instead.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""`make up` without Docker (ci/devenv.py): a URL where the admin signs in and starts a server; `down` cleans up."""
+"""`make up` without Docker (ci/devenv.py): helm installs the chart on the local control plane, the node agent runs
+its pods; the printed URL and first login work; `down` uninstalls and stops only what `up` started."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -23,31 +25,32 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_up_prints_a_working_url_and_down_stops_only_what_it_started(admin_kubeconfig, tmp_path):
+def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_started(admin_kubeconfig, tmp_path):
     namespace = f"e2e-up-{uuid.uuid4().hex[:6]}"
-    port = devenv.free_port()
     cli = [sys.executable, str(REPO / "ci" / "devenv.py"), "--namespace", namespace, "--state-dir", str(tmp_path)]
+    record: dict = {}
     try:
-        up = subprocess.run([*cli[:2], "up", *cli[2:], "--port", str(port)], capture_output=True, text=True,
-                            timeout=300)
-        assert up.returncode == 0, up.stderr[-2000:]
+        up = subprocess.run([*cli[:2], "up", *cli[2:]], capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stderr[-3000:]
+        record = json.loads((tmp_path / "pids.json").read_text())
         url = re.search(r"URL:\s+(http://\S+)/hub/", up.stdout).group(1)
-        assert url == f"http://127.0.0.1:{port}"
-        assert "make down" in up.stdout
+        assert url == devenv.proxy_url(admin_kubeconfig, namespace)
+        assert "make down" in up.stdout and "port-forward svc/proxy-public" in up.stdout
         password = re.search(r'First login:\s+user "admin", password: (\S+)', up.stdout).group(1)
-        assert (tmp_path / "hub" / "first-admin-password").read_text() == password
+        assert password == devenv.first_admin_password(admin_kubeconfig, namespace)  # the chart's Secret
+        releases = json.loads(devenv.helm(admin_kubeconfig, "list", "-n", namespace, "-o", "json"))
+        assert [(r["name"], r["status"]) for r in releases] == [("jupyterhub", "deployed")]
 
         admin = admin_client(url, password)
-        admin.start_server()
+        admin.start_server(timeout=180)
         r = requests.get(f"{url}/user/admin/api/status", headers={"Authorization": f"token {admin.token()}"},
                          timeout=30)
         assert r.status_code == 200, r.text
-        admin.stop_server()
-        pids = devenv.json.loads((tmp_path / "pids.json").read_text())
-        assert pids["started_cluster"] is False  # the test session's cluster was already running
+        assert record["started_cluster"] is False  # the test session's cluster was already running
     finally:
-        down = subprocess.run([*cli[:2], "down", *cli[2:]], capture_output=True, text=True, timeout=120)
+        down = subprocess.run([*cli[:2], "down", *cli[2:]], capture_output=True, text=True, timeout=300)
         devenv.kubectl(admin_kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
     assert down.returncode == 0, down.stderr
-    assert not any(alive(pid) for pid in pids["pids"].values())
+    assert not any(alive(pid) for pid in record.get("pids", {}).values())
+    assert devenv.kubectl(admin_kubeconfig, "get", "namespace", namespace, "--ignore-not-found").strip() == ""
     assert devenv.cluster_running()  # not ours to stop

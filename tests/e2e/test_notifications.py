@@ -1,5 +1,5 @@
 """Notification broadcast on a real hub into real single-user servers (jupyterhub-singleuser with the
-notifications extension, started by ci/pod_runner.py for each pod).
+notifications extension, started by ci/node_agent.py for each pod).
 
 Each lab's pending notifications are read back through the extension's own GET endpoint with the user's
 token (through the proxy, as the lab does); that GET drains the queue, so each test starts from empty.

@@ -1,7 +1,7 @@
 """The settings page, the home dashboard (also on a phone), and the branding favicon inside JupyterLab.
 
 Headless Debian Chromium (Playwright) against real hubs on the local control plane, with real single-user
-servers from the pod runner. Two hubs per module: a branded one with the culler, and a "trouble" hub whose
+servers run by the node agent. Two hubs per module: a branded one with the culler, and a "trouble" hub whose
 servers cannot start (GPUs nobody has, for the ``bigpu`` group; a crashing server for ``crash*`` users).
 """
 

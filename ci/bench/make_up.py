@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Benchmark: `make up` without Docker (ci/devenv.py up: cluster, node agent, helm install of the chart) from a warm
+cache, and the memory of each running user server.
+
+The servers are REAL jupyterhub-singleuser processes (.venv-singleuser, run by ci/node_agent.py from the pods
+KubeSpawner creates), idle, no kernel. Memory is the RSS (VmRSS) summed over the container's process group.
+Uses its own namespace and state directory and tears both down (`down`); the cluster is the one of
+$JHDS_CLUSTER (started if needed, and then deleted again by `down`).
+
+    python ci/bench/make_up.py [--servers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "ci"))
+
+import devenv  # noqa: E402
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of every process in ``pid``'s session (the container's process group and its children)."""
+    sid = os.getsid(pid)
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != sid:
+                continue
+            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", type=int, default=3)
+    opts = parser.parse_args()
+    namespace = f"bench-up-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="jhds-bench-up-") as state:
+        cli = [sys.executable, str(REPO / "ci" / "devenv.py")]
+        args = ["--namespace", namespace, "--state-dir", state]
+        t0 = time.monotonic()
+        up = subprocess.run([*cli, "up", *args], capture_output=True, text=True, timeout=900)
+        elapsed = time.monotonic() - t0
+        try:
+            if up.returncode:
+                raise SystemExit(f"up failed:\n{up.stderr[-3000:]}")
+            print(f"make up (ci/devenv.py up, warm cache): {elapsed:.1f} s")
+            admin = devenv.cluster_up()
+            url = devenv.proxy_url(admin, namespace)
+            s = requests.Session()
+            s.get(f"{url}/hub/login", timeout=30)
+            r = s.post(f"{url}/hub/login", timeout=30, allow_redirects=False, data={
+                "username": "admin", "password": devenv.first_admin_password(admin, namespace),
+                "_xsrf": s.cookies.get("_xsrf")})
+            assert r.status_code == 302, r.status_code
+            headers = {"X-XSRFToken": s.cookies.get("_xsrf")}
+            names = [f"bench{i}" for i in range(opts.servers)]
+            for name in names:  # signed-up users, authorized by the admin, start their own servers
+                u = requests.Session()  # (admin-created users must change their password first)
+                u.get(f"{url}/hub/signup", timeout=30)
+                u.post(f"{url}/hub/signup", timeout=60, data={
+                    "username": name, "signup_password": "bench-password-1234",
+                    "signup_password_confirmation": "bench-password-1234", "_xsrf": u.cookies.get("_xsrf")})
+                assert s.get(f"{url}/hub/authorize/{name}", timeout=30).status_code == 200
+                r = u.post(f"{url}/hub/login", timeout=30, allow_redirects=False, data={
+                    "username": name, "password": "bench-password-1234", "_xsrf": u.cookies.get("_xsrf")})
+                assert r.status_code == 302, r.status_code
+                r = u.post(f"{url}/hub/api/users/{name}/server", headers={"X-XSRFToken": u.cookies.get("_xsrf")},
+                           timeout=60)
+                assert r.status_code in (201, 202), (r.status_code, r.text)
+            deadline = time.monotonic() + 300
+            while not all(s.get(f"{url}/hub/api/users/{n}", headers=headers, timeout=30).json()
+                          .get("servers", {}).get("", {}).get("ready") for n in names):
+                if time.monotonic() > deadline:
+                    print(devenv.kubectl(admin, "-n", namespace, "get", "pods,pvc,events"), file=sys.stderr)
+                    print(devenv.kubectl(admin, "-n", namespace, "logs", "deploy/hub")[-4000:], file=sys.stderr)
+                    raise SystemExit("servers not ready after 300 s")
+                time.sleep(1)
+            time.sleep(5)  # let JupyterLab's server settle after its first requests
+            for name in names:
+                pod = devenv.kubectl(admin, "-n", namespace, "get", "pod", f"jupyter-{name}", "-o",
+                                     "jsonpath={.status.containerStatuses[0].containerID}")
+                pid = int(pod.split("//", 1)[1])
+                print(f"memory of {name}'s server (RSS of its process group): {rss_mib(pid):.0f} MiB")
+        finally:
+            down = subprocess.run([*cli, "down", *args], capture_output=True, text=True, timeout=600)
+            if down.returncode:
+                print(f"down failed:\n{down.stderr[-2000:]}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
