@@ -87,6 +87,10 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     from . import notifications_handlers
 
     c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
+    from . import cluster_api  # /hub/api/ds/cluster and /hub/api/ds/health
+
+    cluster_api.use_namespace(c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default"))
+    c.JupyterHub.extra_handlers.extend(cluster_api.handlers())
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
     c.JupyterHub.tornado_settings.update({"jupyterhub_ds": settings})

@@ -16,6 +16,12 @@ holds ``delete:users``) may destroy that user's data anyway. The handlers theref
 (:mod:`hub_extensions.notifications`); filtered (``...!group=course-a``) it reaches only those users.
 Admins pass with ``admin:users``. Nobody holds it by default.
 
+``custom:ds-activity:read`` lets a role read the activity monitor and the cluster capacity panel
+(``/hub/activity``, ``/hub/api/activity``, ``/hub/api/ds/cluster``). Unfiltered only: the cluster
+figures are not per user. ``custom:ds-health:read`` lets a monitoring service read the details of
+``/hub/api/ds/health`` (counts, checks) without seeing any user's activity. Admins pass with
+``admin:users``; nobody holds either by default.
+
 The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
 scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
 definitions (JupyterHub accepts an identical redefinition).
@@ -31,6 +37,8 @@ from traitlets.config import LazyConfigValue
 READ = "custom:ds-volumes:read"
 RESET = "custom:ds-volumes:reset"
 NOTIFY = "custom:ds-notifications:send"
+ACTIVITY_READ = "custom:ds-activity:read"
+HEALTH_READ = "custom:ds-health:read"
 ADMIN = "admin:users"  # what admins hold instead (JupyterHub's admin role cannot be extended)
 
 CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
@@ -38,6 +46,8 @@ CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
     RESET: {"description": "Reset (delete, with all their files) a user's jupyterhub-ds volumes.",
             "subscopes": [READ]},
     NOTIFY: {"description": "Broadcast jupyterhub-ds notifications into users' running JupyterLab servers."},
+    ACTIVITY_READ: {"description": "Read the jupyterhub-ds activity monitor and cluster capacity panel."},
+    HEALTH_READ: {"description": "Read the details of the jupyterhub-ds health endpoint (versions, checks, counts)."},
 }
 
 # what the default `user` role gains: each user may read and reset their own volumes

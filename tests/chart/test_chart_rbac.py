@@ -20,6 +20,7 @@ EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "v
                  {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]}]
 EXPECTED_CLUSTER_ROLE = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes"], "verbs": ["list"]},
 ]
 
 
@@ -45,7 +46,8 @@ def test_rendered_rules_keep_their_comments(renderer):
                     "after a rename",
                     "# gpu: auto mode lists the nodes (in the background) to find allocatable nvidia.com/gpu",
                     "# activity monitor: one PodMetrics list of this namespace per refresh",
-                    "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod"):
+                    "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod",
+                    "# cluster capacity: one NodeMetrics list (metrics-server, all nodes) per refresh"):
         assert comment in text
 
 
