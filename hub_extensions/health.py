@@ -59,9 +59,9 @@ def database_check(engine: Any) -> int:
         return int(conn.execute(text("SELECT count(*) FROM users")).scalar_one())
 
 
-async def _check(awaitable: Awaitable[Any], timeout: float | None = None) -> tuple[bool, Any]:
-    """(True, result) or (False, a one-line reason); never raises."""
-    timeout = CHECK_TIMEOUT if timeout is None else timeout
+async def _check(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+    """(True, result) or (False, a one-line reason); never raises. Each check has ``CHECK_TIMEOUT`` seconds."""
+    timeout = CHECK_TIMEOUT
     try:
         return True, await asyncio.wait_for(awaitable, timeout)
     except Exception as e:  # every failure is an answer here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -87,8 +88,8 @@ def test_reflected_pods_reads_the_loaded_reflector_of_the_namespace():
             if loaded:
                 self.first_load_future.set_result(None)
 
-    class Spawner:
-        reflectors = {("pods", "ns"): Reflector({"ns/a": {"x": 1}}), ("events", "ns"): Reflector({})}
+    Spawner = SimpleNamespace(reflectors={("pods", "ns"): Reflector({"ns/a": {"x": 1}}),
+                                          ("events", "ns"): Reflector({})})
 
     assert capacity.reflected_pods(Spawner, "ns") == [{"x": 1}]
     assert capacity.reflected_pods(Spawner, "other") is None
@@ -139,8 +140,7 @@ async def test_fetch_reports_null_usage_when_the_metrics_list_fails(monkeypatch)
     monkeypatch.setattr(capacity, "list_nodes", nodes)
     monkeypatch.setattr(capacity, "list_node_metrics", metrics)
 
-    class NoReflector:
-        reflectors: dict = {}
+    NoReflector = SimpleNamespace(reflectors={})
 
     async def pods(namespace):
         assert namespace == "ns"
