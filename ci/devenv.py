@@ -148,10 +148,17 @@ def stop_process(proc: subprocess.Popen | int, grace: float = 10) -> None:
         pass
 
 
-def start_pod_runner(admin: Path, namespace: str, state: Path) -> subprocess.Popen:
-    return _spawn([sys.executable, str(REPO / "ci" / "pod_runner.py"), "--namespace", namespace,
-                   "--singleuser-bin", str(REPO / ".venv-singleuser" / "bin"), "--kubeconfig", str(admin),
-                   "--workdir", str(state / "pods")], state / "pod-runner.log")
+def start_pod_runner(admin: Path, namespace: str, state: Path, stub_stats_port: int | None = None
+                     ) -> subprocess.Popen:
+    """The pod runner: a real jupyterhub-singleuser per pod, or (``stub_stats_port`` given) one stub process
+    for every pod, with its delivery counts on ``http://127.0.0.1:<stub_stats_port>/stats``."""
+    state.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, str(REPO / "ci" / "pod_runner.py"), "--namespace", namespace, "--kubeconfig", str(admin)]
+    if stub_stats_port is not None:
+        argv += ["--stub", "--stats-port", str(stub_stats_port)]
+    else:
+        argv += ["--singleuser-bin", str(REPO / ".venv-singleuser" / "bin"), "--workdir", str(state / "pods")]
+    return _spawn(argv, state / "pod-runner.log")
 
 
 @dataclass
