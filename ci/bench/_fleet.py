@@ -159,7 +159,7 @@ def add_nodes(admin: Path) -> None:
                                                                    "items": docs}))
 
 
-async def _start_servers(f: Fleet, names: list[str], concurrency: int = 40) -> None:
+async def _start_servers(f: Fleet, names: list[str], concurrency: int = 10) -> None:
     gate = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"token {f.token}"}
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as s:
@@ -174,6 +174,14 @@ async def _start_servers(f: Fleet, names: list[str], concurrency: int = 40) -> N
                     await asyncio.sleep(1)
 
         await asyncio.gather(*(one(n) for n in names))
+
+
+def inactive(f: Fleet) -> list[str]:
+    """Users without an active (ready or pending) server."""
+    names: list[str] = []
+    while page := f.api(f"/users?state=inactive&limit=200&offset={len(names)}"):
+        names += [u["name"] for u in page]
+    return [n for n in names if n.startswith("u")]
 
 
 def ready_count(f: Fleet) -> int:
@@ -229,7 +237,12 @@ def _populate(f: Fleet, users: int) -> None:
     while (ready := ready_count(f)) < users:
         if time.monotonic() - t0 > 1800:
             raise TimeoutError(f"only {ready} of {users} servers ready after 30 min")
-        time.sleep(5)
+        time.sleep(10)
+        # a start can fail under load (the proxy's API times out and JupyterHub stops that server): retry
+        stopped = inactive(f)
+        if stopped:
+            print(f"fleet: {ready} ready; starting {len(stopped)} stopped servers again", file=sys.stderr)
+            asyncio.run(_start_servers(f, stopped))
     print(f"fleet: {users} stub servers ready in {time.monotonic() - t0:.0f} s "
           f"(stubs: {f.stub_stats()['servers']})", file=sys.stderr)
 
