@@ -112,6 +112,26 @@ class Fleet:
         """The hub's longest event-loop stall since the previous call (seconds)."""
         return self.api("/bench/loop-lag")["longest"]
 
+    def after_activity_update(self, limit: float = 90) -> float:
+        """Wait until JupyterHub's own periodic last-activity update (every ``last_activity_interval``, 60 s
+        here as in Z2JH) has just finished, and return the stall it caused (seconds; 0 if none was seen).
+
+        At 1,000 servers that update (``JupyterHub.update_last_activity``: one ``User.find`` per proxy route,
+        synchronous SQLAlchemy on the event loop) stalls the hub for seconds on this machine, whatever our
+        code does. Measurements that start right after it see what they cause themselves; the update's own
+        stall is reported next to them.
+        """
+        self.loop_lag()
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            lag = self.loop_lag()
+            if lag > 1.0:
+                time.sleep(3)  # its check_routes and the commits after it
+                self.loop_lag()
+                return lag
+        return 0.0
+
     def stub_stats(self, reset: bool = False) -> dict:
         req = urllib.request.Request(f"http://127.0.0.1:{self.stats_port}/stats{'/reset' if reset else ''}",
                                      method="POST" if reset else "GET")
@@ -195,6 +215,34 @@ def ready_count(f: Fleet) -> int:
         offset += len(page)
 
 
+HUB_SETTINGS = {"gpu": {"mode": 0}, "storage": {"enabled": False}, "accounts": {"forcePasswordChange": False}}
+HUB_CONFIG = {
+    # users come from the API with the e2e service token; NativeAuthenticator would bcrypt a generated
+    # password for each (~0.8 s apiece here), which is not what is measured
+    "JupyterHub": {"concurrent_spawn_limit": 0, "active_server_limit": 0, "authenticator_class": "dummy"},
+    "KubeSpawner": {"cpu_guarantee": 0.01, "mem_guarantee": "32M", "node_selector": {FLEET_LABEL: "fleet"}},
+}
+
+
+def restart_hub(f: Fleet, last_activity_interval: int) -> Fleet:
+    """A new hub process on the same database and servers (JupyterHub finds them running), e.g. with
+    ``last_activity_interval`` raised to take JupyterHub's own periodic update out of a measurement."""
+    devenv.stop_process(f.pids["hub"])
+    config = json.loads(json.dumps(HUB_CONFIG))
+    config["JupyterHub"]["last_activity_interval"] = last_activity_interval
+    hub = devenv.Hub(f.namespace, Path(f.state).parent / "hub.kubeconfig", Path(f.state), settings=HUB_SETTINGS,
+                     hub_config=config, extra_config=USAGE_HOOK + PROBE, service_token=f.token,
+                     public_port=int(f.url.rsplit(":", 1)[1]))
+    hub.start(timeout=600)
+    f.pids["hub"] = hub.proc.pid
+    t0 = time.monotonic()
+    while (ready := ready_count(f)) < f.users and time.monotonic() - t0 < 600:
+        time.sleep(5)
+    print(f"fleet: hub restarted (last_activity_interval={last_activity_interval}); {ready} servers ready",
+          file=sys.stderr)
+    return f
+
+
 def bring_up(users: int) -> Fleet:
     admin = devenv.cluster_up()
     add_nodes(admin)
@@ -204,14 +252,7 @@ def bring_up(users: int) -> Fleet:
     hub_kc = devenv.prepare_namespace(admin, namespace, state)
     stats_port = devenv.free_port()
     runner = devenv.start_pod_runner(admin, namespace, state / "runner", stub_stats_port=stats_port)
-    hub = devenv.Hub(namespace, hub_kc, state / "hub", settings={"gpu": {"mode": 0}, "storage": {"enabled": False},
-                                                         "accounts": {"forcePasswordChange": False}},
-                     # users come from the API with the e2e service token; NativeAuthenticator would bcrypt a
-                     # generated password for each (~0.8 s apiece here), which is not what is measured
-                     hub_config={"JupyterHub": {"concurrent_spawn_limit": 0, "active_server_limit": 0,
-                                                "authenticator_class": "dummy"},
-                                 "KubeSpawner": {"cpu_guarantee": 0.01, "mem_guarantee": "32M",
-                                                 "node_selector": {FLEET_LABEL: "fleet"}}},
+    hub = devenv.Hub(namespace, hub_kc, state / "hub", settings=HUB_SETTINGS, hub_config=HUB_CONFIG,
                      extra_config=USAGE_HOOK + PROBE)
     try:
         hub.start(timeout=120)
@@ -271,13 +312,17 @@ def fleet(users: int = 1000) -> Iterator[Fleet]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "restart-hub"])
+    parser.add_argument("--last-activity-interval", type=int, default=60)
     parser.add_argument("--users", type=int, default=1000)
     opts = parser.parse_args()
     if opts.command == "up":
         f = bring_up(opts.users)
         state_file().write_text(json.dumps(asdict(f)))
         print(state_file())
+    elif opts.command == "restart-hub":
+        f = restart_hub(Fleet(**json.loads(state_file().read_text())), opts.last_activity_interval)
+        state_file().write_text(json.dumps(asdict(f)))
     elif state_file().exists():
         tear_down(Fleet(**json.loads(state_file().read_text())))
         state_file().unlink()

@@ -87,6 +87,7 @@ def through_the_hub(servers: int) -> int:
     from _fleet import fleet
 
     with fleet(servers) as f:
+        update_stall = f.after_activity_update()
         f.stub_stats(reset=True)
         tokens_before = f.db_count("api_tokens")
         f.loop_lag()  # reset the probe
@@ -105,6 +106,8 @@ def through_the_hub(servers: int) -> int:
     ok = (wall <= 5 and stats["deliveries"] == stats["distinct"] == result["successful"] == result["total"] >= servers
           and stall <= 0.1 and len(stats["authorization"]) == 1 and new_tokens == 0)
     print("  targets (≤ 5 s, all delivered, stall ≤ 100 ms, 0 new tokens):", "met" if ok else "MISSED")
+    print(f"  (started right after JupyterHub's own last-activity update, which stalled the hub "
+          f"{update_stall:.1f} s by itself at this scale)")
     return 0 if ok else 1
 
 
