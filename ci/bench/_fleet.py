@@ -145,6 +145,30 @@ class Fleet:
     def db_path(self) -> Path:
         return Path(self.state) / "jupyterhub.sqlite"
 
+    def metrics_server_metrics(self) -> str:
+        """metrics-server's own ``/metrics`` (it is the API server of ``metrics.k8s.io``).
+
+        kube-apiserver proxies ``metrics.k8s.io`` requests to it without counting them in its own
+        ``apiserver_request_total`` (checked: no ``group="metrics.k8s.io"`` series there); metrics-server
+        counts every request it serves with the same labels. Reached with kwokctl's admin client
+        certificate at the port its APIService names (``run/<cluster>/kwok/clusters/<cluster>/kwok.yaml``).
+        """
+        import re
+        import ssl
+
+        cluster = os.environ["JHDS_CLUSTER"]
+        home = devenv.get_helm.cache_root() / "run" / cluster / "kwok" / "clusters" / cluster
+        text = (home / "kwok.yaml").read_text()
+        block = text[text.index("name: v1beta1.metrics.k8s.io"):]
+        port = int(re.search(r"service:\s*\n\s*name: metrics-server\s*\n\s*namespace: kube-system\s*\n\s*port: (\d+)",
+                             block)[1])
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # kwokctl's APIService says insecureSkipTLSVerify too
+        ctx.load_cert_chain(home / "pki" / "admin.crt", home / "pki" / "admin.key")
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=ctx, timeout=30) as r:
+            return r.read().decode()
+
     def apiserver_metrics(self) -> str:
         """kube-apiserver's own /metrics, as the cluster admin."""
         return devenv.kubectl(Path(self.admin_kubeconfig), "get", "--raw", "/metrics")

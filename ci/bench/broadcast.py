@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
@@ -87,7 +88,7 @@ def through_the_hub(servers: int) -> int:
     from _fleet import fleet
 
     with fleet(servers) as f:
-        update_stall = f.after_activity_update()
+        update_stall = f.after_activity_update(limit=float(os.environ.get("JHDS_BENCH_UPDATE_WAIT", "90")))
         f.stub_stats(reset=True)
         tokens_before = f.db_count("api_tokens")
         f.loop_lag()  # reset the probe
