@@ -16,6 +16,7 @@ help:
 
 # --- dependencies (all installed by the project itself; nothing by hand)
 $(VENV)/.installed: pyproject.toml requirements/hub-image.txt requirements/test.txt
+	@$(PYTHON) ci/postgres.py install  # PostgreSQL for the tests (Debian packages), pg_config for psycopg2
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt
 	touch $@
@@ -30,6 +31,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 deps: $(VENV)/.installed $(SU_VENV)/.installed node_modules/.installed
+	@$(PYTHON) ci/postgres.py install
 	@$(PY) ci/get_helm.py >/dev/null
 	@ci/browser.sh
 

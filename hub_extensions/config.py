@@ -87,6 +87,11 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     from . import notifications_handlers
 
     c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
+    if settings.activity.enabled:  # /hub/activity and /hub/api/activity*, and the in-hub sampler
+        from . import activity, activity_api
+
+        c.JupyterHub.extra_handlers.extend(activity_api.handlers())
+        activity.start_background(settings.activity)
     from . import cluster_api  # /hub/api/ds/cluster and /hub/api/ds/health
 
     cluster_api.use_namespace(c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default"))
@@ -102,6 +107,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         "ds_accounts": ds_accounts,
         "ds_force_password_change": ds_accounts and settings.accounts.force_password_change,
         "ds_culler_enabled": settings.culler.enabled,
+        "ds_activity_enabled": settings.activity.enabled,
         # JupyterHub passes server_version to admin.html only; the home page footer needs it too
         "server_version": jupyterhub.__version__,
         "ds_volumes": [

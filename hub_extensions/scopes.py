@@ -16,11 +16,13 @@ holds ``delete:users``) may destroy that user's data anyway. The handlers theref
 (:mod:`hub_extensions.notifications`); filtered (``...!group=course-a``) it reaches only those users.
 Admins pass with ``admin:users``. Nobody holds it by default.
 
-``custom:ds-activity:read`` lets a role read the activity monitor and the cluster capacity panel
-(``/hub/activity``, ``/hub/api/activity``, ``/hub/api/ds/cluster``). Unfiltered only: the cluster
-figures are not per user. ``custom:ds-health:read`` lets a monitoring service read the details of
-``/hub/api/ds/health`` (counts, checks) without seeing any user's activity. Admins pass with
-``admin:users``; nobody holds either by default.
+``custom:ds-activity:read`` lets a role see the activity monitor (``/hub/activity``, ``GET /hub/api/activity``:
+every user's status, usage, score and volumes); ``custom:ds-activity:admin`` also lets it reset the samples
+and record one (``POST /hub/api/activity/reset|sample``) and implies ``read``. Unfiltered only (the page is
+about all users). Admins pass with ``admin:users``; nobody holds them by default.
+``/hub/api/ds/cluster`` (the cluster capacity panel) takes ``custom:ds-activity:read`` too.
+``custom:ds-health:read`` lets a monitoring service read the details of ``/hub/api/ds/health``
+(checks, counts) without seeing any user's activity; admins pass with ``admin:users``.
 
 The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
 scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
@@ -38,6 +40,7 @@ READ = "custom:ds-volumes:read"
 RESET = "custom:ds-volumes:reset"
 NOTIFY = "custom:ds-notifications:send"
 ACTIVITY_READ = "custom:ds-activity:read"
+ACTIVITY_ADMIN = "custom:ds-activity:admin"
 HEALTH_READ = "custom:ds-health:read"
 ADMIN = "admin:users"  # what admins hold instead (JupyterHub's admin role cannot be extended)
 
@@ -46,7 +49,10 @@ CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
     RESET: {"description": "Reset (delete, with all their files) a user's jupyterhub-ds volumes.",
             "subscopes": [READ]},
     NOTIFY: {"description": "Broadcast jupyterhub-ds notifications into users' running JupyterLab servers."},
-    ACTIVITY_READ: {"description": "Read the jupyterhub-ds activity monitor and cluster capacity panel."},
+    ACTIVITY_READ: {"description": "See the jupyterhub-ds activity monitor: every user's status, usage, score, "
+                                   "volumes."},
+    ACTIVITY_ADMIN: {"description": "Reset the jupyterhub-ds activity samples or record one now.",
+                     "subscopes": [ACTIVITY_READ]},
     HEALTH_READ: {"description": "Read the details of the jupyterhub-ds health endpoint (versions, checks, counts)."},
 }
 

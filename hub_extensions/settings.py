@@ -225,6 +225,36 @@ class CullerSettings:
 
 
 @dataclass(frozen=True)
+class ActivityVolumeSettings:
+    """Where the activity monitor's Volumes column gets its figures."""
+
+    prometheus_url: str | None = setting(
+        None, "Prometheus base URL with the kubelet's volume stats (`kubelet_volume_stats_used_bytes`); null shows "
+        "each claim's requested capacity only.", pattern=r"^https?://\S+$")
+    update_seconds: int = setting(300, "How long the claim list and used bytes are cached.", minimum=10, maximum=86400)
+
+
+@dataclass(frozen=True)
+class ActivitySettings:
+    """The activity monitor (/hub/activity): usage from metrics-server, samples and scores in the hub database."""
+
+    enabled: bool = setting(True, "Serve /hub/activity and its API, and sample every user's activity.")
+    resources_update_seconds: int = setting(
+        10, "CPU/memory refresh window: one metrics.k8s.io pod list per window, shared by every request.",
+        minimum=1, maximum=3600)
+    sample_interval_seconds: int = setting(600, "How often the sampler records one row per user.", minimum=10,
+                                           maximum=86400)
+    retention_days: int = setting(7, "Samples older than this are deleted (and leave the score).", minimum=1,
+                                  maximum=365)
+    half_life_hours: int = setting(72, "Half-life of a sample's weight in the activity score.", minimum=1,
+                                   maximum=168)
+    inactive_after_minutes: int = setting(
+        60, "A running server whose last activity is older than this is inactive.", minimum=1, maximum=1440)
+    target_hours: int = setting(8, "Active hours per day that show as a full activity bar.", minimum=1, maximum=24)
+    volumes: ActivityVolumeSettings = setting(ActivityVolumeSettings(), "The Volumes column.")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything under ``jupyterhub.custom.ds``."""
 
@@ -235,6 +265,7 @@ class Settings:
     branding: BrandingSettings = setting(BrandingSettings(), "Logo, favicon and lab icons.")
     accounts: AccountsSettings = setting(AccountsSettings(), "Accounts (NativeAuthenticator).")
     culler: CullerSettings = setting(CullerSettings(), "Idle culler and session extensions.")
+    activity: ActivitySettings = setting(ActivitySettings(), "Activity monitor.")
     hub_url: str | None = setting(
         None, "Hub URL as single-user servers reach it, scheme://host[:port] without the base URL (for lab "
         "icon URLs); null derives it from the hub (http://hub:8081 on Z2JH).", pattern=r"^https?://[^/?#\s]+/?$")

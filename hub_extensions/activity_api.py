@@ -1,0 +1,99 @@
+"""``/hub/api/activity`` (upstream's shapes) and the ``/hub/activity`` page: thin handlers over :mod:`.activity`.
+
+Scopes (:mod:`hub_extensions.scopes`): reading needs ``custom:ds-activity:read``, reset and sample need
+``custom:ds-activity:admin``; admins pass with ``admin:users``. Others get JSON 403 (JupyterHub's
+``APIHandler.write_error``). XSRF is JupyterHub's for cookie-authenticated POSTs. A metrics API that is down
+is not an error here: the answer carries nulls and ``metrics_note``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from . import activity, scopes
+from .settings import Settings
+
+
+def _monitor(handler: Any) -> activity.ActivityMonitor:
+    settings: Settings = handler.settings["jupyterhub_ds"]
+    if not settings.activity.enabled:
+        raise web.HTTPError(404, "The activity monitor is off (custom.ds.activity.enabled is false)")
+    mon = activity.monitor()
+    if mon is None:
+        raise web.HTTPError(503, "The activity monitor is starting; try again shortly")
+    return mon
+
+
+class _Handler(APIHandler):
+    def write_json(self, payload: dict[str, Any]) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+
+class ActivityHandler(_Handler):
+    """``GET``: one row per user (status, usage, score, time remaining, volumes)."""
+
+    @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
+    async def get(self) -> None:
+        mon = _monitor(self)
+        self.write_json(await mon.report(self.users))
+
+
+class ResetHandler(_Handler):
+    """``POST``: delete every sample and score; ``{success, deleted}``."""
+
+    @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
+    async def post(self) -> None:
+        mon = _monitor(self)
+        if not await mon.ensure_ready():
+            raise web.HTTPError(503, f"Activity database not available: {mon.db_error}")
+        deleted = await mon.store.run(mon.store.reset)
+        self.log.info("Activity samples reset by %s (%d deleted)", self.current_user.name, deleted)
+        self.write_json({"success": True, "deleted": deleted})
+
+
+class SampleHandler(_Handler):
+    """``POST``: record one sample for every user now (the sampler's own tick); ``{success, total, ...}``."""
+
+    @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
+    async def post(self) -> None:
+        mon = _monitor(self)
+        if not await mon.ensure_ready():
+            raise web.HTTPError(503, f"Activity database not available: {mon.db_error}")
+        result = await mon.sample()
+        self.write_json(result.as_json())
+
+
+class ActivityPageHandler(BaseHandler):
+    """``GET /hub/activity``: the table (``ds-activity.html``, ``activity.js``) filled from the API."""
+
+    @web.authenticated
+    @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
+    async def get(self) -> None:
+        settings: Settings = self.settings["jupyterhub_ds"]
+        if not settings.activity.enabled:
+            raise web.HTTPError(404, "The activity monitor is off")
+        can_reset = any(s in self.parsed_scopes for s in (scopes.ACTIVITY_ADMIN, scopes.ADMIN))
+        html = await self.render_template("ds-activity.html", ds_activity={
+            "refreshSeconds": max(settings.activity.resources_update_seconds, 5),
+            "targetHours": settings.activity.target_hours,
+            "sampleIntervalSeconds": settings.activity.sample_interval_seconds,
+            "canReset": can_reset,
+        })
+        self.finish(html)
+
+
+def handlers() -> list[tuple[str, type]]:
+    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
+    return [
+        (r"/api/activity", ActivityHandler),
+        (r"/api/activity/reset", ResetHandler),
+        (r"/api/activity/sample", SampleHandler),
+        (r"/activity", ActivityPageHandler),
+    ]

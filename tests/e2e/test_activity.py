@@ -1,0 +1,258 @@
+"""The activity monitor on a real hub, proxy and control plane (kwok simulates usage from pod annotations,
+metrics-server serves it), with the hub's database on SQLite and on PostgreSQL.
+
+One SQLite hub carries the usage, status, culler and metrics-outage checks; the database-facing checks
+(sample/reset counts, renames, deletes, 403) run against both hubs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .hubclient import HubClient, admin_client, new_user
+
+ACTIVITY = {"resourcesUpdateSeconds": 2, "sampleIntervalSeconds": 3600, "inactiveAfterMinutes": 1}
+CULLER = {"enabled": True, "timeoutSeconds": 300, "everySeconds": 2}
+SETTINGS = {"gpu": {"mode": 0}, "activity": ACTIVITY, "culler": CULLER}
+
+
+def first_tick(hub):
+    """The in-hub sampler's first tick (5 s after start): later counts in the tests are exact."""
+    wait_for(lambda: "Activity sample:" in hub.log.read_text(), 30, "the sampler's first tick", interval=0.5)
+    return hub
+
+
+VIEWER, KEEPER = "actviewer", "actkeeper"
+ROLES = [{"name": "activity-viewer", "scopes": ["custom:ds-activity:read"], "users": [VIEWER]},
+         {"name": "activity-keeper", "scopes": ["custom:ds-activity:admin"], "users": [KEEPER]}]
+
+
+@pytest.fixture(scope="module")
+def hub(start_hub):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
+        return first_tick(start_hub(SETTINGS))
+
+
+@pytest.fixture(scope="module")
+def pg_hub(start_hub) -> Iterator:
+    import postgres  # ci/postgres.py (ci is on sys.path through conftest)
+
+    if not postgres.installed():
+        pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/postgres.py install)")
+    with postgres.TempPostgres() as pg:
+        url = pg.create_database("jupyterhub")
+        hub = start_hub(SETTINGS, hub_config={"JupyterHub": {"db_url": url}})
+        hub.db_url = url
+        yield first_tick(hub)
+        hub.stop()  # before the database goes
+
+
+def db_url(hub) -> str:
+    return getattr(hub, "db_url", None) or f"sqlite:///{hub.state / 'jupyterhub.sqlite'}"
+
+
+def db_scalar(hub, sql: str, **params) -> int:
+    engine = create_engine(db_url(hub))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def activity(client: HubClient) -> dict:
+    r = client.api("GET", "/activity")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def row(report: dict, username: str) -> dict | None:
+    return next((u for u in report["users"] if u["username"] == username), None)
+
+
+def touch(admin: HubClient, username: str) -> None:
+    """Server activity now, through JupyterHub's own activity API (what a single-user server posts)."""
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    r = admin.api("POST", f"/users/{username}/activity", json={"servers": {"": {"last_activity": now}}})
+    assert r.status_code in (200, 204), r.text
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- usage, statuses, culler, outage (SQLite hub)
+
+def test_usage_statuses_counts_and_time_remaining(hub, admin, kube, username):
+    busy = new_user(hub.url, admin, username + "a")
+    idle = new_user(hub.url, admin, username + "b")
+    gone = new_user(hub.url, admin, username + "c")  # never starts a server
+    busy.start_server()
+    idle.start_server()
+    pod = kube.user_pod(busy.username)["metadata"]["name"]
+    kube("annotate", "pod", pod, "kwok.x-k8s.io/usage-cpu=250m", "kwok.x-k8s.io/usage-memory=300Mi")
+    annotated = time.monotonic()
+
+    first = row(activity(admin), busy.username)
+    assert first["server_active"] and first["cpu_percent"] != 0 and first["memory_mb"] != 0  # null or real
+
+    def measured():
+        r = row(activity(admin), busy.username)
+        return r if r["cpu_percent"] is not None and r["memory_mb"] is not None and r["memory_mb"] > 100 else None
+
+    usage = wait_for(measured, 90, "usage of the annotated pod", interval=2)
+    took = time.monotonic() - annotated
+    assert 23 <= usage["cpu_percent"] <= 27, usage  # 250m of one core (the pod has no CPU limit)
+    assert 290 <= usage["memory_mb"] <= 310, usage
+    assert usage["memory_percent"] is None  # no memory limit: no percentage
+    print(f"usage visible {took:.0f}s after annotating")
+
+    # the idle server goes inactive once its last activity is a minute old; the busy one stays active
+    wait_for(lambda: row(activity(admin), idle.username)["status"] == "inactive", 90, "inactive status")
+    touch(admin, busy.username)
+    r = admin.api("POST", "/activity/sample")
+    assert r.status_code == 200, r.text
+    counts = r.json()
+    report = activity(admin)
+    statuses = {u["username"]: u["status"] for u in report["users"]}
+    assert statuses[busy.username] == "active" and report["users"][0]["status"] == "active"
+    assert statuses[idle.username] == "inactive"
+    assert statuses[gone.username] == "offline"
+    assert row(report, busy.username)["recently_active"] is True
+    assert row(report, idle.username)["recently_active"] is False
+    hub_users = admin.api("GET", "/users?limit=1000").json()
+    assert counts["success"] is True and counts["total"] == len(hub_users)
+    assert counts["active"] + counts["inactive"] + counts["offline"] == counts["total"]
+    assert counts["active"] == sum(1 for s in statuses.values() if s == "active")
+    assert counts["inactive"] == sum(1 for s in statuses.values() if s == "inactive")
+    assert row(report, busy.username)["sample_count"] >= 1
+    assert row(report, busy.username)["activity_score"] == 100 and row(report, idle.username)["activity_score"] == 0
+
+    # the culler's session-info and the activity API agree (the same function)
+    info = admin.api("GET", f"/users/{busy.username}/session-info").json()
+    mine = row(activity(admin), busy.username)["time_remaining_seconds"]
+    assert info["time_remaining_seconds"] is not None and abs(info["time_remaining_seconds"] - mine) <= 5
+    assert 0 < mine <= 300
+    assert row(report, gone.username)["time_remaining_seconds"] is None
+
+    # volumes: the claims' requested capacity (no Prometheus configured)
+    assert row(report, busy.username)["volume_capacity_mb"] == (10 + 10 + 5) * 1024
+    assert row(report, busy.username)["volume_size_mb"] is None
+
+    total = sum(u["sample_count"] for u in report["users"])
+    r = admin.api("POST", "/activity/reset")
+    assert r.status_code == 200 and r.json() == {"success": True, "deleted": total}
+    assert all(u["sample_count"] == 0 for u in activity(admin)["users"])
+    assert "sample" in hub.log.read_text()
+
+
+def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, admin_kubeconfig, username):
+    import devenv
+
+    user = new_user(hub.url, admin, username)
+    user.start_server()
+    saved = json.loads(devenv.kubectl(admin_kubeconfig, "get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "json"))
+    for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+        saved["metadata"].pop(key, None)
+    saved.pop("status", None)
+    devenv.kubectl(admin_kubeconfig, "delete", "apiservice", "v1beta1.metrics.k8s.io")
+    try:
+        def down():
+            report = activity(admin)
+            return report if not report["metrics_available"] else None
+
+        report = wait_for(down, 30, "the monitor noticing the metrics API is gone")
+        assert "Metrics API unavailable" in report["metrics_note"]
+        mine = row(report, user.username)
+        assert mine["server_active"] and mine["cpu_percent"] is None and mine["memory_mb"] is None
+        page = admin.get("/hub/activity")
+        assert page.status_code == 200 and 'id="ds-activity-note"' in page.text
+    finally:
+        devenv.kubectl(admin_kubeconfig, "create", "-f", "-", stdin=json.dumps(saved))
+    devenv.kubectl(admin_kubeconfig, "wait", "--for=condition=Available", "apiservice/v1beta1.metrics.k8s.io",
+                   "--timeout=60s")
+    wait_for(lambda: activity(admin)["metrics_available"], 30, "metrics back")
+
+
+# ---------------------------------------------------------------- database-facing checks, SQLite and PostgreSQL
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_hub(request):
+    return request.getfixturevalue("hub" if request.param == "sqlite" else "pg_hub")
+
+
+def test_renamed_users_history_follows_and_deleted_users_rows_go(any_hub):
+    admin = admin_client(any_hub.url)
+    tag = uuid.uuid4().hex[:6]
+    old, new, doomed = f"r{tag}", f"r{tag}new", f"d{tag}"
+    for name in (old, doomed):
+        r = admin.api("POST", f"/users/{name}")
+        assert r.status_code == 201, r.text
+    for _ in range(2):
+        assert admin.api("POST", "/activity/sample").status_code == 200
+    before = row(activity(admin), old)
+    assert before["sample_count"] == 2
+    doomed_id = admin.api("GET", f"/users/{doomed}").json().get("id")
+
+    r = admin.api("PATCH", f"/users/{old}", json={"name": new})
+    assert r.status_code == 200, r.text
+    report = activity(admin)
+    assert row(report, old) is None
+    assert row(report, new)["sample_count"] == 2 and row(report, new)["activity_score"] == 0
+
+    user_id = db_scalar(any_hub, "SELECT id FROM users WHERE name = :n", n=doomed) if doomed_id is None else doomed_id
+    assert db_scalar(any_hub, "SELECT count(*) FROM activity_samples WHERE user_id = :i", i=user_id) == 2
+    assert admin.api("DELETE", f"/users/{doomed}").status_code == 204
+    assert db_scalar(any_hub, "SELECT count(*) FROM activity_samples WHERE user_id = :i", i=user_id) == 0
+    assert db_scalar(any_hub, "SELECT count(*) FROM activity_scores WHERE user_id = :i", i=user_id) == 0
+    assert admin.api("POST", f"/users/{doomed}").status_code == 201  # the name again: a fresh history
+    assert row(activity(admin), doomed) is None
+
+    counts = admin.api("POST", "/activity/sample").json()
+    total = db_scalar(any_hub, "SELECT count(*) FROM activity_samples")
+    r = admin.api("POST", "/activity/reset")
+    assert r.json() == {"success": True, "deleted": total} and total >= counts["total"]
+    assert db_scalar(any_hub, "SELECT count(*) FROM activity_samples") == 0
+
+
+def test_non_admins_get_json_403(any_hub, username):
+    admin = admin_client(any_hub.url)
+    user = new_user(any_hub.url, admin, username)
+    for method, path in (("GET", "/activity"), ("POST", "/activity/reset"), ("POST", "/activity/sample")):
+        r = user.api(method, path)
+        assert r.status_code == 403, (path, r.status_code)
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert r.json()["status"] == 403 and r.json()["message"]
+    assert user.get("/hub/activity").status_code == 403
+    assert 'id="ds-nav-activity"' not in user.get("/hub/home").text
+    assert 'id="ds-nav-activity"' in admin.get("/hub/home").text
+
+
+def test_custom_scopes_read_and_admin(hub, admin):
+    viewer, keeper = new_user(hub.url, admin, VIEWER), new_user(hub.url, admin, KEEPER)
+    assert viewer.api("GET", "/activity").status_code == 200
+    assert viewer.get("/hub/activity").status_code == 200
+    assert 'id="ds-nav-activity"' in viewer.get("/hub/home").text
+    page = viewer.get("/hub/activity").text
+    assert 'id="ds-activity-reset"' not in page  # read only: no Reset button
+    for path in ("/activity/reset", "/activity/sample"):
+        r = viewer.api("POST", path)
+        assert r.status_code == 403 and r.json()["status"] == 403
+    r = keeper.api("POST", "/activity/sample")
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert keeper.api("GET", "/activity").status_code == 200  # admin implies read
+    assert 'id="ds-activity-reset"' in keeper.get("/hub/activity").text
