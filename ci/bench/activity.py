@@ -114,7 +114,7 @@ def seed_samples(f: Fleet, n: int) -> str:
         cols = db.execute("PRAGMA table_info(activity_samples)").fetchall()
         if not cols:
             return "no activity_samples table: not seeded"
-        users = db.execute("SELECT id, name FROM users").fetchall()
+        users = db.execute("SELECT id, name FROM users WHERE name LIKE 'u%' ORDER BY id").fetchall()
         now = time.time()
         names, makers = [], []
         for _cid, name, ctype, _notnull, _default, pk in cols:
@@ -124,16 +124,15 @@ def seed_samples(f: Fleet, n: int) -> str:
             names.append(name)
             if "user_id" in low:
                 makers.append(lambda i: users[i % len(users)][0])
+            elif "DATE" in t or "TIME" in t:  # SQLAlchemy's DateTime on SQLite: text, naive UTC
+                makers.append(lambda i: time.strftime("%Y-%m-%d %H:%M:%S.000000",
+                                                      time.gmtime(now - (i // len(users)) * 600 - 1)))
+            elif "BOOL" in t:
+                makers.append(lambda i: int(random.random() < 0.5))
             elif "user" in low:
                 makers.append(lambda i: users[i % len(users)][1])
             elif any(w in low for w in ("time", "_at", "date")):
-                if "DATE" in t or "TIME" in t:
-                    makers.append(lambda i: time.strftime("%Y-%m-%d %H:%M:%S.000000",
-                                                          time.gmtime(now - (i // len(users)) * 600)))
-                else:
-                    makers.append(lambda i: now - (i // len(users)) * 600)
-            elif "BOOL" in t or low.startswith(("is_", "active")):
-                makers.append(lambda i: int(random.random() < 0.5))
+                makers.append(lambda i: now - (i // len(users)) * 600)
             elif "CHAR" in t or "TEXT" in t:
                 makers.append(lambda i: "")
             else:
