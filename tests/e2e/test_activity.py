@@ -160,7 +160,7 @@ def test_usage_statuses_counts_and_time_remaining(hub, admin, kube, username):
     assert "sample" in hub.log.read_text()
 
 
-def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, admin_kubeconfig, username):
+def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, admin_kubeconfig, username, new_page):
     import devenv
 
     user = new_user(hub.url, admin, username)
@@ -181,6 +181,14 @@ def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, adm
         assert mine["server_active"] and mine["cpu_percent"] is None and mine["memory_mb"] is None
         page = admin.get("/hub/activity")
         assert page.status_code == 200 and 'id="ds-activity-note"' in page.text
+        # in Chromium: the table loads, the user's CPU shows "--" and the note is visible
+        from .test_ui_storage import expect, login
+
+        tab = new_page()
+        login(tab, hub.url, "admin")
+        tab.goto(f"{hub.url}/hub/activity")
+        expect(tab.locator("#ds-activity-note")).to_contain_text("Metrics API unavailable")
+        expect(tab.locator(f'tr[data-username="{user.username}"] td.ds-cpu')).to_have_text("--")
     finally:
         devenv.kubectl(admin_kubeconfig, "create", "-f", "-", stdin=json.dumps(saved))
     devenv.kubectl(admin_kubeconfig, "wait", "--for=condition=Available", "apiservice/v1beta1.metrics.k8s.io",

@@ -94,3 +94,24 @@ def test_readable_on_a_phone(hub, fifty, admin, browser):
         expect(page.locator('#ds-activity-table th[data-sort="activity_score"]')).to_be_visible()
     finally:
         context.close()
+
+
+def test_cluster_panel_renders_the_documented_shape(hub, fifty, new_page):
+    """``GET /hub/api/ds/cluster`` is another branch's; until it is merged the browser is handed its documented
+    shape (route fulfilment), so the panel's rendering is checked without it."""
+    import json
+
+    page = new_page()
+    login(page, hub.url, "admin")
+    cluster = {"nodes": [{"name": "gpu-1", "allocatable": {"cpu_millicores": 8000, "memory_mb": 32768, "gpus": 2},
+                          "requested": {"cpu_millicores": 1500, "memory_mb": 2048, "gpus": 1},
+                          "usage": {"cpu_millicores": 250, "memory_mb": None}}],
+               "metrics_available": False, "timestamp": "2026-11-30T00:00:00Z"}
+    page.route("**/hub/api/ds/cluster", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                      body=json.dumps(cluster)))
+    page.goto(f"{hub.url}/hub/activity")
+    panel = page.locator("#ds-cluster")
+    expect(panel).to_be_visible()
+    cells = panel.locator("tbody tr").first.locator("td")
+    expect(cells).to_have_text(["gpu-1", "1.5 / 8.0 cores", "2.0 GB / 32.0 GB", "1 / 2", "0.25 cores, --"])
+    expect(page.locator("#ds-cluster-note")).to_have_text("Node usage unavailable (metrics API).")
