@@ -267,7 +267,7 @@ def restart_hub(f: Fleet, last_activity_interval: int) -> Fleet:
     return f
 
 
-def bring_up(users: int) -> Fleet:
+def bring_up(users: int, last_activity_interval: int | None = None) -> Fleet:
     admin = devenv.cluster_up()
     add_nodes(admin)
     namespace = f"bench-fleet-{os.urandom(3).hex()}"
@@ -276,7 +276,10 @@ def bring_up(users: int) -> Fleet:
     hub_kc = devenv.prepare_namespace(admin, namespace, state)
     stats_port = devenv.free_port()
     runner = devenv.start_pod_runner(admin, namespace, state / "runner", stub_stats_port=stats_port)
-    hub = devenv.Hub(namespace, hub_kc, state / "hub", settings=HUB_SETTINGS, hub_config=HUB_CONFIG,
+    config = json.loads(json.dumps(HUB_CONFIG))
+    if last_activity_interval is not None:
+        config["JupyterHub"]["last_activity_interval"] = last_activity_interval
+    hub = devenv.Hub(namespace, hub_kc, state / "hub", settings=HUB_SETTINGS, hub_config=config,
                      extra_config=USAGE_HOOK + PROBE)
     try:
         hub.start(timeout=120)
@@ -337,15 +340,16 @@ def fleet(users: int = 1000) -> Iterator[Fleet]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "restart-hub"])
-    parser.add_argument("--last-activity-interval", type=int, default=60)
+    parser.add_argument("--last-activity-interval", type=int, default=None,
+                        help="JupyterHub's last_activity_interval (default: the fleet's 60 s, as in Z2JH)")
     parser.add_argument("--users", type=int, default=1000)
     opts = parser.parse_args()
     if opts.command == "up":
-        f = bring_up(opts.users)
+        f = bring_up(opts.users, opts.last_activity_interval)
         state_file().write_text(json.dumps(asdict(f)))
         print(state_file())
     elif opts.command == "restart-hub":
-        f = restart_hub(Fleet(**json.loads(state_file().read_text())), opts.last_activity_interval)
+        f = restart_hub(Fleet(**json.loads(state_file().read_text())), opts.last_activity_interval or 60)
         state_file().write_text(json.dumps(asdict(f)))
     elif state_file().exists():
         tear_down(Fleet(**json.loads(state_file().read_text())))
