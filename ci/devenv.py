@@ -167,10 +167,19 @@ def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
     return _spawn(argv, state / "node-agent.log")
 
 
-def start_pod_runner(admin: Path, namespace: str, state: Path) -> subprocess.Popen:
+def start_test_node_agent(admin: Path, namespace: str, state: Path) -> subprocess.Popen:
     """The node agent for the host-hub tests' namespace. Missing typed hostPaths (the Docker socket of the
     docker-sock group on a machine without Docker) get a stand-in there: those tests check the pod spec."""
     return start_node_agent(admin, state, namespace, standin_host_paths=True)
+
+
+def start_stub_servers(admin: Path, namespace: str, state: Path, stats_port: int) -> subprocess.Popen:
+    """ci/stub_servers.py for a benchmark's namespace: one process answering for every single-user pod, with its
+    delivery counts on ``http://127.0.0.1:<stats_port>/stats``. Instead of the node agent, never with it."""
+    state.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, str(REPO / "ci" / "stub_servers.py"), "--namespace", namespace,
+            "--kubeconfig", str(admin), "--stats-port", str(stats_port)]
+    return _spawn(argv, state / "stub-servers.log")
 
 
 @dataclass

@@ -101,6 +101,10 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
 
         c.JupyterHub.extra_handlers.extend(activity_api.handlers())
         activity.start_background(settings.activity)
+    from . import cluster_api  # /hub/api/ds/cluster and /hub/api/ds/health
+
+    cluster_api.use_namespace(c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default"))
+    c.JupyterHub.extra_handlers.extend(cluster_api.handlers())
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
     from . import dashboard, lab_favicon, settings_page

@@ -42,6 +42,19 @@ def core() -> CoreV1Api:
     return shared_client("CoreV1Api")
 
 
+def custom_objects() -> Any:
+    """The shared ``CustomObjectsApi`` (``metrics.k8s.io`` lists), on the same connection pool as :func:`core`."""
+    load_config(**_client_settings)
+    return shared_client("CustomObjectsApi")
+
+
+async def server_version() -> str:
+    """The API server's ``/version`` (readable by every authenticated client): the cheapest reachability check."""
+    load_config(**_client_settings)
+    info = await shared_client("VersionApi").get_code(_request_timeout=REQUEST_TIMEOUT)
+    return str(info.git_version)
+
+
 def sanitize(obj: Any) -> Any:
     """A kubernetes_asyncio model as the plain JSON dict the API server speaks."""
     return core().api_client.sanitize_for_serialization(obj)

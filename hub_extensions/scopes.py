@@ -20,6 +20,9 @@ Admins pass with ``admin:users``. Nobody holds it by default.
 every user's status, usage, score and volumes); ``custom:ds-activity:admin`` also lets it reset the samples
 and record one (``POST /hub/api/activity/reset|sample``) and implies ``read``. Unfiltered only (the page is
 about all users). Admins pass with ``admin:users``; nobody holds them by default.
+``/hub/api/ds/cluster`` (the cluster capacity panel) takes ``custom:ds-activity:read`` too.
+``custom:ds-health:read`` lets a monitoring service read the details of ``/hub/api/ds/health``
+(checks, counts) without seeing any user's activity; admins pass with ``admin:users``.
 
 The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
 scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
@@ -38,6 +41,7 @@ RESET = "custom:ds-volumes:reset"
 NOTIFY = "custom:ds-notifications:send"
 ACTIVITY_READ = "custom:ds-activity:read"
 ACTIVITY_ADMIN = "custom:ds-activity:admin"
+HEALTH_READ = "custom:ds-health:read"
 ADMIN = "admin:users"  # what admins hold instead (JupyterHub's admin role cannot be extended)
 
 CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
@@ -49,6 +53,7 @@ CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
                                    "volumes."},
     ACTIVITY_ADMIN: {"description": "Reset the jupyterhub-ds activity samples or record one now.",
                      "subscopes": [ACTIVITY_READ]},
+    HEALTH_READ: {"description": "Read the details of the jupyterhub-ds health endpoint (versions, checks, counts)."},
 }
 
 # what the default `user` role gains: each user may read and reset their own volumes

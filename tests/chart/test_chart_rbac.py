@@ -21,6 +21,7 @@ EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "v
                  {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]}]
 EXPECTED_CLUSTER_ROLE = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes"], "verbs": ["list"]},
 ]
 
 
@@ -47,7 +48,8 @@ def test_rendered_rules_keep_their_comments(renderer):
                     "# gpu: auto mode lists the nodes (in the background) to find allocatable nvidia.com/gpu",
                     "# activity monitor: one PodMetrics list of this namespace per refresh",
                     "# culler: record Culled, SessionExtended, ServerRestarted as Events on the user's pod",
-                    "# home dashboard: the last lines of the user's notebook container log when it crashed"):
+                    "# home dashboard: the last lines of the user's notebook container log when it crashed",
+                    "# cluster capacity: one NodeMetrics list (metrics-server, all nodes) per refresh"):
         assert comment in text
 
 

@@ -1,5 +1,5 @@
 """End-to-end fixtures: the real control plane (kwok), a namespace per test module with the hub
-ServiceAccount's RBAC, the node agent (ci/node_agent.py, the ``pod_runner`` fixture), and real hubs with our
+ServiceAccount's RBAC, the node agent (ci/node_agent.py, the ``node_agent`` fixture), and real hubs with our
 extensions.
 
 The cluster starts once per run (``ci/cluster.sh up`` provisions or reuses the binaries). Tests are
@@ -111,14 +111,14 @@ def hub_kubeconfig(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pyt
 
 
 @pytest.fixture(scope="module")
-def pod_runner(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    proc = devenv.start_pod_runner(admin_kubeconfig, namespace, tmp_path_factory.mktemp("runner"))
+def node_agent(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    proc = devenv.start_test_node_agent(admin_kubeconfig, namespace, tmp_path_factory.mktemp("node-agent"))
     yield
     devenv.stop_process(proc)
 
 
 @pytest.fixture(scope="module")
-def start_hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
+def start_hub(namespace: str, hub_kubeconfig: Path, node_agent: None,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., devenv.Hub]]:
     """Start a hub with the given ``custom.ds`` settings, extra ``hub.config`` sections and a later extraConfig
     snippet (one per call; all stopped at module end). Its first admin's password is ``hubclient.PASSWORD``

@@ -31,7 +31,7 @@ c.KubeSpawner.modify_pod_hook = modify_pod_hook
 
 
 @pytest.fixture(scope="module")
-def hub(namespace: str, hub_kubeconfig: Path, pod_runner: None,
+def hub(namespace: str, hub_kubeconfig: Path, node_agent: None,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[devenv.Hub]:
     hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings={"gpu": {"mode": 0}},
                      extra_config=LATER_SNIPPET)

@@ -31,6 +31,9 @@ CLUSTER = [
     ("get", "nodes", "no"),
     ("watch", "nodes", "no"),
     ("list", "pods.metrics.k8s.io", "no"),  # cluster-wide: only the hub's namespace is granted
+    ("list", "nodes.metrics.k8s.io", "yes"),  # cluster capacity: node usage (our ClusterRole)
+    ("get", "nodes.metrics.k8s.io", "no"),
+    ("list", "pods", "no"),  # cluster capacity counts requests from the hub's own namespace only
     ("patch", "nodes", "no"),
     ("delete", "nodes", "no"),
     ("list", "persistentvolumes", "no"),
@@ -77,3 +80,4 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 def test_hub_lists_nodes_and_pod_metrics_with_its_token(as_hub):
     assert "gpu-1" in as_hub("get", "nodes", "-o", "name")
     as_hub("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{as_hub.namespace}/pods")
+    as_hub("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes")  # cluster capacity: node usage

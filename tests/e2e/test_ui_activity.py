@@ -71,8 +71,11 @@ def test_page_renders_sorts_refreshes_and_resets(hub, fifty, new_page):
     expect(page.locator("#ds-activity-flash")).to_have_text("Deleted 52 sample(s).")
     expect(modal).to_be_hidden()
     expect(page.locator("#ds-activity-sampling")).to_have_text("No samples yet")
-    # the cluster panel hides itself while GET /hub/api/ds/cluster answers 404
-    expect(page.locator("#ds-cluster")).to_be_hidden()
+    # the cluster panel renders GET /hub/api/ds/cluster (merged from branch capacity): the control plane's nodes
+    panel = page.locator("#ds-cluster")
+    expect(panel).to_be_visible()
+    expect(panel.locator("tbody")).to_contain_text("cpu-1")
+    expect(panel.locator("tbody")).to_contain_text("gpu-1")
 
 
 def test_readable_on_a_phone(hub, fifty, admin, browser):
@@ -97,8 +100,8 @@ def test_readable_on_a_phone(hub, fifty, admin, browser):
 
 
 def test_cluster_panel_renders_the_documented_shape(hub, fifty, new_page):
-    """``GET /hub/api/ds/cluster`` is another branch's; until it is merged the browser is handed its documented
-    shape (route fulfilment), so the panel's rendering is checked without it."""
+    """The panel's rendering of fixed figures (route fulfilment of ``GET /hub/api/ds/cluster``), including a
+    metrics outage the real control plane does not have."""
     import json
 
     page = new_page()

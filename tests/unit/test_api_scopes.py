@@ -17,7 +17,7 @@ from hub_extensions import api, configure, scopes
 
 
 def test_custom_scopes_are_defined_for_the_decorators():
-    for scope in (scopes.READ, scopes.RESET, scopes.NOTIFY):
+    for scope in (scopes.READ, scopes.RESET, scopes.NOTIFY, scopes.ACTIVITY_READ, scopes.HEALTH_READ):
         assert scope in jh_scopes.scope_definitions
     # reset implies read: a role granting reset can see what it resets
     assert jh_scopes._expand_scope(scopes.RESET) >= {scopes.READ}
@@ -28,7 +28,7 @@ def test_configure_registers_scopes_and_grants_them_to_the_user_role():
     c = Config()
     configure(c, {"gpu": {"mode": 0}})
     assert set(c.JupyterHub.custom_scopes) == {scopes.READ, scopes.RESET, scopes.NOTIFY, scopes.ACTIVITY_READ,
-                                               scopes.ACTIVITY_ADMIN}
+                                               scopes.ACTIVITY_ADMIN, scopes.HEALTH_READ}
     assert all(d["description"] for d in c.JupyterHub.custom_scopes.values())
     (user,) = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
     assert user["scopes"] == ["self", "custom:ds-volumes:read!user", "custom:ds-volumes:reset!user"]
@@ -50,7 +50,7 @@ def test_configured_roles_are_merged_not_replaced():
     assert roles["user"]["scopes"] == ["self", "read:hub", *scopes.USER_ROLE_SCOPES]
     assert roles["instructor"] == {"name": "instructor", "scopes": ["servers!group=course"], "users": ["ann"]}
     assert set(c.JupyterHub.custom_scopes) == {"custom:other:thing", scopes.READ, scopes.RESET, scopes.NOTIFY,
-                                               scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN}
+                                               scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.HEALTH_READ}
     scopes.register(c)  # idempotent
     assert next(r for r in c.JupyterHub.load_roles if r["name"] == "user")["scopes"] == roles["user"]["scopes"]
 

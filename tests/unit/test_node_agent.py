@@ -1,6 +1,6 @@
 """ci/node_agent.py's pure parts: what a kubelet derives from a pod spec (env expansion, Service variables and
 names, downward API, image mapping, pod status). The agent as a whole runs in tests/e2e (test_installed.py, and
-every host-hub module through the ``pod_runner`` fixture)."""
+every host-hub module through the ``node_agent`` fixture)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+"""``/hub/api/ds/cluster`` and ``/hub/api/ds/health``: thin handlers over :mod:`.capacity` and :mod:`.health`.
+
+Scopes: the cluster panel needs ``admin:users`` or ``custom:ds-activity:read`` (the activity page's
+scopes), unfiltered, since its figures are cluster-wide. The health endpoint answers everyone with
+``{"status": "ok"}`` and adds the details for ``admin:users``, ``custom:ds-activity:read`` or
+``custom:ds-health:read`` (unfiltered). Errors are JSON ``{"status", "message"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jupyterhub
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.scopes import Scope, needs_scope
+from tornado import web
+
+from . import __version__, capacity, health, k8s, scopes
+
+CLUSTER_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ)
+HEALTH_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ, scopes.HEALTH_READ)
+
+
+class DsJSONHandler(APIHandler):
+    def holds_unfiltered(self, names: tuple[str, ...]) -> bool:
+        """Whether the caller holds one of ``names`` for everyone (``!group=``-filtered does not count)."""
+        parsed = getattr(self, "parsed_scopes", None) or {}
+        return any(parsed.get(name) == Scope.ALL for name in names)
+
+    def write_json(self, payload: dict[str, Any]) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-cache, no-store")
+        self.finish(json.dumps(payload))
+
+
+def refresh_seconds(settings: Any) -> float:
+    """The activity monitor's ``resourcesUpdateSeconds`` when those settings exist, else our default."""
+    activity = getattr(settings, "activity", None)
+    return float(getattr(activity, "resources_update_seconds", capacity.CACHE_SECONDS))
+
+
+class ClusterHandler(DsJSONHandler):
+    """``GET``: nodes with allocatable, requested and used CPU/memory/GPUs (cached, shared by every tab)."""
+
+    @needs_scope(*CLUSTER_SCOPES)
+    async def get(self) -> None:
+        if not self.holds_unfiltered(CLUSTER_SCOPES):
+            raise web.HTTPError(403, "The cluster panel needs admin:users or custom:ds-activity:read (unfiltered)")
+        from kubespawner import KubeSpawner  # its reflectors dict is shared by every subclass
+
+        ds = self.settings["jupyterhub_ds"]
+        cache = capacity.cache(KubeSpawner, _namespace[0], ds.gpu.resource, refresh_seconds(ds))
+        try:
+            answer = await cache.get()
+        except k8s.API_ERRORS as e:
+            raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
+        self.write_json(answer)
+
+
+_namespace: list[str] = [os.environ.get("POD_NAMESPACE", "default")]
+
+
+def use_namespace(namespace: str) -> None:
+    """The namespace KubeSpawner starts servers in (``configure`` passes it from ``c.KubeSpawner.namespace``)."""
+    _namespace[:] = [namespace]
+
+
+class HealthHandler(DsJSONHandler):
+    """``GET``: ``{"status": "ok"}`` for anyone; versions, checks and counts for holders of the scopes."""
+
+    async def get(self) -> None:
+        if not self.holds_unfiltered(HEALTH_SCOPES):
+            self.write_json({"status": "ok"})
+            return
+        self.write_json(await health.details(self.db.get_bind(), self.users.values(), __version__,
+                                             jupyterhub.__version__))
+
+
+def handlers() -> list[tuple[str, type]]:
+    """Routes relative to the hub prefix (JupyterHub adds ``/hub``); not ``/health``, which JupyterHub owns."""
+    return [
+        (r"/api/ds/cluster", ClusterHandler),
+        (r"/api/ds/health", HealthHandler),
+    ]
