@@ -6,24 +6,29 @@ Importable (tests/chart uses it) and a small CLI:
     python ci/chart.py render -f values.example.yaml [--set k=v ...]   # prints the rendered YAML
     python ci/chart.py lint -f values.example.yaml                     # helm lint --strict
     python ci/chart.py sync-schema [--check]                           # regenerate custom.ds in values.schema.json
+    python ci/chart.py sync-readme [--check]                           # regenerate chart/README.md's settings table
+    python ci/chart.py sync-lock [--check]                             # regenerate chart/Chart.lock offline
 
-The Z2JH dependency: ``prepare_chart`` copies chart/ to a work directory and runs ``helm dependency build``
-(real Z2JH chart from https://hub.jupyter.org/helm-chart/). Without internet that fails, and a stand-in
-subchart is assembled from the pinned Z2JH data files instead (Z2JH's real values.schema.json and values.yaml
-plus one ConfigMap template echoing .Values.hub.image and .Values.custom), so Helm still validates every
-``jupyterhub:`` value against Z2JH's real schema. Which one was used is printed once on stderr.
+The Z2JH dependency is the real Zero-to-JupyterHub chart: ``prepare_chart`` copies chart/ to a work directory
+and runs ``helm dependency build`` (the chart from https://hub.jupyter.org/helm-chart/, as pinned in Chart.lock).
+Without network that fails, and the real release archive ``jupyterhub-<version>.tgz`` from the Z2JH data
+directory is copied into the prepared chart's ``charts/`` instead (helm uses an archive there as it is). Both
+render Z2JH's own objects (hub Deployment and Secret, proxy, NetworkPolicies, culler). Which one was used is
+printed once on stderr; with neither, ``prepare_chart`` fails with one line saying so.
 
 Environment:
     JHDS_HELM              helm binary to use (default: ci/get_helm.py's cached helm 3.19.0)
-    Z2JH_DATA_DIR          Z2JH data for the stand-in (default: the nearest shared/z2jh/<dependency version>
-                           beside the checkout or one of its parents)
-    JHDS_CHART_DEPENDENCY  auto (default), real (fail when the real chart cannot be fetched) or stand-in
+    Z2JH_DATA_DIR          directory holding jupyterhub-<version>.tgz (default: the nearest
+                           shared/z2jh/<dependency version> beside the checkout or one of its parents)
+    JHDS_CHART_DEPENDENCY  auto (default: network, else the archive), network or archive
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import datetime
+import hashlib
 import importlib.util
 import json
 import os
@@ -44,23 +49,7 @@ SCHEMA_PATH = CHART_DIR / "values.schema.json"
 DEPENDENCY_NAME = "jupyterhub"
 # Path inside values.schema.json of the generated part: properties.jupyterhub.properties.custom.properties.ds
 DS_SCHEMA_KEYS = ("properties", "jupyterhub", "properties", "custom", "properties", "ds")
-STANDIN_LABEL = "jupyterhub-ds.test/z2jh-stand-in"
 DEFAULT_RELEASE = "jupyterhub"
-
-_STANDIN_TEMPLATE = f"""\
-# Stand-in for the Z2JH chart (offline tests only): proves parent values reach the subchart.
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: z2jh-stand-in
-  labels:
-    {STANDIN_LABEL}: "true"
-data:
-  hub-image: {{{{ .Values.hub.image | toJson | quote }}}}
-  singleuser-image: {{{{ .Values.singleuser.image | toJson | quote }}}}
-  custom: {{{{ .Values.custom | toJson | quote }}}}
-"""
-
 
 class HelmError(RuntimeError):
     """helm exited non-zero; ``str()`` carries its stderr (the schema errors tests assert on)."""
@@ -120,45 +109,27 @@ def dependency(chart_dir: Path = CHART_DIR) -> dict[str, Any]:
     return next(d for d in meta.get("dependencies", []) if d["name"] == DEPENDENCY_NAME)
 
 
+class DependencyUnavailable(RuntimeError):
+    """Neither ``helm dependency build`` nor the offline archive could provide the Z2JH chart."""
+
+
 def z2jh_data_dir(version: str) -> Path:
-    """Z2JH data files for the stand-in: ``$Z2JH_DATA_DIR``, else ``shared/z2jh/<version>`` beside the
+    """Z2JH data files (the release archive): ``$Z2JH_DATA_DIR``, else ``shared/z2jh/<version>`` beside the
     checkout or beside one of its parent directories (a CI clone may sit deeper than the main checkout)."""
     if os.environ.get("Z2JH_DATA_DIR"):
         return Path(os.environ["Z2JH_DATA_DIR"])
     candidates = [parent / "shared" / "z2jh" / version for parent in REPO_ROOT.parents]
-    return next((c for c in candidates if (c / "values.schema.json").is_file()), candidates[0])
+    return next((c for c in candidates if (c / archive_name(version)).is_file()), candidates[0])
 
 
-def _z2jh_app_version(data: Path) -> str:
-    """JupyterHub's version from the data's hub image pins (the chart's appVersion), else 5.5.0."""
-    pins = data / "hub-image-requirements.txt"
-    if pins.exists():
-        match = re.search(r"^jupyterhub==(\S+)", pins.read_text(), re.MULTILINE)
-        if match:
-            return match.group(1)
-    return "5.5.0"
+def archive_name(version: str) -> str:
+    """File name of the packaged Z2JH chart, as ``helm package``/``helm dependency build`` name it."""
+    return f"{DEPENDENCY_NAME}-{version}.tgz"
 
 
-def build_stand_in(chart: Path, data: Path | None = None) -> Path:
-    """Assemble ``charts/jupyterhub/`` from Z2JH's values.schema.json and values.yaml. Returns its path."""
-    dep = dependency(chart)
-    data = data or z2jh_data_dir(dep["version"])
-    missing = [n for n in ("values.schema.json", "values.yaml") if not (data / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"Z2JH data for the stand-in not found: {data} lacks {', '.join(missing)} "
-                                "(set Z2JH_DATA_DIR)")
-    sub = chart / "charts" / DEPENDENCY_NAME
-    if sub.exists():
-        shutil.rmtree(sub)
-    (sub / "templates").mkdir(parents=True)
-    meta = {"apiVersion": "v2", "name": DEPENDENCY_NAME, "version": dep["version"],
-            "appVersion": _z2jh_app_version(data),
-            "description": "Offline stand-in for Z2JH: real schema and default values, no real templates."}
-    (sub / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    for name in ("values.schema.json", "values.yaml"):
-        shutil.copyfile(data / name, sub / name)
-    (sub / "templates" / "stand-in-configmap.yaml").write_text(_STANDIN_TEMPLATE)
-    return sub
+def z2jh_archive(version: str) -> Path:
+    """The offline Z2JH release archive (may not exist; see ``z2jh_data_dir``)."""
+    return z2jh_data_dir(version) / archive_name(version)
 
 
 _announced: set[str] = set()
@@ -174,9 +145,7 @@ def _announce(message: str) -> None:
 
 
 def dependency_source(chart: Path) -> str:
-    """``"real"`` when charts/ holds the downloaded Z2JH archive, ``"stand-in"`` for the assembled stand-in."""
-    if (chart / "charts" / DEPENDENCY_NAME / "templates" / "stand-in-configmap.yaml").exists():
-        return "stand-in"
+    """``"real"`` when charts/ holds the Z2JH chart archive (downloaded or copied from the data directory)."""
     if list((chart / "charts").glob(f"{DEPENDENCY_NAME}-*.tgz")):
         return "real"
     raise FileNotFoundError(f"{chart}/charts has no {DEPENDENCY_NAME} dependency; call prepare_chart first")
@@ -188,33 +157,47 @@ def _failure_summary(exc: Exception) -> str:
     lines = [ln for ln in lines if ln]
     telling = [ln for ln in lines if re.search(r"dial tcp|no such host|timeout|refused|unreachable", ln)]
     line = (telling or lines or [str(exc)])[0]
+    match = re.search(r"(dial tcp|lookup \S+).*", line)
+    line = match.group(0) if match else line
     return line if len(line) <= 200 else line[:197] + "..."
 
 
+def provide_dependency(chart: Path, home: Path) -> str:
+    """Put the real Z2JH chart into ``chart/charts/``: ``helm dependency build`` (network), else the release
+    archive from the Z2JH data directory. Returns a sentence saying which; raises DependencyUnavailable."""
+    mode = os.environ.get("JHDS_CHART_DEPENDENCY", "auto")
+    if mode not in ("auto", "network", "archive"):
+        raise ValueError(f"JHDS_CHART_DEPENDENCY={mode!r}: expected auto, network or archive")
+    version = dependency(chart)["version"]
+    network_error = "not tried (JHDS_CHART_DEPENDENCY=archive)"
+    if mode != "archive":
+        try:
+            # With a Chart.lock, `helm dependency build` wants the repository added (helm repo add) first
+            _run_helm(["repo", "add", "--force-update", DEPENDENCY_NAME, dependency(chart)["repository"]], home)
+            _run_helm(["dependency", "build", str(chart)], home)
+        except (HelmError, subprocess.TimeoutExpired) as exc:
+            shutil.rmtree(chart / "charts", ignore_errors=True)
+            network_error = _failure_summary(exc)
+            if mode == "network":
+                raise DependencyUnavailable(f"helm dependency build failed: {network_error}") from exc
+        else:
+            return f"real chart {DEPENDENCY_NAME} {version} (helm dependency build)"
+    archive = z2jh_archive(version)
+    if not archive.is_file():
+        raise DependencyUnavailable(
+            f"Z2JH {version} unavailable: helm dependency build failed ({network_error}) and {archive} "
+            "does not exist (set Z2JH_DATA_DIR to the directory holding it)")
+    (chart / "charts").mkdir(exist_ok=True)
+    shutil.copyfile(archive, chart / "charts" / archive.name)
+    return f"real chart {DEPENDENCY_NAME} {version} (offline archive {archive})"
+
+
 def prepare_chart(workdir: str | os.PathLike[str]) -> Path:
-    """Copy chart/ into ``workdir`` and provide the Z2JH dependency (real chart, else the stand-in)."""
+    """Copy chart/ into ``workdir`` and provide the real Z2JH dependency in its ``charts/``."""
     workdir = Path(workdir)
     chart = workdir / CHART_DIR.name
-    shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("charts", "Chart.lock", "__pycache__"))
-    mode = os.environ.get("JHDS_CHART_DEPENDENCY", "auto")
-    if mode not in ("auto", "real", "stand-in"):
-        raise ValueError(f"JHDS_CHART_DEPENDENCY={mode!r}: expected auto, real or stand-in")
-    version = dependency(chart)["version"]
-    reason = "JHDS_CHART_DEPENDENCY=stand-in"
-    if mode != "stand-in":
-        try:
-            _run_helm(["dependency", "build", str(chart)], workdir / "helm-home")
-        except (HelmError, subprocess.TimeoutExpired) as exc:
-            if mode == "real":
-                raise
-            shutil.rmtree(chart / "charts", ignore_errors=True)
-            reason = f"helm dependency build failed: {_failure_summary(exc)}"
-        else:
-            _announce(f"Z2JH dependency: real chart {DEPENDENCY_NAME} {version} (helm dependency build)")
-            return chart
-    data = z2jh_data_dir(version)
-    build_stand_in(chart, data)
-    _announce(f"Z2JH dependency: STAND-IN {DEPENDENCY_NAME} {version} built from {data} ({reason})")
+    shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("charts", "__pycache__"))
+    _announce("Z2JH dependency: " + provide_dependency(chart, workdir / "helm-home"))
     return chart
 
 
@@ -306,7 +289,7 @@ def render_notes(values_files: Iterable[str | os.PathLike[str]] = (), set_values
 
 
 def is_ours(rendered: Rendered, chart_name: str = "jupyterhub-ds") -> bool:
-    """True for objects from this chart's own templates (not Z2JH's, nor the stand-in's)."""
+    """True for objects from this chart's own templates (not Z2JH's)."""
     return rendered.source.startswith(f"{chart_name}/templates/")
 
 
@@ -356,6 +339,146 @@ def sync_schema(check: bool = False) -> bool:
     return stale
 
 
+# ---------------------------------------------------------------- Chart.lock
+
+LOCK_PATH = CHART_DIR / "Chart.lock"
+
+
+def lock_digest(requested: list[dict[str, Any]], locked: list[dict[str, Any]]) -> str:
+    """Helm's ``resolver.HashReq``: sha256 of the JSON of [Chart.yaml dependencies, locked dependencies]
+    (Go's encoding of chart.Dependency: fields in declaration order, empty optional fields left out)."""
+    fields = ("name", "version", "repository", "condition", "tags", "enabled", "import-values", "alias")
+
+    def go_json(dep: dict[str, Any]) -> dict[str, Any]:
+        return {k: dep[k] for k in fields if k in ("name", "repository") or dep.get(k)}
+
+    data = json.dumps([[go_json(d) for d in requested], [go_json(d) for d in locked]], separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+
+def lock_text(chart_dir: Path = CHART_DIR, generated: str | None = None) -> str:
+    """Chart.lock as ``helm dependency update`` writes it for our pinned (exact-version) dependencies,
+    computed offline. ``generated`` keeps an existing timestamp so an unchanged lock stays byte-equal."""
+    deps = yaml.safe_load((chart_dir / "Chart.yaml").read_text())["dependencies"]
+    requested = [{k: str(v) if k == "version" else v for k, v in d.items()} for d in deps]
+    locked = [{"name": d["name"], "repository": d["repository"], "version": d["version"]} for d in requested]
+    if generated is None:
+        generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
+    lock = {"dependencies": locked, "digest": lock_digest(requested, locked)}
+    return yaml.safe_dump(lock, sort_keys=True) + f'generated: "{generated}"\n'
+
+
+def sync_lock(check: bool = False) -> bool:
+    """Rewrite chart/Chart.lock from Chart.yaml. Returns True when it was out of date."""
+    current = LOCK_PATH.read_text() if LOCK_PATH.exists() else ""
+    match = re.search(r'^generated: "([^"]+)"', current, re.MULTILINE)
+    new = lock_text(generated=match.group(1) if match else None)
+    stale = new != current
+    if stale and not check:
+        LOCK_PATH.write_text(new if match and _without_generated(new) == _without_generated(current)
+                             else lock_text())
+    return stale
+
+
+def _without_generated(text: str) -> dict[str, Any]:
+    lock = yaml.safe_load(text) or {}
+    lock.pop("generated", None)
+    return lock
+
+
+# ---------------------------------------------------------------- chart/README.md settings table
+
+README_PATH = CHART_DIR / "README.md"
+README_BEGIN = "<!-- BEGIN custom.ds settings: generated by `python ci/chart.py sync-readme`; do not edit -->"
+README_END = "<!-- END custom.ds settings -->"
+
+
+def _settings_module() -> Any:
+    """hub_extensions/settings.py loaded on its own (it imports nothing from the package): the defaults
+    without importing JupyterHub."""
+    name = "jhds_settings_for_readme"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "hub_extensions" / "settings.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    types = schema.get("type", "any")
+    types = types if isinstance(types, list) else [types]
+    text = " or ".join(types)
+    if "array" in types and isinstance(schema.get("items"), dict):
+        item = schema["items"]
+        text = text.replace("array", f"list of {item.get('type', 'any')}s" if "enum" not in item
+                            else "list of " + " / ".join(f"`{v}`" for v in item["enum"]))
+    if "enum" in schema:
+        text += ": " + " / ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+    return text
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        return "`[" + ", ".join(v["name"] for v in value) + "]`"
+    if value is _NO_DEFAULT:
+        return "(per item)"
+    return f"`{json.dumps(value)}`"
+
+
+_NO_DEFAULT = object()
+
+
+def _rows(schema: dict[str, Any], defaults: Any, prefix: str) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}.{key}"
+        default = defaults.get(key, _NO_DEFAULT) if isinstance(defaults, dict) else _NO_DEFAULT
+        if sub.get("type") == "object" and sub.get("properties"):
+            rows += _rows(sub, default, path)
+            continue
+        rows.append((path, _type_text(sub), _default_text(default), sub.get("description", "")))
+        item = sub.get("items")
+        if isinstance(item, dict) and item.get("properties"):
+            rows += _rows(item, _NO_DEFAULT, f"{path}[]")
+    return rows
+
+
+def readme_table() -> str:
+    """The custom.ds reference: one row per key, from chart/values.schema.json (types, descriptions) and
+    hub_extensions/settings.py (defaults)."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    for key in DS_SCHEMA_KEYS:
+        schema = schema[key]
+    settings = _settings_module()
+    defaults = settings.to_values(settings.Settings())
+    lines = ["| Key (under `jupyterhub.custom.ds`) | Type | Default | Description |", "|---|---|---|---|"]
+    for path, type_, default, description in _rows(schema, defaults, ""):
+        cell = description.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{path.lstrip('.')}` | {type_} | {default} | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def synced_readme(current: str) -> str:
+    """``current`` with the text between the markers replaced by the generated table."""
+    if README_BEGIN not in current or README_END not in current:
+        raise ValueError(f"{README_PATH.name} lacks the markers {README_BEGIN!r} ... {README_END!r}")
+    head, rest = current.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_BEGIN}\n{readme_table()}{README_END}{tail}"
+
+
+def sync_readme(check: bool = False) -> bool:
+    """Rewrite the settings table in chart/README.md. Returns True when it was out of date."""
+    current = README_PATH.read_text()
+    new = synced_readme(current)
+    stale = new != current
+    if stale and not check:
+        README_PATH.write_text(new)
+    return stale
+
+
 # ---------------------------------------------------------------- CLI
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,7 +494,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--release", default=DEFAULT_RELEASE)
     p = sub.add_parser("sync-schema", help="regenerate custom.ds in chart/values.schema.json")
     p.add_argument("--check", action="store_true", help="only report; exit 1 when the schema is stale")
+    p = sub.add_parser("sync-readme", help="regenerate the custom.ds settings table in chart/README.md")
+    p.add_argument("--check", action="store_true", help="only report; exit 1 when the table is stale")
+    p = sub.add_parser("sync-lock", help="regenerate chart/Chart.lock from Chart.yaml (offline)")
+    p.add_argument("--check", action="store_true", help="only report; exit 1 when the lock is stale")
     args = parser.parse_args(argv)
+    syncs = {"sync-readme": (sync_readme, README_PATH), "sync-lock": (sync_lock, LOCK_PATH)}
 
     try:
         if args.command == "render":
@@ -379,6 +507,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          set_string=args.set_string, release=args.release))
         elif args.command == "lint":
             sys.stdout.write(lint(args.values, args.set_values, args.namespace, set_string=args.set_string))
+        elif args.command in syncs:
+            func, path = syncs[args.command]
+            stale = func(check=args.check)
+            rel = path.relative_to(REPO_ROOT)
+            if args.check:
+                print(f"{rel}: {f'STALE, run python ci/chart.py {args.command}' if stale else 'up to date'}")
+                return 1 if stale else 0
+            print(f"{rel}: {'updated' if stale else 'already up to date'}")
         else:
             stale = sync_schema(check=args.check)
             rel = SCHEMA_PATH.relative_to(REPO_ROOT)
@@ -389,6 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HelmError as exc:
         sys.stderr.write(exc.stderr or exc.stdout)
         return exc.returncode or 1
+    except DependencyUnavailable as exc:
+        print(f"ci/chart.py: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -86,8 +86,8 @@ def cluster_stop() -> None:
 def chart_objects(namespace: str) -> list[dict]:
     """What our chart renders for ``values.example.yaml`` in ``namespace`` (RBAC, shared claim, ...), no Secret.
 
-    Z2JH's own objects are not rendered offline (stand-in); the hub Role they include is applied
-    from ci/rbac/z2jh-hub.yaml instead.
+    Only our own objects: this host-run hub does not use Z2JH's Deployment or Secret; the hub Role of Z2JH
+    is applied from ci/rbac/z2jh-hub.yaml instead.
     """
     docs = chart.render_documents([REPO / "values.example.yaml"], namespace=namespace)
     # the first admin's Secret is left out: rendered offline it holds a fresh random password on every

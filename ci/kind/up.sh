@@ -172,6 +172,8 @@ EOF
 
 # 5. Chart
 log "helm dependency build chart"
+# chart/Chart.lock pins Z2JH: `helm dependency build` then needs its repository added
+helm repo add --force-update jupyterhub https://hub.jupyter.org/helm-chart/
 helm dependency build chart
 log "installing release $RELEASE into namespace $NAMESPACE"
 helm upgrade --install "$RELEASE" chart \

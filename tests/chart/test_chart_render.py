@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +52,12 @@ def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
 
 
 def subchart_values(renderer: Any, *set_values: str, **kwargs: Any) -> dict:
-    """The values the Z2JH subchart received: from the stand-in's echo ConfigMap or the real hub Secret."""
+    """The values Z2JH's hub reads at runtime: the ``values.yaml`` key of Z2JH's hub Secret."""
     for r in renderer.documents(*set_values, **kwargs):
         doc = r.doc
-        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "z2jh-stand-in":
-            return {"custom": json.loads(doc["data"]["custom"]), "hub": {"image": json.loads(doc["data"]["hub-image"])},
-                    "singleuser": {"image": json.loads(doc["data"]["singleuser-image"])}}
-        if doc["kind"] == "Secret" and "values.yaml" in (doc.get("data") or {}):  # real Z2JH: hub Secret
+        if doc["kind"] == "Secret" and doc["metadata"]["name"] == "hub" and "values.yaml" in (doc.get("data") or {}):
             return yaml.safe_load(base64.b64decode(doc["data"]["values.yaml"]))
-    raise AssertionError("found neither the stand-in ConfigMap nor Z2JH's hub Secret")
+    raise AssertionError("Z2JH's hub Secret with values.yaml not rendered")
 
 
 @pytest.mark.parametrize(("set_values", "expected"), [case[1:] for case in MATRIX], ids=MATRIX_IDS)

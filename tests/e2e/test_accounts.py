@@ -324,12 +324,14 @@ def test_navbar_links(hub, admin, username):
 
 
 def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconfig, kube, tmp_path):
-    """`helm install` generates it; `helm upgrade` finds it with lookup and keeps it (only the Secret and the
-    offline Z2JH stand-in are installed: RBAC and the shared claim are turned off)."""
+    """`helm install` generates it; `helm upgrade` finds it with lookup and keeps it (the real Z2JH chart is
+    installed with it; our RBAC and shared claim are turned off, and Z2JH's pre-install image-puller hook, a
+    Job that waits for a DaemonSet to pull images, is off: helm would wait for it)."""
     chart = devenv.chart.prepare_chart(tmp_path / "work")
     release = f"acc-{uuid.uuid4().hex[:6]}"
     args = [release, str(chart), "--namespace", kube.namespace, "--kubeconfig", str(admin_kubeconfig),
-            "--set", "rbac.create=false", "--set", "jupyterhub.custom.ds.storage.shared.enabled=false"]
+            "--set", "rbac.create=false", "--set", "jupyterhub.custom.ds.storage.shared.enabled=false",
+            "--set", "jupyterhub.prePuller.hook.enabled=false"]
 
     def password() -> str:
         return kube.json("secret", "jupyterhub-ds-first-admin")["data"]["password"]
