@@ -7,6 +7,7 @@ binary is there). Prints the binary's path.
 
     python ci/go_tools.py actionlint              # github.com/rhysd/actionlint (GitHub workflow linter)
     python ci/go_tools.py validate-krew-manifest  # sigs.k8s.io/krew's manifest validator
+    python ci/go_tools.py krew                    # krew (kubectl krew install --manifest --archive)
 
 Exit 3 (and a one-line reason on stderr) when Go is not installed, so tests can skip with that reason.
 """
@@ -28,6 +29,8 @@ TOOLS = {
     # name: (package, version)
     "actionlint": ("github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12"),
     "validate-krew-manifest": ("sigs.k8s.io/krew/cmd/validate-krew-manifest", "v0.4.3"),
+    # krew itself: `kubectl krew install --manifest --archive` installs the plugin offline, as users would
+    "krew": ("sigs.k8s.io/krew/cmd/krew", "v0.4.3"),
 }
 NO_GO = 3
 

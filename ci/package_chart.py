@@ -9,8 +9,8 @@
    images the release workflow pushes).
 3. ``helm package`` writes ``<out>/jupyterhub-ds-VERSION.tgz``.
 4. ``helm template`` of that packaged chart with default values must reference exactly those images: the hub
-   Deployment's ``hub`` container and every single-user image (image puller), or, with the offline stand-in
-   dependency, the stand-in's echo of both image values. Any other reference to one of our images fails.
+   Deployment's ``hub`` container, the image puller's single-user image and the single-user image in the hub's
+   own configuration (Z2JH's hub Secret). Any other reference to one of our images fails.
 
 Prints the packaged chart's path. The release workflow runs this, then ``helm push`` to oci://<registry>/charts.
 """
@@ -18,6 +18,7 @@ Prints the packaged chart's path. The release workflow runs this, then ``helm pu
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import shutil
 import sys
@@ -29,14 +30,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import chart  # noqa: E402  (ci/chart.py)
+import chart
 
 DEFAULT_REGISTRY = "ghcr.io/jupyterhub-ds"
 IMAGES = ("hub", "singleuser")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 # values.yaml: `name: <registry>/<image>` followed by its `tag:` line (comments stay as they are)
-IMAGE_BLOCK = re.compile(r'(?P<indent>^[ ]+)name: (?P<name>\S+/(?P<image>hub|singleuser))\n(?P=indent)tag: "?[^"\n]*"?$',
-                         re.MULTILINE)
+IMAGE_BLOCK = re.compile(
+    r'(?P<indent>^[ ]+)name: (?P<name>\S+/(?P<image>hub|singleuser))\n(?P=indent)tag: "?[^"\n]*"?$', re.MULTILINE)
 
 
 class PackageError(RuntimeError):
@@ -89,14 +90,6 @@ def images_in(doc: Any) -> list[tuple[str, str]]:
 def check_rendered(docs: list[chart.Rendered], version: str, registry: str) -> str:
     """Raise unless the rendered chart references our published images, and only those; returns a summary."""
     want = {image: f"{registry}/{image}:{version}" for image in IMAGES}
-    standin = [r.doc for r in docs if r.doc.get("metadata", {}).get("labels", {}).get(chart.STANDIN_LABEL)]
-    if standin:
-        data = standin[0]["data"]
-        got = {"hub": yaml.safe_load(data["hub-image"]), "singleuser": yaml.safe_load(data["singleuser-image"])}
-        for image in IMAGES:
-            if f"{got[image]['name']}:{got[image]['tag']}" != want[image]:
-                raise PackageError(f"stand-in Z2JH got {image} image {got[image]}, expected {want[image]}")
-        return f"stand-in Z2JH dependency: hub and singleuser values are {want['hub']}, {want['singleuser']}"
     hub = [r.doc for r in docs if r.doc.get("kind") == "Deployment" and r.doc["metadata"]["name"] == "hub"]
     if not hub:
         raise PackageError("helm template rendered no hub Deployment")
@@ -112,13 +105,11 @@ def check_rendered(docs: list[chart.Rendered], version: str, registry: str) -> s
     # the hub's own configuration (Z2JH passes values to KubeSpawner through the hub Secret)
     secret = [r.doc for r in docs if r.doc.get("kind") == "Secret" and r.doc["metadata"]["name"] == "hub"]
     if secret:
-        import base64
-
         values = yaml.safe_load(base64.b64decode(secret[0]["data"]["values.yaml"]))
         single = values["singleuser"]["image"]
         if f"{single['name']}:{single['tag']}" != want["singleuser"]:
             raise PackageError(f"the hub would spawn {single}, expected {want['singleuser']}")
-    return f"real Z2JH dependency: hub Deployment and image puller use {want['hub']}, {want['singleuser']}"
+    return f"hub Deployment, hub configuration and image puller use {want['hub']}, {want['singleuser']}"
 
 
 def package(version: str, registry: str, out: Path) -> tuple[Path, str]:

@@ -1,7 +1,8 @@
 """``kubectl jupyterhub``: admin operations on a jupyterhub-ds release from the terminal.
 
-Light on purpose: the standard library plus PyYAML (already a dependency of the distribution); it imports
-nothing from JupyterHub or ``hub_extensions``, so it starts fast on an admin's laptop.
+Light on purpose: the standard library only (PyYAML, a dependency of the distribution, is used when present:
+``-o yaml`` and a non-default ``hub.baseUrl``); it imports nothing from JupyterHub or ``hub_extensions``, so it
+starts fast and the krew package (its sources plus a sh launcher) needs only Python.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from importlib import metadata
 
 try:
-    __version__ = metadata.version("jupyterhub-ds")
-except metadata.PackageNotFoundError:  # run from a checkout without an install
-    __version__ = "0.0.0+unknown"
+    from ._release import VERSION as __version__  # the krew archive records its version (ci/krew_plugin.py)
+except ImportError:
+    try:
+        __version__ = metadata.version("jupyterhub-ds")
+    except metadata.PackageNotFoundError:  # run from a checkout without an install
+        __version__ = "0.0.0+unknown"

@@ -548,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HubError as e:
         sys.stderr.write(f"error: {e.message}\n")
         return 1
-    except (Failure, kube.KubeError) as e:
+    except (Failure, kube.KubeError, output.OutputError) as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
     except KeyboardInterrupt:

@@ -21,8 +21,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 #: Z2JH 4.4.0's hub Deployment labels (templates/hub/deployment.yaml, ``jupyterhub.labels``)
 HUB_SELECTOR = "component=hub,app=jupyterhub"
 SERVICE = "kubectl-jupyterhub"
@@ -126,16 +124,25 @@ def find_release(kube: Kubectl) -> Release:
     if TOKEN_KEY not in data:
         raise KubeError(f"no jupyterhub-ds release in namespace {ns}: the hub Secret {secret} has no {TOKEN_KEY} "
                         "(the chart's hub.services.kubectl-jupyterhub); upgrade the release to a chart that has it")
-    values: dict[str, Any] = {}
-    if "values.yaml" in data:
-        try:
-            values = yaml.safe_load(base64.b64decode(data["values.yaml"])) or {}
-        except (ValueError, yaml.YAMLError):
-            values = {}
+    values = parse_values(base64.b64decode(data["values.yaml"]).decode()) if "values.yaml" in data else {}
     base_url = ((values.get("hub") or {}).get("baseUrl") or "/").rstrip("/") + "/"
     return Release(namespace=ns, name=release, deployment=deploy, pod=running[0]["metadata"]["name"], port=port,
                    secret=secret, token=base64.b64decode(data[TOKEN_KEY]).decode().strip(), base_url=base_url,
                    values=values)
+
+
+def parse_values(text: str) -> dict[str, Any]:
+    """Z2JH's values (the hub Secret's ``values.yaml``); without PyYAML only ``hub.baseUrl`` is read."""
+    try:
+        import yaml
+    except ImportError:
+        m = re.search(r"^hub:\n(?:[ ]+.*\n|\n)*?[ ]{2}baseUrl: ['\"]?([^'\"\n]+)", text, re.MULTILINE)
+        return {"hub": {"baseUrl": m.group(1).strip()}} if m else {}
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def chart_version(kube: Kubectl, release: str) -> str | None:

@@ -7,9 +7,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-import yaml
-
 FORMATS = ("table", "json", "yaml")
+
+
+class OutputError(Exception):
+    """The output cannot be produced (exit 1)."""
 
 
 def cell(value: Any) -> str:
@@ -35,17 +37,25 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], ou
         out.write("   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n")
 
 
+def dump_yaml(data: Any) -> str:
+    try:
+        import yaml
+    except ImportError:  # the krew package needs only Python
+        raise OutputError("-o yaml needs PyYAML (pip install pyyaml); -o json needs nothing") from None
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
 def emit(fmt: str, data: Any, rows: Sequence[dict[str, Any]] | None = None,
          columns: Sequence[tuple[str, str]] | None = None, text: str | None = None) -> None:
     """Print ``data`` as JSON/YAML, or as a table of ``rows`` (or ``text``) for ``table``."""
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     elif fmt == "yaml":
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+        sys.stdout.write(dump_yaml(data))
     elif text is not None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     elif columns is not None:
         table(rows or [], columns)
     else:
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
