@@ -22,11 +22,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ci"))
 
-import chart  # noqa: E402
 import get_helm  # noqa: E402
 import go_tools  # noqa: E402
 import krew_plugin  # noqa: E402
 import package_chart  # noqa: E402
+
+import chart  # noqa: E402
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 RELEASE = REPO / ".github" / "workflows" / "release.yaml"
