@@ -96,7 +96,7 @@ def test_packaged_chart_references_the_published_images(packaged):
 def test_package_check_catches_a_wrong_image(packaged):
     tgz, _ = packaged
     docs = chart.split_documents(chart._run_helm(["template", "jupyterhub", str(tgz)], tgz.parent / "h").stdout)
-    with pytest.raises(package_chart.PackageError, match="hub Deployment runs ghcr.io/acme/hub:9.8.7"):
+    with pytest.raises(package_chart.PackageError, match=r"hub Deployment runs ghcr\.io/acme/hub:9\.8\.7"):
         package_chart.check_rendered(docs, "9.8.8", "ghcr.io/acme")
 
 

@@ -27,7 +27,7 @@ def test_help_everywhere(args, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: kubectl jupyterhub")
-    if args and args[0] not in ("users", "servers", "volumes") or len(args) == 2:
+    if (args and args[0] not in ("users", "servers", "volumes")) or len(args) == 2:
         assert "--kubeconfig" in out and "--namespace" in out and "--output" in out
 
 
@@ -92,13 +92,13 @@ def test_port_forward_reads_the_chosen_port(tmp_path):
 
 def test_port_forward_failure_is_one_line(tmp_path):
     k = fake_kubectl(tmp_path, 'echo "error: error upgrading connection: pods \\"hub\\" is forbidden" >&2; exit 1')
-    with pytest.raises(kube.KubeError, match='^kubectl port-forward to pod/hub failed: error: error upgrading'):
+    with pytest.raises(kube.KubeError, match=r'^kubectl port-forward to pod/hub failed: error: error upgrading'):
         kube.PortForward(k, "hub", 8081).__enter__()
 
 
 def test_kubectl_errors_keep_its_last_line(tmp_path):
     k = fake_kubectl(tmp_path, 'echo "W0101 warning" >&2; echo "error: You must be logged in" >&2; exit 1')
-    with pytest.raises(kube.KubeError, match="^error: You must be logged in$"):
+    with pytest.raises(kube.KubeError, match=r"^error: You must be logged in$"):
         k.run("get", "pods")
 
 
