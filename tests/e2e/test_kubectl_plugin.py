@@ -24,6 +24,9 @@ import devenv
 import pytest
 import yaml
 
+from hub_extensions import storage
+from hub_extensions.settings import load_settings
+
 from .hubclient import PASSWORD, HubClient, admin_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -309,7 +312,24 @@ def test_volumes(run, rosa):
     adoptable = run.json("volumes", "adopt", rosa)
     assert adoptable["user"] == rosa and adoptable["adoptable"] == []
     r = run("volumes", "adopt", rosa, "--owner", "u999-deadbeef", rc=1)
-    assert r.stderr.startswith("error: ")
+    assert r.stderr == "error: No volumes with owner key u999-deadbeef\n"
+
+
+def test_volumes_adopt(run, rosa, kube):
+    """A claim recorded for rosa under another owner key (as after a lost hub database) is listed and adopted."""
+    volume = load_settings({}).storage.volumes[0]
+    kube("apply", "-f", "-", stdin=yaml.safe_dump(storage.claim_manifest(volume, "u999-0ld0ld00", rosa)))
+    listed = run.json("volumes", "adopt", rosa)["adoptable"]
+    assert [g["owner"] for g in listed] == ["u999-0ld0ld00"]
+    assert "u999-0ld0ld00" in run("volumes", "adopt", rosa).stdout
+    # rosa has claims under her current key: refused unless they are kept as orphaned
+    r = run("volumes", "adopt", rosa, "--owner", "u999-0ld0ld00", rc=1)
+    assert r.stderr.startswith("error: rosa already has volumes")
+    r = run.json("volumes", "adopt", rosa, "--owner", "u999-0ld0ld00", "--orphan-current")
+    assert r["adopted_by"] == "kubectl-jupyterhub" and r["adopted_claims"] == [f"claim-u999-0ld0ld00-{volume.name}"]
+    mine = run.json("volumes", "list", rosa)["volumes"]
+    assert {v["claim"] for v in mine if v["exists"]} == {f"claim-u999-0ld0ld00-{volume.name}"}
+    assert any(v["orphaned"] and v["user"] == rosa for v in run.json("volumes", "list")["volumes"])
 
 
 # ---------------------------------------------------------------- features from other issues
