@@ -91,6 +91,8 @@ def test_packaged_chart_references_the_published_images(packaged):
     single = values["singleuser"]["image"]
     assert (single["name"], single["tag"]) == ("ghcr.io/acme/singleuser", "9.8.7")
     assert "hub.services.kubectl-jupyterhub.apiToken" in secret["data"]  # the plugin's token, Z2JH's key
+    role = values["hub"]["loadRoles"]["kubectl-jupyterhub"]
+    assert role["services"] == ["kubectl-jupyterhub"] and role["scopes"] == ["admin:users", "servers"]
 
 
 def test_package_check_catches_a_wrong_image(packaged):
