@@ -39,6 +39,7 @@ lint: $(VENV)/.installed
 
 chart-schema: $(VENV)/.installed
 	$(PY) ci/chart.py sync-schema
+	$(PY) ci/chart.py sync-readme
 
 # the control plane's binaries are built before pytest (a cold build takes minutes; no test timeout applies)
 k8s-binaries:

@@ -51,7 +51,7 @@ def classify(key: str, value: str) -> Asset | None:
     if _FILE_NAME.match(value):
         return Asset(file=value)
     raise SettingsError(f"{VALUES_PATH}.branding.{camel(key)}: expected an http(s) URL or a file name from "
-                        f"branding.files (letters, digits, '-', '_', '.'), got {value!r}")
+                        f"jupyterhub.custom.brandingFiles (letters, digits, '-', '_', '.'), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ def resolve(settings: BrandingSettings, read: Any = None) -> Branding:
             except OSError as e:
                 raise SettingsError(
                     f"{VALUES_PATH}.branding.{camel(key)}: file {asset.file!r} is not in "
-                    f"{settings.files_dir} ({e.strerror}); add it under the chart's branding.files") from e
+                    f"{settings.files_dir} ({e.strerror}); add it under the chart's "
+                    "jupyterhub.custom.brandingFiles") from e
             files[asset.file] = BrandingFile(content, content_type(asset.file))
     return Branding(settings, assets_, files)
 

@@ -28,10 +28,9 @@ helm.sh/chart: {{ include "jupyterhub-ds.chart" .root }}
     Z2JH's prefix for its object names, with a trailing dash: "" by default, so Z2JH's objects are named
     hub, proxy-public, ...
 
-    Z2JH offers named templates such as "jupyterhub.hub.fullname" to parent charts, but we do not call
-    them: the offline stand-in subchart used by the tests (ci/chart.py) carries Z2JH's schema and values,
-    not its templates, so the include would fail there. This helper applies the same naming rule to the
-    same values instead:
+    Z2JH offers named templates such as "jupyterhub.hub.fullname" to parent charts; we keep our own copy
+    of the rule so our templates do not depend on Z2JH's template internals, and tests/chart checks that
+    it gives the names Z2JH's real objects get (test_rbac_binds_the_hub_service_account). The rule:
       - jupyterhub.fullnameOverride is a string (Z2JH default ""): "<it>-", or "" when empty;
       - it is null: "<release>-<nameOverride or jupyterhub>-", or "<release>-" when the release name
         already contains that name.

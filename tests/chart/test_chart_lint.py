@@ -62,7 +62,7 @@ def test_yamllint_sources(path):
 RENDER_CASES = {
     "defaults": ((), ()),
     "example": ((EXAMPLE_VALUES,), ()),
-    "everything": ((EXAMPLE_VALUES,), ("branding.files.logo\\.png=iVBORw0KGgo=",
+    "everything": ((EXAMPLE_VALUES,), ("jupyterhub.custom.brandingFiles.logo\\.png=iVBORw0KGgo=",
                                        "jupyterhub.custom.ds.storage.shared.storageClass=nfs")),
 }
 

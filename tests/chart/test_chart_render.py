@@ -31,7 +31,7 @@ MATRIX: list[tuple[str, tuple[str, ...], set[tuple[str, str]]]] = [
     ("storage-off", (f"{DS}.storage.enabled=false",), RBAC | FIRST_ADMIN),
     ("existing-claim", (f"{DS}.storage.shared.existingClaim=team-nfs",), RBAC | FIRST_ADMIN),
     ("rbac-off", ("rbac.create=false",), SHARED | FIRST_ADMIN),
-    ("branding-files", (f"branding.files.logo\\.png={PNG}",), RBAC | SHARED | BRANDING | FIRST_ADMIN),
+    ("branding-files", (f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}",), RBAC | SHARED | BRANDING | FIRST_ADMIN),
     ("gpu-off", (f"{DS}.gpu.mode=0",), RBAC | SHARED | FIRST_ADMIN),
     ("gpu-forced", (f"{DS}.gpu.mode=1", f"{DS}.gpu.count=2"), RBAC | SHARED | FIRST_ADMIN),
     ("gpu-auto", (f"{DS}.gpu.mode=2",), RBAC | SHARED | FIRST_ADMIN),
@@ -85,7 +85,7 @@ def test_example_values_objects_validate_strictly(renderer, kube_version):
 
 
 def test_every_object_of_ours_carries_standard_labels(renderer):
-    docs = renderer.ours(f"branding.files.logo\\.png={PNG}", release="ds")
+    docs = renderer.ours(f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}", release="ds")
     assert docs
     for doc in docs:
         labels = doc["metadata"]["labels"]
@@ -99,7 +99,7 @@ def test_every_object_of_ours_carries_standard_labels(renderer):
 
 
 def test_namespaced_objects_are_in_the_release_namespace(renderer):
-    for doc in renderer.ours(f"branding.files.a={PNG}", namespace="team-a"):
+    for doc in renderer.ours(f"jupyterhub.custom.brandingFiles.a={PNG}", namespace="team-a"):
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             assert "namespace" not in doc["metadata"]
         else:
@@ -132,7 +132,8 @@ def test_shared_claim_empty_storage_class_is_kept(renderer):
 
 
 def test_branding_configmap_carries_the_files(renderer):
-    cm = one(renderer.ours(f"branding.files.logo\\.png={PNG}", "branding.files.favicon\\.ico=AAAB"), "ConfigMap")
+    cm = one(renderer.ours(f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}",
+                           "jupyterhub.custom.brandingFiles.favicon\\.ico=AAAB"), "ConfigMap")
     assert cm["binaryData"] == {"logo.png": PNG, "favicon.ico": "AAAB"}
     assert "data" not in cm
 
@@ -180,6 +181,13 @@ def test_rbac_binds_the_hub_service_account(renderer, set_values, release, accou
     for kind in ("RoleBinding", "ClusterRoleBinding"):
         (binding,) = [d for d in docs if d["kind"] == kind]
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "jupyterhub"}]
+    # the real Z2JH chart names its hub ServiceAccount (when it creates one) and its hub Deployment's the same
+    z2jh = [r.doc for r in renderer.documents(*set_values, release=release)
+            if r.source.startswith("jupyterhub-ds/charts/jupyterhub/templates/hub/")]
+    created = [d["metadata"]["name"] for d in z2jh if d["kind"] == "ServiceAccount"]
+    assert created in ([account], [])
+    (deployment,) = [d for d in z2jh if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"].get("serviceAccountName", "default") == account
 
 
 def test_kube_version_constraint(renderer, chart_module):

@@ -30,8 +30,9 @@ VARIANTS: dict[str, tuple[tuple[Path, ...], tuple[str, ...]]] = {
     "chart-defaults": ((), ()),
     # README "Install": helm upgrade --install jupyterhub chart -n jupyterhub -f values.example.yaml
     "example": (EXAMPLE, ()),
-    # values.example.yaml: branding files with --set-file branding.files.<name>=..., referred to by name
-    "example-branding": (EXAMPLE, (f"branding.files.logo\\.png={PNG}", f"{DS}.branding.logo=logo.png")),
+    # values.example.yaml: branding files with --set-file jupyterhub.custom.brandingFiles.<name>=..., by name
+    "example-branding": (EXAMPLE, (f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}",
+                                   f"{DS}.branding.logo=logo.png")),
     # README "Pod Security": the chart owns the namespace
     "example-managed-namespace": (EXAMPLE, ("podSecurity.manageNamespace=true",)),
     # README "Culling": Z2JH's culler instead of ours
@@ -346,8 +347,51 @@ def test_hub_checksum_is_stable_for_the_same_values(renderer):
     f"{DS}.branding.logo=https://example.org/logo.svg",
     f"{DS}.gpu.mode=0",
     "jupyterhub.hub.config.NativeAuthenticator.open_signup=true",
-], ids=["culler", "branding-setting", "gpu", "hub-config"])
+    f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}",
+], ids=["culler", "branding-setting", "gpu", "hub-config", "branding-file"])
 def test_hub_checksum_changes_with_a_setting(renderer, change):
     """Z2JH's checksum/secret covers the hub Secret, which carries custom.ds: a changed setting restarts the
     hub on `helm upgrade`."""
     assert hub_pod_annotations(renderer, change)["checksum/secret"] != hub_pod_annotations(renderer)["checksum/secret"]
+
+
+def test_hub_checksum_changes_when_a_branding_file_changes(renderer):
+    """A new content for the same file name restarts the hub: the files are in the hub Secret's values."""
+    logo = f"{DS}.branding.logo=logo.png"
+    one = hub_pod_annotations(renderer, logo, f"jupyterhub.custom.brandingFiles.logo\\.png={PNG}")
+    other_png = base64.b64encode(b"\x89PNG\r\n\x1a\n-another-logo").decode()
+    two = hub_pod_annotations(renderer, logo, f"jupyterhub.custom.brandingFiles.logo\\.png={other_png}")
+    assert one["checksum/secret"] != two["checksum/secret"]
+
+
+# ---------------------------------------------------------------- the hub's read path, with Z2JH's own code
+
+
+def test_z2jh_get_config_hands_custom_ds_to_hub_extensions(renderer, tmp_path, monkeypatch):
+    """The real path of a hub pod: Z2JH's hub Secret (values.yaml) -> Z2JH's z2jh.py (from the hub ConfigMap)
+    -> ``import z2jh`` in hub_extensions.config -> our settings, with the example's values."""
+    import importlib
+    import sys
+
+    from hub_extensions import config as ds_config
+
+    docs = docs_of(renderer, "example")
+    secret_dir = tmp_path / "usr" / "local" / "etc" / "jupyterhub" / "secret"
+    secret_dir.mkdir(parents=True)
+    (secret_dir / "values.yaml").write_bytes(base64.b64decode(z2jh(docs, "Secret", "hub")["data"]["values.yaml"]))
+    z2jh_py = z2jh(docs, "ConfigMap", "hub")["data"]["z2jh.py"]
+    assert z2jh_py.count('f"/usr/local/etc/jupyterhub/{source}') == 2  # the Secret mounts it reads
+    module_dir = tmp_path / "z2jh-module"
+    module_dir.mkdir()
+    (module_dir / "z2jh.py").write_text(z2jh_py.replace('f"/usr/local/etc/jupyterhub/{source}',
+                                                        f'f"{tmp_path}/usr/local/etc/jupyterhub/{{source}}'))
+    monkeypatch.syspath_prepend(str(module_dir))
+    monkeypatch.delitem(sys.modules, "z2jh", raising=False)
+    importlib.invalidate_caches()
+    values = ds_config._values_from_z2jh()
+    example = yaml.safe_load(EXAMPLE[0].read_text())["jupyterhub"]["custom"]["ds"]
+    assert values == example
+    from hub_extensions.settings import load_settings
+
+    settings = load_settings(values)
+    assert settings.culler.enabled is True and settings.storage.shared.mount_path == "/mnt/shared"

@@ -16,6 +16,7 @@ import devenv
 import pytest
 import requests
 
+from .conftest import Kube
 from .hubclient import PASSWORD, HubClient, admin_client, new_user
 
 NEW_PASSWORD = "a-new-password-of-my-own"
@@ -323,13 +324,17 @@ def test_navbar_links(hub, admin, username):
 # ---------------------------------------------------------------- the chart's Secret on a real API server
 
 
-def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconfig, kube, tmp_path):
-    """`helm install` generates it; `helm upgrade` finds it with lookup and keeps it (the real Z2JH chart is
-    installed with it; our RBAC and shared claim are turned off, and Z2JH's pre-install image-puller hook, a
-    Job that waits for a DaemonSet to pull images, is off: helm would wait for it)."""
+def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconfig, tmp_path):
+    """`helm install` generates it; `helm upgrade` finds it with lookup and keeps it. The real Z2JH chart is
+    installed with it, into a namespace of its own (the module's namespace already holds the host-run hub's
+    ServiceAccount "hub", which Helm would refuse to adopt); our RBAC and shared claim are off, and so is
+    Z2JH's pre-install image-puller hook, a Job helm would wait for."""
     chart = devenv.chart.prepare_chart(tmp_path / "work")
-    release = f"acc-{uuid.uuid4().hex[:6]}"
-    args = [release, str(chart), "--namespace", kube.namespace, "--kubeconfig", str(admin_kubeconfig),
+    suffix = uuid.uuid4().hex[:6]
+    release, namespace = f"acc-{suffix}", f"e2e-helm-{suffix}"
+    kube = Kube(admin_kubeconfig, namespace)
+    devenv.kubectl(admin_kubeconfig, "create", "namespace", namespace)
+    args = [release, str(chart), "--namespace", namespace, "--kubeconfig", str(admin_kubeconfig),
             "--set", "rbac.create=false", "--set", "jupyterhub.custom.ds.storage.shared.enabled=false",
             "--set", "jupyterhub.prePuller.hook.enabled=false"]
 
@@ -342,5 +347,6 @@ def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconf
         devenv.chart._run_helm(["upgrade", *args, "--set", "jupyterhub.custom.ds.gpu.mode=0"], tmp_path / "helm-home")
         assert password() == first
     finally:
-        devenv.chart._run_helm(["uninstall", release, "--namespace", kube.namespace, "--kubeconfig",
+        devenv.chart._run_helm(["uninstall", release, "--namespace", namespace, "--kubeconfig",
                                 str(admin_kubeconfig)], tmp_path / "helm-home")
+        devenv.kubectl(admin_kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)

@@ -61,7 +61,7 @@ def test_resolve_reads_each_file_once_with_its_content_type(files_dir):
 
 
 def test_a_missing_file_names_the_setting(files_dir):
-    with pytest.raises(SettingsError, match=r"branding\.favicon: file 'nope\.ico' is not in .*branding\.files"):
+    with pytest.raises(SettingsError, match=r"branding\.favicon: file 'nope\.ico' is not in .*brandingFiles"):
         branding.resolve(BrandingSettings(favicon="nope.ico", files_dir=files_dir))
 
 
