@@ -38,7 +38,7 @@ deps: $(VENV)/.installed $(SU_VENV)/.installed node_modules/.installed
 
 # --- checks
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check hub_extensions ci tests
+	$(VENV)/bin/ruff check hub_extensions kubectl_jupyterhub ci tests
 
 chart-schema: $(VENV)/.installed
 	$(PY) ci/chart.py sync-schema

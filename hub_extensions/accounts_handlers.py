@@ -6,6 +6,9 @@ JupyterHub puts the authenticator's handlers before its own, so these win for th
   admin" (:data:`~hub_extensions.accounts.CREATED_BY`) so ``add_user`` generates a password.
 - ``POST /api/admin/credentials``: the generated passwords, once, to the admin who created them.
 - ``/signup``: refuses admin names with a clear message (NativeAuthenticator would pre-authorize them).
+- ``GET /api/ds/signups`` and ``POST /api/ds/signups/<name>`` ``{"authorized": bool}``: NativeAuthenticator's
+  sign-ups as JSON, and an idempotent authorize (its page's ``/authorize/<name>`` toggles, answers HTML and is
+  not usable by a service such as ``kubectl jupyterhub``).
 - ``/discard/<name>``: refused for hub users (deleting a user must go through JupyterHub, which applies the
   storage policy); ``/authorize``: our page, without Discard for hub users.
 """
@@ -93,6 +96,54 @@ class CredentialsAPIHandler(APIHandler):
         self.write({"credentials": credentials})
 
 
+def signup_json(info: Any, hub_users: set[str]) -> dict[str, Any]:
+    return {"username": info.username, "email": info.email or None, "authorized": bool(info.is_authorized),
+            "hub_user": info.username in hub_users}
+
+
+def parse_authorized(body: Any) -> bool:
+    """``{"authorized": true|false}`` (an empty body means true) -> the flag; ValueError otherwise."""
+    if body is None:
+        return True
+    if not isinstance(body, dict) or not isinstance(body.get("authorized", True), bool):
+        raise ValueError('Expected a JSON object {"authorized": true|false}')
+    return body.get("authorized", True)
+
+
+class SignupsAPIHandler(APIHandler):
+    """``GET /api/ds/signups``: ``{"signups": [{"username", "email", "authorized", "hub_user"}]}``."""
+
+    @needs_scope("admin:users")
+    async def get(self) -> None:
+        infos = self.db.query(UserInfo).order_by(UserInfo.username).all()
+        names = [i.username for i in infos]
+        hub_users = {n for (n,) in self.db.query(orm.User.name).filter(orm.User.name.in_(names))} if names else set()
+        self.write({"signups": [signup_json(i, hub_users) for i in infos]})
+
+
+class SignupAPIHandler(APIHandler):
+    """``POST /api/ds/signups/<name>`` ``{"authorized": bool}``: set (not toggle) a sign-up's authorization."""
+
+    @needs_scope("admin:users")
+    async def post(self, user_name: str) -> None:
+        try:
+            authorized = parse_authorized(self.get_json_body())
+        except web.HTTPError:
+            raise web.HTTPError(400, 'Expected a JSON object {"authorized": true|false}') from None
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        info = self.db.query(UserInfo).filter(UserInfo.username == user_name).first()
+        if info is None:
+            raise web.HTTPError(404, f"No sign-up named {user_name}")
+        if bool(info.is_authorized) != authorized:
+            info.is_authorized = authorized
+            self.db.commit()
+            self.log.info("Sign-up %s %s by %s", user_name, "authorized" if authorized else "unauthorized",
+                          self.current_user.name)
+        hub_user = self.find_user(user_name) is not None
+        self.write(signup_json(info, {user_name} if hub_user else set()))
+
+
 class DsSignUpHandler(SignUpHandler):
     """NativeAuthenticator's sign-up, refusing admin names with a message that says why."""
 
@@ -141,6 +192,8 @@ def handlers() -> list[tuple[str, type]]:
         (r"/api/users", DsUserListAPIHandler),
         (r"/api/users/([^/]+)", DsUserAPIHandler),
         (r"/api/admin/credentials", CredentialsAPIHandler),
+        (r"/api/ds/signups", SignupsAPIHandler),
+        (r"/api/ds/signups/([^/]+)", SignupAPIHandler),
         (r"/signup", DsSignUpHandler),
         (r"/discard/([^/]*)", DsDiscardHandler),
         (r"/authorize", DsAuthorizationAreaHandler),

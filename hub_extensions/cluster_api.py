@@ -17,7 +17,7 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import Scope, needs_scope
 from tornado import web
 
-from . import __version__, capacity, health, k8s, scopes
+from . import __version__, capacity, gpu, health, k8s, scopes
 
 CLUSTER_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ)
 HEALTH_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ, scopes.HEALTH_READ)
@@ -75,7 +75,8 @@ class HealthHandler(DsJSONHandler):
             self.write_json({"status": "ok"})
             return
         self.write_json(await health.details(self.db.get_bind(), self.users.values(), __version__,
-                                             jupyterhub.__version__))
+                                             jupyterhub.__version__,
+                                             gpu=gpu.status(self.settings["jupyterhub_ds"].gpu)))
 
 
 def handlers() -> list[tuple[str, type]]:

@@ -293,6 +293,16 @@ def node_cache(settings: GpuSettings) -> NodeCache:
     return _cache
 
 
+def status(settings: GpuSettings) -> dict[str, Any]:
+    """The GPU mode and, in auto mode, what the node cache last saw (no I/O): for the health endpoint."""
+    names = {0: "off", 1: "forced", 2: "auto"}
+    answer: dict[str, Any] = {"mode": settings.mode, "mode_name": names.get(settings.mode, str(settings.mode))}
+    if settings.mode == 2:
+        nodes = node_cache(settings).nodes
+        answer["nodes_with_gpus"] = None if nodes is None else [n.describe() for n in nodes]
+    return answer
+
+
 def start_background(settings: GpuSettings) -> None:
     """From ``configure``: in auto mode, start listing nodes once the hub's event loop runs.
 

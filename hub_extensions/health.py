@@ -12,7 +12,8 @@ Upstream's handler sat at ``/hub/health``, where JupyterHub's own handler shadow
   NodeMetrics LIST with ``limit=1``), and the servers counted from the hub's own spawners, named servers
   included (``ready`` = running, ``pending`` = starting or stopping). ``status`` is ``degraded`` when the
   database or the Kubernetes API does not answer; a missing metrics API only shows as
-  ``metrics.available: false`` (the hub works without it).
+  ``metrics.available: false`` (the hub works without it). ``gpu`` is the GPU mode and, in auto mode, the GPU
+  nodes the hub's node cache last listed (``null`` before its first list).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ async def metrics_probe() -> None:
 
 async def details(engine: Any, users: Iterable[Any], ds_version: str, hub_version: str,
                   k8s_probe: Awaitable[Any] | None = None, metrics: Awaitable[Any] | None = None,
-                  now: float | None = None) -> dict[str, Any]:
+                  now: float | None = None, gpu: dict[str, Any] | None = None) -> dict[str, Any]:
     """The full answer. ``k8s_probe``/``metrics`` default to the real API calls (tests pass their own)."""
     from . import k8s
 
@@ -100,6 +101,7 @@ async def details(engine: Any, users: Iterable[Any], ds_version: str, hub_versio
         "database": {"reachable": db_ok, **({} if db_ok else {"error": db})},
         "kubernetes": {"reachable": kube_ok, **({"version": kube} if kube_ok else {"error": kube})},
         "metrics": {"available": metrics_ok, **({} if metrics_ok else {"error": metrics_result})},
+        **({"gpu": gpu} if gpu is not None else {}),
         "users": {"total": db if db_ok else None, "active_servers": servers["running_servers"], **servers},
         "timestamp": now,
     }

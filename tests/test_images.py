@@ -188,7 +188,7 @@ def test_hub_builder_stage_is_pinned_to_the_hub_python() -> None:
 def test_hub_builds_the_wheel_from_the_repository() -> None:
     builder, *_ = stages(HUB_DOCKERFILE)
     copied = " ".join(args for keyword, args in builder if keyword == "COPY")
-    for needed in ("pyproject.toml", "README.md", "hub_extensions"):
+    for needed in ("pyproject.toml", "README.md", "hub_extensions", "kubectl_jupyterhub"):
         assert needed in copied, f"builder stage does not COPY {needed}"
     builds = [words for words in run_commands(builder) if "wheel" in words or "build" in words]
     assert builds, "builder stage builds no wheel"
@@ -261,7 +261,16 @@ def test_wheel_contains_hub_extensions(wheel: Path) -> None:
         names = archive.namelist()
     assert "hub_extensions/__init__.py" in names
     packages = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")}
-    assert packages == {"hub_extensions"}, f"unexpected top-level entries in the wheel: {sorted(packages)}"
+    assert packages == {"hub_extensions", "kubectl_jupyterhub"}, (
+        f"unexpected top-level entries in the wheel: {sorted(packages)}")
+
+
+def test_wheel_declares_the_kubectl_plugin(wheel: Path) -> None:
+    """``pip install`` puts ``kubectl-jupyterhub`` on PATH: kubectl runs it as ``kubectl jupyterhub``."""
+    with zipfile.ZipFile(wheel) as archive:
+        (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        text = archive.read(entry_points).decode()
+    assert "kubectl-jupyterhub = kubectl_jupyterhub.cli:main" in text, text
 
 
 def test_wheel_requirements_match_the_hub_image(wheel: Path) -> None:

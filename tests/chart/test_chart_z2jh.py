@@ -53,6 +53,8 @@ PINNED_SECRETS = (
     "jupyterhub.hub.config.ConfigurableHTTPProxy.auth_token=" + "a" * 64,
     "jupyterhub.hub.config.JupyterHub.cookie_secret=" + "b" * 64,
     "jupyterhub.hub.config.CryptKeeper.keys={" + "c" * 64 + "}",
+    # the kubectl plugin's hub service (chart/values.yaml hub.services.kubectl-jupyterhub): Z2JH generates its token
+    "jupyterhub.hub.services.kubectl-jupyterhub.apiToken=" + "d" * 64,
 )
 
 

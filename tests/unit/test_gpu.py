@@ -363,3 +363,13 @@ async def test_cache_lists_with_the_node_selector(monkeypatch):
     await cache.refresh()
     assert cache.answer() is True
     assert api.calls[0]["label_selector"] == "nvidia.com/gpu.present=true"
+
+
+def test_status_reports_the_mode_and_the_cached_nodes_without_io():
+    assert gpu.status(GpuSettings(mode=1)) == {"mode": 1, "mode_name": "forced"}
+    settings = GpuSettings(mode=2, node_cache_seconds=3601)
+    cache = gpu.node_cache(settings)
+    assert gpu.status(settings)["nodes_with_gpus"] is None  # before the first list
+    cache.nodes = [gpu.GpuNode("gpu-1", 2, True, 2, "Tesla-T4")]
+    assert gpu.status(settings) == {"mode": 2, "mode_name": "auto",
+                                    "nodes_with_gpus": ["gpu-1 (2 allocatable, Tesla-T4)"]}

@@ -1,0 +1,358 @@
+"""``kubectl jupyterhub`` end to end: kubectl runs the plugin, which finds the release by Z2JH's hub labels,
+reads the service token from the hub Secret and reaches the hub through ``kubectl port-forward`` via the API
+server.
+
+The hub is a host process (ci/devenv.py); in the namespace stand a hub Deployment with Z2JH 4.4.0's labels
+(its pod runs on a kwok node), a ``hub`` Secret carrying the token under Z2JH's key, and a kwok
+``PortForward`` pointing the hub pod's port 8081 at the host hub, so the port-forward is real (API server ->
+kwok -> hub). The hub's service and role are the chart's own ``hub.services``/``hub.loadRoles``
+(chart/values.yaml), loaded the way Z2JH's jupyterhub_config.py loads them: the scopes tested are the shipped ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import devenv
+import pytest
+import yaml
+
+from hub_extensions import storage
+from hub_extensions.settings import load_settings
+
+from .hubclient import PASSWORD, HubClient, admin_client
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN_KEY = "hub.services.kubectl-jupyterhub.apiToken"
+# Z2JH 4.4.0's hub Deployment and pod labels (templates/hub/deployment.yaml)
+HUB_LABELS = {"component": "hub", "app": "jupyterhub", "release": "jupyterhub"}
+
+
+def chart_hub_values() -> dict:
+    return yaml.safe_load((REPO / "chart" / "values.yaml").read_text())["jupyterhub"]["hub"]
+
+
+def z2jh_service_config(token: str) -> str:
+    """A config snippet doing what Z2JH's jupyterhub_config.py does with the chart's hub.services/loadRoles."""
+    hub = chart_hub_values()
+    services = [{**s, "name": key, "api_token": token} for key, s in hub["services"].items()]
+    roles = [{**r, "name": key} for key, r in hub["loadRoles"].items()]
+    return (f"c.JupyterHub.services = [*c.JupyterHub.services, *{services!r}]\n"
+            f"c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, *{roles!r}]\n")
+
+
+@pytest.fixture(scope="module")
+def plugin_hub(namespace, hub_kubeconfig, pod_runner, tmp_path_factory):
+    token = secrets.token_hex(32)
+    hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"),
+                     settings={"gpu": {"mode": 0}, "culler": {"enabled": True}},
+                     extra_config=z2jh_service_config(token), first_admin_password=PASSWORD)
+    hub.start()
+    hub.plugin_token = token
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def release(plugin_hub, kube, namespace):
+    """The Z2JH-shaped hub Deployment, its Secret and the kwok PortForward to the host hub; the hub pod's name."""
+    labels = {**HUB_LABELS, "chart": "jupyterhub-4.4.0", "heritage": "Helm"}
+    values = {"hub": {"baseUrl": "/"}, "Chart": {"Name": "jupyterhub", "Version": "4.4.0"}}
+    objects = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hub", "labels": labels}, "type": "Opaque",
+         "data": {TOKEN_KEY: base64.b64encode(plugin_hub.plugin_token.encode()).decode(),
+                  "values.yaml": base64.b64encode(yaml.safe_dump(values).encode()).decode()}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hub", "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": HUB_LABELS},
+                  "template": {"metadata": {"labels": HUB_LABELS}, "spec": {
+                      "nodeSelector": {"kubernetes.io/hostname": "cpu-1"},
+                      "volumes": [{"name": "secret", "secret": {"secretName": "hub"}}],
+                      "containers": [{"name": "hub", "image": "ghcr.io/jupyterhub-ds/hub:0.1.0",
+                                      "ports": [{"name": "http", "containerPort": 8081}]}]}}}},
+    ]
+    kube("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    deadline = time.monotonic() + 60
+    while True:
+        pods = [p for p in kube.items("pods", "component=hub,app=jupyterhub")
+                if p.get("status", {}).get("phase") == "Running"]
+        if pods:
+            break
+        assert time.monotonic() < deadline, "hub pod not Running on the kwok node"
+        time.sleep(0.5)
+    pod = pods[0]["metadata"]["name"]
+    forward = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+               "metadata": {"name": pod, "namespace": namespace},
+               "spec": {"forwards": [{"ports": [8081],
+                                      "target": {"port": plugin_hub.hub_port, "address": "127.0.0.1"}}]}}
+    kube("apply", "-f", "-", stdin=yaml.safe_dump(forward))
+    return pod
+
+
+@pytest.fixture(scope="module")
+def env(admin_kubeconfig, namespace, tmp_path_factory) -> dict[str, str]:
+    """kubectl (ci/get_helm.py's) and the plugin's console script first on PATH; a kubeconfig whose current
+    context's namespace is the test namespace (the plugin's default namespace)."""
+    cfg = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    current = next(c for c in cfg["contexts"] if c["name"] == cfg["current-context"])
+    current["context"]["namespace"] = namespace
+    path = tmp_path_factory.mktemp("kubeconfig") / "config"
+    path.write_text(yaml.safe_dump(cfg))
+    path.chmod(0o600)
+    bindirs = [str(Path(devenv.kubectl_bin()).parent), str(Path(sys.executable).parent)]
+    return {**os.environ, "PATH": os.pathsep.join([*bindirs, os.environ.get("PATH", "")]), "KUBECONFIG": str(path)}
+
+
+class Run:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def __call__(self, *args: str, rc: int | None = 0, stdin: str | None = "") -> subprocess.CompletedProcess:
+        """``kubectl jupyterhub ARGS`` (kubectl's own plugin lookup finds kubectl-jupyterhub on PATH)."""
+        proc = subprocess.run(["kubectl", "jupyterhub", *args], env=self.env, capture_output=True, text=True,
+                              timeout=300, input=stdin)
+        if rc is not None:
+            assert proc.returncode == rc, (args, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        if proc.returncode:
+            assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+        return proc
+
+    def json(self, *args: str) -> object:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+
+@pytest.fixture(scope="module")
+def run(env, release) -> Run:
+    return Run(env)
+
+
+@pytest.fixture(scope="module")
+def admin(plugin_hub) -> HubClient:
+    return admin_client(plugin_hub.url)
+
+
+# ---------------------------------------------------------------- conventions
+
+def test_help_on_every_command(env):
+    """-h works everywhere, without a cluster round trip (the plugin is a kubectl plugin on PATH)."""
+    r = Run(env)
+    for args in ([], ["status"], ["users"], ["users", "create"], ["servers", "restart"], ["volumes", "reset"],
+                 ["top"], ["extend"], ["broadcast"], ["logs"], ["events"]):
+        out = r(*args, "-h").stdout
+        assert "usage: kubectl jupyterhub" in out, (args, out)
+    assert "kubectl-jupyterhub" in r("--version").stdout
+
+
+@pytest.mark.parametrize("args", [["users", "list", "--bogus"], ["status", "-o", "xml"], ["extend", "bob", "two"],
+                                  ["volumes", "reset", "bob"], ["nonsense"], [],
+                                  ["broadcast", "hi", "--to", "a", "--group", "g"]])
+def test_bad_usage_exits_2(run, args):
+    r = run(*args, rc=2)
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_wrong_namespace(run, admin_kubeconfig):
+    r = run("-n", "default", "status", rc=1)
+    assert r.stderr == "error: no jupyterhub-ds release in namespace default " \
+                       "(no Deployment with labels component=hub,app=jupyterhub; use -n/--namespace)\n"
+    # the same with flags after the command and an explicit kubeconfig
+    r = run("users", "list", "--kubeconfig", str(admin_kubeconfig), "--namespace", "kube-system", rc=1)
+    assert "no jupyterhub-ds release in namespace kube-system" in r.stderr
+
+
+def test_status(run, namespace, release):
+    data = run.json("status")
+    assert data["namespace"] == namespace and data["release"] == "jupyterhub" and data["hub_pod"] == release
+    assert data["jupyterhub"] == "5.5.0"
+    assert data["z2jh"] == "jupyterhub-4.4.0" and data["hub_image"] == "ghcr.io/jupyterhub-ds/hub:0.1.0"
+    assert data["users"] >= 1 and isinstance(data["running_servers"], int)
+    assert data["culler"] == "enabled"
+    # GPUs and metrics come from /hub/api/ds/health (gpu mode 0 here; metrics-server runs on the local cluster)
+    assert isinstance(data["health"], dict) and data["health"]["status"] == "ok"
+    assert data["gpu"] == "off" and data["metrics"] == "available"
+    table = run("status").stdout
+    assert "Jupyterhub:" in table and "5.5.0" in table
+    yaml.safe_load(run("status", "-o", "yaml").stdout)
+
+
+# ---------------------------------------------------------------- users
+
+def test_users_create_list_rename_delete(run, plugin_hub):
+    created = run.json("users", "create", "pia", "pete")["users"]
+    passwords = {u["username"]: u["password"] for u in created}
+    assert set(passwords) == {"pia", "pete"} and all(passwords.values()), created
+    HubClient(plugin_hub.url, "pia").login(passwords["pia"])  # the printed password logs in
+    table = run("users", "create", "pam").stdout
+    assert table.splitlines()[0].split() == ["NAME", "ADMIN", "PASSWORD"]
+    HubClient(plugin_hub.url, "pam").login(table.splitlines()[1].split()[2])
+
+    names = {u["name"] for u in run.json("users", "list")}
+    assert {"admin", "pia", "pete", "pam"} <= names
+    assert "pia" in run("users", "list").stdout
+
+    assert run.json("users", "rename", "pete", "peter")["name"] == "peter"
+    HubClient(plugin_hub.url, "peter").login(passwords["pete"])
+    assert run.json("users", "delete", "peter", "pam")["deleted"] == ["peter", "pam"]
+    names = {u["name"] for u in run.json("users", "list")}
+    assert not names & {"pete", "peter", "pam"}
+
+
+def test_unknown_user_is_the_hubs_message(run):
+    for args in (["users", "delete", "nobody"], ["users", "rename", "nobody", "x"], ["servers", "start", "nobody"],
+                 ["volumes", "list", "nobody"], ["logs", "nobody"], ["events", "nobody"],
+                 ["volumes", "reset", "nobody", "cache", "--yes"]):
+        r = run(*args, rc=1)
+        assert r.stderr == "error: No such user: nobody\n", (args, r.stderr)
+    assert run("extend", "nobody", "1", rc=1).stderr == "error: No such user: nobody\n"
+    assert run("users", "authorize", "nobody", rc=1).stderr == "error: No sign-up named nobody\n"
+
+
+def test_users_authorize(run, plugin_hub):
+    sam = HubClient(plugin_hub.url, "sam")
+    sam.signup()
+    pending = run.json("users", "list", "--pending")
+    assert [s["username"] for s in pending] == ["sam"]
+    assert run.json("users", "authorize", "sam")["signups"][0]["authorized"] is True
+    sam.login()
+    assert run.json("users", "list", "--pending") == []
+    assert "sam" in run("users", "authorize", "sam").stdout  # idempotent (NativeAuthenticator's page toggles)
+
+
+# ---------------------------------------------------------------- servers, logs, extend, broadcast, events
+
+@pytest.fixture(scope="module")
+def rosa(run, plugin_hub) -> str:
+    """A signed-up, authorized user who logged in once (a hub user now); a generated password would have to be
+    changed before a spawn."""
+    client = HubClient(plugin_hub.url, "rosa")
+    client.signup()
+    run("users", "authorize", "rosa")
+    client.login()
+    return "rosa"
+
+
+def test_servers_and_friends(run, rosa, kube, namespace, tmp_path_factory):
+    assert "server of rosa: running" in run("servers", "start", rosa, "--wait").stdout
+    rows = run.json("servers", "list")["servers"]
+    assert [(s["user"], s["server"], s["status"]) for s in rows if s["user"] == rosa] == [(rosa, "(default)",
+                                                                                          "running")]
+    assert "rosa" in run("servers", "list").stdout
+
+    # extend: the in-hub culler's session extension
+    r = run.json("extend", rosa, "1")
+    assert r["success"] is True and r["session_info"]["extensions_used_hours"] == 1
+    assert run("extend", rosa, "0", rc=1).stderr.startswith("error: ")
+
+    # broadcast into rosa's lab (the notifications extension in the pod runner's jupyterhub-singleuser)
+    r = run.json("broadcast", "maintenance at 5", "--to", rosa, "--variant", "warning")
+    assert r["successful"] == 1 and r["details"][0]["username"] == rosa
+    assert "delivered to 1 of 1" in run("broadcast", "again", "--to", rosa).stdout
+    assert run("broadcast", "hi", "--group", "no-such-group", rc=1).stderr == "error: No such group: no-such-group\n"
+
+    # logs: the pod's log through the API server (kwok serves the Logs object's file)
+    (pod,) = kube.user_pods(rosa)
+    name = pod["metadata"]["name"]
+    # the pod runner's log of the real jupyterhub-singleuser, in the CRI log format kwok serves
+    server_log = next(Path(tmp_path_factory.getbasetemp()).glob(f"runner*/pods/{name}/server.log"))
+    lines = server_log.read_text(errors="replace").splitlines()
+    assert lines, f"{server_log} is empty"
+    cri = tmp_path_factory.mktemp("logs") / f"{name}.log"
+    cri.write_text("".join(f"2026-01-01T00:00:{i % 60:02d}.000000000Z stderr F {line}\n"
+                           for i, line in enumerate(lines)))
+    kube("apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"logs": [{"containers": ["notebook"], "logsFile": str(cri)}]}}))
+    deadline = time.monotonic() + 30
+    while lines[-1] not in (out := run("logs", rosa, rc=None).stdout) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert out.splitlines() == lines, out[-500:]
+    assert run("logs", rosa, "--tail", "2").stdout.splitlines() == lines[-2:]
+
+    # restart: a new pod
+    assert run.json("servers", "restart", rosa)["status"] in (200, 202)
+    assert "server of rosa: stopped" in run("servers", "stop", rosa, "--wait").stdout
+    assert run("logs", rosa, rc=1).stderr.startswith("error: rosa has no server pod")
+    assert run("servers", "restart", rosa, rc=1).stderr == "error: Server is not running\n"
+
+    events = run.json("events", rosa)["events"]
+    kinds = {(e["source"], e["kind"]) for e in events}
+    assert {("hub", "spawn"), ("hub", "stop"), ("hub", "extension"), ("hub", "restart")} <= kinds, kinds
+    assert ("kubernetes", "SessionExtended") in kinds or ("kubernetes", "ServerRestarted") in kinds, kinds
+    assert all(e["user"] == rosa for e in events if e["source"] == "hub")
+    assert "spawn" in run("events").stdout
+
+
+# ---------------------------------------------------------------- volumes
+
+def test_volumes(run, rosa):
+    """After test_servers_and_friends: rosa's server ran once (claims exist) and is stopped."""
+    mine = run.json("volumes", "list", rosa)
+    assert mine["user"] == rosa and {v["volume"] for v in mine["volumes"]} >= {"home", "workspace", "cache"}
+    every = run.json("volumes", "list")["volumes"]
+    assert {(v["user"], v["volume"]) for v in every} >= {(rosa, "home"), (rosa, "cache")}
+    assert "VOLUME" in run("volumes", "list").stdout
+
+    # without --yes and without a terminal: refused, nothing deleted
+    r = run("volumes", "reset", rosa, "cache", rc=2)
+    assert "--yes" in r.stderr
+    assert (rosa, "cache") in {(v["user"], v["volume"]) for v in run.json("volumes", "list")["volumes"]}
+    deadline = time.monotonic() + 60
+    while (r := run("volumes", "reset", rosa, "cache", "--yes", "-o", "json", rc=None)).returncode:
+        # 409 while the stopped server's pod is still going away
+        assert "terminating" in r.stderr and time.monotonic() < deadline, r.stderr
+        time.sleep(1)
+    assert json.loads(r.stdout)["reset_volumes"] == ["cache"], r.stdout
+    assert run("volumes", "reset", rosa, "nope", "--yes", rc=1).stderr.startswith("error: ")
+
+    adoptable = run.json("volumes", "adopt", rosa)
+    assert adoptable["user"] == rosa and adoptable["adoptable"] == []
+    r = run("volumes", "adopt", rosa, "--owner", "u999-deadbeef", rc=1)
+    assert r.stderr == "error: No volumes with owner key u999-deadbeef\n"
+
+
+def test_volumes_adopt(run, rosa, kube):
+    """A claim recorded for rosa under another owner key (as after a lost hub database) is listed and adopted."""
+    volume = load_settings({}).storage.volumes[0]
+    kube("apply", "-f", "-", stdin=yaml.safe_dump(storage.claim_manifest(volume, "u999-0ld0ld00", rosa)))
+    listed = run.json("volumes", "adopt", rosa)["adoptable"]
+    assert [g["owner"] for g in listed] == ["u999-0ld0ld00"]
+    assert "u999-0ld0ld00" in run("volumes", "adopt", rosa).stdout
+    # rosa has claims under her current key: refused unless they are kept as orphaned
+    r = run("volumes", "adopt", rosa, "--owner", "u999-0ld0ld00", rc=1)
+    assert r.stderr.startswith("error: rosa already has volumes")
+    r = run.json("volumes", "adopt", rosa, "--owner", "u999-0ld0ld00", "--orphan-current")
+    assert r["adopted_by"] == "kubectl-jupyterhub" and r["adopted_claims"] == [f"claim-u999-0ld0ld00-{volume.name}"]
+    mine = run.json("volumes", "list", rosa)["volumes"]
+    assert {v["claim"] for v in mine if v["exists"]} == {f"claim-u999-0ld0ld00-{volume.name}"}
+    assert any(v["orphaned"] and v["user"] == rosa for v in run.json("volumes", "list")["volumes"])
+
+
+# ---------------------------------------------------------------- features from other issues
+
+def test_top(run):
+    """The activity monitor (issue 11): its figures when the hub has it, otherwise a clear refusal."""
+    r = run("top", "-o", "json", rc=None)
+    if r.returncode == 0:
+        assert "users" in json.loads(r.stdout)
+    else:
+        assert r.returncode == 1
+        assert r.stderr == ("error: The activity monitor is not available on this hub "
+                            "(GET /hub/api/activity answered 404)\n")
+
+
+def test_service_holds_only_the_charts_scopes(plugin_hub):
+    token = plugin_hub.plugin_token
+    import requests
+
+    r = requests.get(f"{plugin_hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30)
+    assert r.status_code == 200
+    assert r.json()["kind"] == "service" and r.json()["name"] == "kubectl-jupyterhub"
+    assert "admin:servers" not in r.json()["scopes"] and "access:servers" not in r.json()["scopes"]
+    admin = admin_client(plugin_hub.url)
+    assert admin.api("GET", "/users/admin").status_code == 200
