@@ -42,7 +42,8 @@ class ActivityHandler(_Handler):
     @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
     async def get(self) -> None:
         mon = _monitor(self)
-        self.write_json(await mon.report(self.users))
+        self.set_header("Content-Type", "application/json")
+        self.finish(await mon.report_json(self.users))
 
 
 class ResetHandler(_Handler):
@@ -53,7 +54,7 @@ class ResetHandler(_Handler):
         mon = _monitor(self)
         if not await mon.ensure_ready():
             raise web.HTTPError(503, f"Activity database not available: {mon.db_error}")
-        deleted = await mon.store.run(mon.store.reset)
+        deleted = await mon.reset()
         self.log.info("Activity samples reset by %s (%d deleted)", self.current_user.name, deleted)
         self.write_json({"success": True, "deleted": deleted})
 

@@ -185,6 +185,17 @@ def is_running(spawner: Any) -> bool:
     return not spawner.pending and spawner.orm_spawner is not None and spawner.orm_spawner.server is not None
 
 
+def remaining_seconds(spawner: Any, settings: CullerSettings, now: float) -> int | None:
+    """Seconds until the culler stops this server for idleness; None when it does not run or the culler is off.
+
+    The one computation behind session-info and the activity monitor's column, so the two always agree.
+    """
+    if not settings.enabled or spawner is None or not is_running(spawner):
+        return None
+    last_activity, started, extended_until = times(spawner)
+    return time_remaining(now, last_activity, extended_until, settings.timeout_seconds, started)
+
+
 def session_info(spawner: Any, settings: CullerSettings, now: float | None = None) -> dict[str, Any]:
     """Upstream's ``session-info`` answer for a user's default server."""
     now = time.time() if now is None else now
@@ -200,8 +211,7 @@ def session_info(spawner: Any, settings: CullerSettings, now: float | None = Non
         "timeout_seconds": settings.timeout_seconds,
         "max_extension_hours": settings.max_extension_hours,
         "last_activity": iso(last_activity),
-        "time_remaining_seconds": time_remaining(now, last_activity, extended_until, settings.timeout_seconds,
-                                                 started),
+        "time_remaining_seconds": remaining_seconds(spawner, settings, now),
         "extensions_used_hours": getattr(spawner, "ds_extension_hours", 0),
         "extensions_available_hours": available_hours(now, last_activity, extended_until, settings.timeout_seconds,
                                                       settings.max_extension_hours, started),

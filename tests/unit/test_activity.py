@@ -327,9 +327,64 @@ async def test_user_usage_reads_the_shared_cache(monkeypatch: pytest.MonkeyPatch
              2: SimpleNamespace(name="bo", spawners={"": stopped})}
     mon = SimpleNamespace(settings=ActivitySettings(), metrics=activity.MetricsCache(10, lister))
     mon.usage_of = lambda sp: activity.ActivityMonitor.usage_of(mon, sp)
+    mon.limits_of, mon._limits = (lambda sp: activity.ActivityMonitor.limits_of(mon, sp)), {}
     monkeypatch.setattr(activity, "_monitor", mon)
     monkeypatch.setattr(culler, "hub_app", lambda: SimpleNamespace(users=users))
     assert await activity.user_usage("ann") == {"cpu_percent": 25.0, "memory_mb": 1024.0, "memory_percent": 25.0}
     assert await activity.user_usage("bo") is None and await activity.user_usage("nobody") is None
     await activity.user_usage("ann")
     assert lists == 1
+
+
+async def test_report_is_reused_while_the_users_look_the_same(hub_db: orm.Base, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """Polling tabs share one build; a rename, a new user, a start, a sample or a reset shows at once."""
+    from types import SimpleNamespace
+
+    ids = add_users(hub_db, "ann", "bo")
+
+    async def no_metrics() -> list[dict]:
+        return []
+
+    mon = activity.ActivityMonitor(ActivitySettings(), CullerSettings(), "ns", "component=singleuser-server",
+                                   hub_db.get_bind(), list_pod_metrics=no_metrics)
+
+    async def no_claims() -> dict:
+        return {}
+
+    mon.volumes.get = no_claims  # type: ignore[method-assign]
+    builds = 0
+    real_report = mon.report
+
+    async def counted(app_users, now=None):
+        nonlocal builds
+        builds += 1
+        return await real_report(app_users, now)
+
+    monkeypatch.setattr(mon, "report", counted)
+    stopped = SimpleNamespace(pod_name="jupyter-ann", pending=None, orm_spawner=SimpleNamespace(server=None,
+                                                                                               last_activity=None))
+    users = {ids["ann"]: SimpleNamespace(name="ann", spawners={"": stopped})}
+    try:
+        await mon.sample()
+        first = await mon.report_json(users)
+        assert await asyncio.gather(*(mon.report_json(users) for _ in range(5))) == [first] * 5
+        assert builds == 1
+        users[ids["ann"]].name = "anna"  # renamed in the hub (the database row is renamed too)
+        hub_db.query(orm.User).filter_by(id=ids["ann"]).update({"name": "anna"})
+        hub_db.commit()
+        assert '"anna"' in await mon.report_json(users) and builds == 2
+        users[ids["bo"]] = SimpleNamespace(name="bo", spawners={})
+        await mon.report_json(users)
+        stopped.pending = "spawn"
+        await mon.report_json(users)
+        assert builds == 4
+        await mon.sample()
+        await mon.report_json(users)
+        assert await mon.reset() == 4
+        assert '"No samples yet"' in await mon.report_json(users) and builds == 6
+        monkeypatch.setattr(activity, "REPORT_REUSE_SECONDS", 0.0)  # and it expires
+        await mon.report_json(users)
+        assert builds == 7
+    finally:
+        mon.store.close()
