@@ -79,8 +79,31 @@ class _LoopLag(_APIHandler):
         self.finish({"longest": _lag["longest"]})
         _lag["longest"] = 0.0
 
+class _CullerPass(_APIHandler):
+    """POST ?runs=N: N passes of our culler (nothing due: a 1-day timeout) over the hub's real spawners; their
+    wall times (s) and the running servers they looked at. Bench harness only."""
+
+    async def post(self):
+        if not self.current_user or "admin:users" not in self.parsed_scopes:
+            raise __import__("tornado").web.HTTPError(403)
+        from hub_extensions import culler as _culler
+        from hub_extensions.settings import CullerSettings as _CullerSettings
+
+        settings = _CullerSettings(enabled=True, timeout_seconds=86400, every_seconds=60, max_age_seconds=0)
+        app = _culler.hub_app()
+        walls = []
+        for _ in range(int(self.get_argument("runs", "20"))):
+            t0 = _time.perf_counter()
+            culled = await _culler.Culler(settings, lambda: app).run_pass(app)
+            walls.append(_time.perf_counter() - t0)
+            assert not culled
+            await _asyncio.sleep(0.05)
+        running = sum(1 for u in app.users.values() for s in u.spawners.values() if _culler.is_running(s))
+        self.finish({"walls": walls, "running": running})
+
 _asyncio.get_running_loop().create_task(_bench_ticker())
 c.JupyterHub.extra_handlers.append((r"/api/bench/loop-lag", _LoopLag))
+c.JupyterHub.extra_handlers.append((r"/api/bench/culler-pass", _CullerPass))
 '''
 
 

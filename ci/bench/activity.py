@@ -2,8 +2,8 @@
 """Benchmark: the activity monitor and the cluster panel at 1,000 running servers (issue 11's scale targets).
 
 Runs against ``ci/bench/_fleet.py``: a real hub on the local control plane with 1,000 users whose servers
-JupyterHub started (pods on ten kwok nodes, proxy routes) and which are served by the pod runner's STUB
-mode (one process answering every pod IP); usage comes from kwok usage annotations through the real
+JupyterHub started (pods on ten kwok nodes, proxy routes) and which are served by STUBS (``ci/stub_servers.py``,
+one process answering every pod IP); usage comes from kwok usage annotations through the real
 metrics-server. Figures:
 
 1. ``GET /hub/api/activity`` p50/p95 over 200 sequential requests, after seeding 1,000,000 samples
@@ -184,7 +184,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     opts = parser.parse_args()
     ok = True
-    stub = "servers are pod-runner STUBS (one process on every pod IP), usage from kwok annotations"
+    stub = "servers are STUBS (ci/stub_servers.py: one process on every pod IP), usage from kwok annotations"
     with fleet(opts.users) as f:
         print(f"fleet: {opts.users} users with running servers ({stub}); hub {f.url}")
         print(" ", seed_samples(f, opts.samples))

@@ -3,7 +3,7 @@
 
 Default (``--fleet``): through the REAL hub API. ``ci/bench/_fleet.py`` brings up (or reuses) a hub on the
 local control plane with 1,000 users whose servers were started by JupyterHub (pods, proxy routes) and
-are served by the pod runner's STUB mode; ``POST /hub/api/notifications/broadcast`` is called once with
+are served by STUBS (``ci/stub_servers.py``); ``POST /hub/api/notifications/broadcast`` is called once with
 an admin token, the stubs count the deliveries and Authorization headers, the hub's own loop-lag probe
 gives its longest event-loop stall, and ``api_tokens`` is counted before and after in the hub database.
 
@@ -99,7 +99,7 @@ def through_the_hub(servers: int) -> int:
         stall = f.loop_lag()
         stats = f.stub_stats()
         new_tokens = f.db_count("api_tokens") - tokens_before
-    print(f"broadcast through the hub API to {result['total']} running STUB servers (pod runner --stub; "
+    print(f"broadcast through the hub API to {result['total']} running STUB servers (ci/stub_servers.py; "
           f"real hub, proxy, pods): {wall:.2f} s wall, longest hub event-loop stall {stall * 1000:.0f} ms")
     print(f"  answer: total {result['total']}, successful {result['successful']}, failed {result['failed']}")
     print(f"  stubs recorded {stats['deliveries']} deliveries to {stats['distinct']} servers; "
