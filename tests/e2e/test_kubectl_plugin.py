@@ -49,7 +49,7 @@ def z2jh_service_config(token: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def plugin_hub(namespace, hub_kubeconfig, pod_runner, tmp_path_factory):
+def plugin_hub(namespace, hub_kubeconfig, node_agent, tmp_path_factory):
     token = secrets.token_hex(32)
     hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"),
                      settings={"gpu": {"mode": 0}, "culler": {"enabled": True}},
@@ -249,7 +249,7 @@ def test_servers_and_friends(run, rosa, kube, namespace, tmp_path_factory):
     assert r["success"] is True and r["session_info"]["extensions_used_hours"] == 1
     assert run("extend", rosa, "0", rc=1).stderr.startswith("error: ")
 
-    # broadcast into rosa's lab (the notifications extension in the pod runner's jupyterhub-singleuser)
+    # broadcast into rosa's lab (the notifications extension in the jupyterhub-singleuser the node agent runs)
     r = run.json("broadcast", "maintenance at 5", "--to", rosa, "--variant", "warning")
     assert r["successful"] == 1 and r["details"][0]["username"] == rosa
     assert "delivered to 1 of 1" in run("broadcast", "again", "--to", rosa).stdout
@@ -258,7 +258,7 @@ def test_servers_and_friends(run, rosa, kube, namespace, tmp_path_factory):
     # logs: the pod's log through the API server (kwok serves the Logs object's file)
     (pod,) = kube.user_pods(rosa)
     name = pod["metadata"]["name"]
-    # the pod runner's log of the real jupyterhub-singleuser, in the CRI log format kwok serves
+    # the node agent's log of the real jupyterhub-singleuser, in the CRI log format kwok serves
     server_log = next(Path(tmp_path_factory.getbasetemp()).glob(f"runner*/pods/{name}/server.log"))
     lines = server_log.read_text(errors="replace").splitlines()
     assert lines, f"{server_log} is empty"
