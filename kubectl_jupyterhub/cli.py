@@ -245,24 +245,25 @@ def wait_server(ctx: Ctx, user: str, ready: bool, timeout: float) -> dict[str, A
         time.sleep(1)
 
 
+def _start_or_stop(ctx: Ctx, start: bool) -> None:
+    """POST or DELETE the default server; 201/204 mean done, 202 means under way (``--wait`` waits for it)."""
+    user = ctx.args.user
+    ctx.user_exists(user)
+    done_status, done, under_way = (201, "running", "starting") if start else (204, "stopped", "stopping")
+    status, _ = ctx.hub.request("POST" if start else "DELETE", f"/users/{quote(user)}/server")
+    result = done if status == done_status else under_way
+    if ctx.args.wait and status != done_status:
+        wait_server(ctx, user, start, ctx.args.timeout)
+        result = done
+    output.emit(ctx.fmt, {"user": user, "server": result}, text=f"server of {user}: {result}")
+
+
 def cmd_servers_start(ctx: Ctx) -> None:
-    ctx.user_exists(ctx.args.user)
-    status, _ = ctx.hub.request("POST", f"/users/{quote(ctx.args.user)}/server")
-    result = "running" if status == 201 else "starting"
-    if ctx.args.wait and status != 201:
-        wait_server(ctx, ctx.args.user, True, ctx.args.timeout)
-        result = "running"
-    output.emit(ctx.fmt, {"user": ctx.args.user, "server": result}, text=f"server of {ctx.args.user}: {result}")
+    _start_or_stop(ctx, start=True)
 
 
 def cmd_servers_stop(ctx: Ctx) -> None:
-    ctx.user_exists(ctx.args.user)
-    status, _ = ctx.hub.request("DELETE", f"/users/{quote(ctx.args.user)}/server")
-    result = "stopped" if status == 204 else "stopping"
-    if ctx.args.wait and status != 204:
-        wait_server(ctx, ctx.args.user, False, ctx.args.timeout)
-        result = "stopped"
-    output.emit(ctx.fmt, {"user": ctx.args.user, "server": result}, text=f"server of {ctx.args.user}: {result}")
+    _start_or_stop(ctx, start=False)
 
 
 def cmd_servers_restart(ctx: Ctx) -> None:
