@@ -7,7 +7,8 @@ one process answering every pod IP); usage comes from kwok usage annotations thr
 metrics-server. Figures:
 
 1. ``GET /hub/api/activity`` p50/p95 over 200 sequential requests, after seeding 1,000,000 samples
-   (target p50 ≤ 50 ms, p95 ≤ 200 ms); ``GET /hub/api/ds/cluster`` the same way;
+   (target p50 ≤ 50 ms, p95 ≤ 200 ms); ``GET /hub/api/ds/cluster`` the same way; then 20 requests 2.2 s
+   apart, so that each one builds the answer anew (the hub reuses it for 2 s): reported, no target;
 2. 5 admin "tabs" polling ``/hub/api/activity`` and ``/hub/api/ds/cluster`` every 2 s for 60 s: metrics LISTs
    counted by ``apiserver_request_total{group="metrics.k8s.io",verb="LIST"}`` (resource ``pods``, target ≤ 7;
    ``nodes``). kube-apiserver proxies ``metrics.k8s.io`` to metrics-server without counting those requests in
@@ -67,10 +68,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def latencies(f: Fleet, path: str, n: int) -> list[float] | None:
+async def latencies(f: Fleet, path: str, n: int, spacing: float = 0.0) -> list[float] | None:
+    """``n`` sequential GETs, ``spacing`` seconds apart (after each answer)."""
     async with aiohttp.ClientSession(headers={"Authorization": f"token {f.token}"}) as s:
         out = []
         for _ in range(n):
+            await asyncio.sleep(spacing)
             t = time.perf_counter()
             async with s.get(f"{f.url}/hub/api{path}") as r:
                 await r.read()
@@ -201,7 +204,14 @@ def main() -> int:
                 line += f" (targets ≤ {p50_max * 1000:.0f} / ≤ {p95_max * 1000:.0f} ms: {'met' if met else 'MISSED'})"
             print(line)
 
-        have_activity = asyncio.run(latencies(f, "/activity", 1)) is not None
+        # the answer is reused for 2 s while the users look the same (hub_extensions/activity.py): spaced 2.2 s
+        # apart, every request builds it anew; reported, not a target (polling tabs share the built answer)
+        built = asyncio.run(latencies(f, "/activity", 20, spacing=2.2))
+        if built is not None:
+            print(f"GET /hub/api/activity x20, 2.2 s apart (each one a new build): p50 "
+                  f"{statistics.median(built) * 1000:.1f} ms, worst {max(built) * 1000:.1f} ms")
+
+        have_activity = built is not None
         paths = (["/activity"] if have_activity else []) + ["/ds/cluster"]
         before = request_counts(f.apiserver_metrics())
         before_ms = request_counts(f.metrics_server_metrics())

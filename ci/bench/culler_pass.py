@@ -13,7 +13,7 @@ task every 5 ms measures it). Target (issue 12): a pass <= 200 ms, a stall <= 50
 ``--fleet`` measures the same inside a real hub instead: ``ci/bench/_fleet.py``'s JupyterHub with 1,000
 servers it started (KubeSpawner, pods on kwok nodes, proxy routes; the single-user servers are STUBS,
 ``ci/stub_servers.py``), the passes run by a bench-only handler of that hub over its own spawners, the stall
-read from its loop-lag probe. Exits 1 when a target is missed.
+read from its loop-lag probe (which sees the hub's other stalls too). Exits 1 when a target is missed.
 
     python ci/bench/culler_pass.py [--servers 1000] [--runs 20] [--fleet]
 """
@@ -95,10 +95,13 @@ def measure_fleet(servers: int, runs: int) -> bool:
         stall = f.loop_lag()
     walls = answer["walls"]
     median, worst = statistics.median(walls) * 1000, max(walls) * 1000
+    # with nothing due a pass never yields, so its wall time is the stall it causes; the probe sees every stall
+    # of the hub in the window (KubeSpawner's reflector re-lists, JupyterHub's own timers), not only ours
     print(f"culler pass inside a real hub over {answer['running']} running servers (single-user servers are "
-          f"STUBS), none due, {runs} runs: median {median:.1f} ms, worst {worst:.1f} ms, "
-          f"longest event-loop stall {stall * 1000:.1f} ms")
-    return worst <= 200 and stall <= 0.05
+          f"STUBS), none due, {runs} runs: median {median:.1f} ms, worst {worst:.1f} ms (= its event-loop "
+          f"stall: a pass with nothing due never yields); the hub's longest stall in the window, from any "
+          f"cause: {stall * 1000:.1f} ms")
+    return worst <= 50
 
 
 async def measure(servers: int, runs: int) -> None:
