@@ -28,8 +28,8 @@ on every hub page view).
 
 **Reuse.** Building the answer for 1,000 users costs tens of milliseconds (three queries on the database
 thread, then the rows on the event loop), and every admin tab asks every few seconds. The encoded answer is
-reused for up to ``REPORT_REUSE_SECONDS`` while the hub's in-memory users look the same (ids, names, each
-default server's state, last activity and extension): a new user, a rename, a start or stop, an extension, a
+reused for up to ``REPORT_REUSE_SECONDS`` while the hub's in-memory users look the same (ids, names, creation
+times, each default server's state, last activity and extension): a new user, a rename, a start or stop, an extension, a
 sample or a reset shows at once; the clock-driven columns (time remaining, active/inactive), and a user deleted
 who was not loaded in the hub before, may be up to that much old. Concurrent requests wait for one build.
 
@@ -791,7 +791,9 @@ def users_fingerprint(app_users: Mapping[int, Any]) -> tuple:
     for user_id, user in app_users.items():
         spawner = user.spawners.get("")
         orm_spawner = getattr(spawner, "orm_spawner", None)
-        marks.append((user_id, user.name, orm_spawner is not None and orm_spawner.server is not None,
+        # ``created``: SQLite can give a user deleted and created again the same id
+        marks.append((user_id, user.name, getattr(user, "created", None),
+                      orm_spawner is not None and orm_spawner.server is not None,
                       getattr(spawner, "pending", None), getattr(orm_spawner, "last_activity", None),
                       getattr(spawner, "ds_extended_until", None)))
     return tuple(marks)
