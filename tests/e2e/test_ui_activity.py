@@ -35,6 +35,15 @@ def names(page) -> list[str]:
     return page.locator("#ds-activity-table tbody tr td.ds-user").all_inner_texts()
 
 
+def open_reset_dialog(page) -> None:
+    """Click Reset and wait for Bootstrap's ``shown.bs.modal``: while the fade-in runs, Bootstrap ignores a hide
+    (a Cancel clicked as soon as the dialog is visible would be lost)."""
+    page.evaluate("""() => { window.dsResetShown = new Promise(resolve => document.getElementById(
+        "ds-activity-reset-modal").addEventListener("shown.bs.modal", () => resolve(true), {once: true})); }""")
+    page.click("#ds-activity-reset")
+    assert page.evaluate("() => window.dsResetShown") is True
+
+
 def test_page_renders_sorts_refreshes_and_resets(hub, fifty, new_page):
     page = new_page()
     login(page, hub.url, "admin")
@@ -59,13 +68,13 @@ def test_page_renders_sorts_refreshes_and_resets(hub, fifty, new_page):
     expect(page.locator("body")).not_to_have_attribute("data-ds-activity-loaded", loaded)
 
     # Reset asks first; Cancel changes nothing, Reset deletes every sample
-    page.click("#ds-activity-reset")
+    open_reset_dialog(page)
     modal = page.locator("#ds-activity-reset-modal")
     expect(modal).to_be_visible()
     expect(modal).to_contain_text("This will clear all historical samples.")
     modal.get_by_role("button", name="Cancel").click()
     expect(modal).to_be_hidden()
-    page.click("#ds-activity-reset")
+    open_reset_dialog(page)
     page.click("#ds-activity-reset-confirm")
     # 52: the sampler's first tick (the admin alone) and the 51 of the fixture's sample
     expect(page.locator("#ds-activity-flash")).to_have_text("Deleted 52 sample(s).")
