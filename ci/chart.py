@@ -499,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("sync-lock", help="regenerate chart/Chart.lock from Chart.yaml (offline)")
     p.add_argument("--check", action="store_true", help="only report; exit 1 when the lock is stale")
     args = parser.parse_args(argv)
-    syncs = {"sync-readme": (sync_readme, README_PATH), "sync-lock": (sync_lock, LOCK_PATH)}
+    syncs = {"sync-schema": (sync_schema, SCHEMA_PATH), "sync-readme": (sync_readme, README_PATH),
+             "sync-lock": (sync_lock, LOCK_PATH)}
 
     try:
         if args.command == "render":
@@ -507,19 +508,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          set_string=args.set_string, release=args.release))
         elif args.command == "lint":
             sys.stdout.write(lint(args.values, args.set_values, args.namespace, set_string=args.set_string))
-        elif args.command in syncs:
+        else:
             func, path = syncs[args.command]
             stale = func(check=args.check)
             rel = path.relative_to(REPO_ROOT)
             if args.check:
                 print(f"{rel}: {f'STALE, run python ci/chart.py {args.command}' if stale else 'up to date'}")
-                return 1 if stale else 0
-            print(f"{rel}: {'updated' if stale else 'already up to date'}")
-        else:
-            stale = sync_schema(check=args.check)
-            rel = SCHEMA_PATH.relative_to(REPO_ROOT)
-            if args.check:
-                print(f"{rel}: {'STALE, run python ci/chart.py sync-schema' if stale else 'up to date'}")
                 return 1 if stale else 0
             print(f"{rel}: {'updated' if stale else 'already up to date'}")
     except HelmError as exc:

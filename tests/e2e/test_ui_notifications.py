@@ -11,6 +11,7 @@ import requests
 from .browser import sync_api
 from .hubclient import new_user
 from .test_ui_accounts import login
+from .test_ui_storage import assert_page_refused
 
 expect = sync_api.expect
 
@@ -52,8 +53,4 @@ def test_admin_sends_from_the_page_and_sees_the_result_table(hub, admin, new_pag
 
 def test_users_without_the_scope_see_no_link_and_get_403(hub, admin, new_page):
     new_user(hub.url, admin, "eve")
-    page = new_page()
-    login(page, hub.url, "eve")
-    expect(page.locator("#ds-nav-notifications")).to_have_count(0)
-    response = page.goto(f"{hub.url}/hub/notifications")
-    assert response is not None and response.status == 403
+    assert_page_refused(new_page(), hub.url, "eve", "ds-nav-notifications", "/hub/notifications")

@@ -37,6 +37,14 @@ def login(page: sync_api.Page, hub_url: str, username: str) -> None:
     expect(page.locator("#ds-version-footer")).to_be_visible()
 
 
+def assert_page_refused(page: sync_api.Page, hub_url: str, username: str, nav_id: str, path: str) -> None:
+    """Signed in as ``username``: no navbar link ``nav_id``, and the page at ``path`` answers 403."""
+    login(page, hub_url, username)
+    expect(page.locator(f"#{nav_id}")).to_have_count(0)
+    response = page.goto(f"{hub_url}{path}")
+    assert response is not None and response.status == 403
+
+
 def start_and_stop(user: HubClient, kube) -> None:
     """Start once (so the claims exist), stop, and wait until the pod is gone from the API server."""
     user.start_server()
