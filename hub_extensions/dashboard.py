@@ -28,6 +28,7 @@ from typing import Any
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
+from kubernetes_asyncio.client import ApiException
 
 from . import culler, gpu, k8s, pod_policy, scopes, storage
 from .settings import Settings
@@ -289,6 +290,20 @@ async def cached_log_tail(namespace: str, pod: Mapping[str, Any], previous: bool
     lines = tail_lines(await k8s.pod_log_tail(namespace, pod["name"], NOTEBOOK, LOG_LINES, previous=previous))
     _log_cache[key] = (now, lines)
     return lines
+
+
+async def crash_log_tail(namespace: str, pod_name: str) -> list[str]:
+    """The log tail of a container that failed to start: the current run's, or the previous run's when the
+    kubelet has already restarted the container and the new run has not written anything yet."""
+    lines = tail_lines(await k8s.pod_log_tail(namespace, pod_name, NOTEBOOK, LOG_LINES))
+    if lines:
+        return lines
+    try:
+        return tail_lines(await k8s.pod_log_tail(namespace, pod_name, NOTEBOOK, LOG_LINES, previous=True))
+    except ApiException as e:
+        if e.status == 400:  # no previous run: the container has not restarted
+            return []
+        raise
 
 
 class DashboardHandler(APIHandler):

@@ -247,9 +247,8 @@ class DsKubeSpawner(KubeSpawner):
         log_error = None
         if pod is not None:
             try:
-                text = await asyncio.wait_for(k8s.pod_log_tail(self.namespace, self.pod_name, dashboard.NOTEBOOK,
-                                                               dashboard.LOG_LINES), k8s.REQUEST_TIMEOUT)
-                lines = dashboard.tail_lines(text)
+                lines = await asyncio.wait_for(dashboard.crash_log_tail(self.namespace, self.pod_name),
+                                               2 * k8s.REQUEST_TIMEOUT)
             except (*k8s.API_ERRORS, TimeoutError) as e:
                 log_error = f"No log: {k8s.describe(e)}"
         summary = dashboard.pod_summary(pod, self.ds_settings.gpu.resource)

@@ -137,3 +137,29 @@ def test_configure_proxy_uses_ds_proxy_only_with_configurable_http_proxy():
 def test_page_data_never_breaks_a_page():
     assert dashboard.page_data(None) is None
     assert dashboard.page_data(object()) is None  # a broken user object: logged, the page renders without it
+
+
+def test_crash_log_tail_falls_back_to_the_previous_run(monkeypatch):
+    """A container restarted by the kubelet may not have written anything yet: its previous run says why."""
+    import asyncio
+
+    from kubernetes_asyncio.client import ApiException
+
+    from hub_extensions import k8s
+
+    logs = {False: "", True: "jhds: bad configuration\n"}
+    calls = []
+
+    async def fake_tail(namespace, name, container, lines, previous=False):
+        calls.append(previous)
+        if previous and logs[True] is None:
+            raise ApiException(status=400, reason="previous terminated container not found")
+        return logs[previous]
+
+    monkeypatch.setattr(k8s, "pod_log_tail", fake_tail)
+    assert asyncio.run(dashboard.crash_log_tail("ns", "jupyter-a")) == ["jhds: bad configuration"]
+    assert calls == [False, True]
+    logs[False], calls[:] = "now\n", []
+    assert asyncio.run(dashboard.crash_log_tail("ns", "jupyter-a")) == ["now"] and calls == [False]
+    logs[False], logs[True] = "", None
+    assert asyncio.run(dashboard.crash_log_tail("ns", "jupyter-a")) == []
