@@ -6,12 +6,16 @@ with the flags that keep it off the closed network.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
+from .hubclient import PASSWORD
+
 sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,3 +61,24 @@ def new_page(browser: sync_api.Browser) -> Iterator:
     for context in contexts:
         context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def login(page: sync_api.Page, hub_url: str, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the real NativeAuthenticator login form, landing on the home page.
+
+    ``next`` matters: without it JupyterHub sends a user without a server to /hub/spawn, which starts one.
+    """
+    page.goto(f"{hub_url}/hub/login?next=%2Fhub%2Fhome")
+    page.fill("#username_input", username)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/home$"))
+    expect(page.locator("#ds-version-footer")).to_be_visible()
+
+
+def assert_page_refused(page: sync_api.Page, hub_url: str, username: str, nav_id: str, path: str) -> None:
+    """Signed in as ``username``: no navbar link ``nav_id``, and the page at ``path`` answers 403."""
+    login(page, hub_url, username)
+    expect(page.locator(f"#{nav_id}")).to_have_count(0)
+    response = page.goto(f"{hub_url}{path}")
+    assert response is not None and response.status == 403

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .browser import sync_api
+from .browser import login, sync_api
 from .test_activity import first_tick
-from .test_ui_storage import login
 
 expect = sync_api.expect
 

@@ -10,9 +10,8 @@ import re
 
 import pytest
 
-from .browser import sync_api
+from .browser import login, sync_api
 from .hubclient import new_user
-from .test_ui_storage import login
 
 expect = sync_api.expect
 

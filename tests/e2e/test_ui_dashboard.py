@@ -19,9 +19,8 @@ import hub_extensions
 from hub_extensions import settings_page
 from hub_extensions.settings import Settings
 
-from .browser import PHONE, sync_api
+from .browser import PHONE, assert_page_refused, login, sync_api
 from .hubclient import ServiceClient, admin_client, new_user
-from .test_ui_storage import assert_page_refused, login
 
 expect = sync_api.expect
 

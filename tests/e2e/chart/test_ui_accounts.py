@@ -9,21 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from .browser import sync_api
-from .hubclient import PASSWORD, HubClient, new_user
+from ..browser import login, sync_api
+from ..hubclient import HubClient, new_user
 
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
 
-
-def login(page: sync_api.Page, hub_url: str, username: str, password: str = PASSWORD) -> None:
-    """The real login form, landing on the home page (``next`` keeps JupyterHub from starting a server)."""
-    page.goto(f"{hub_url}/hub/login?next=%2Fhub%2Fhome")
-    page.fill("#username_input", username)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_url(re.compile(r"/hub/home$"))
 
 
 def test_admin_adds_two_users_and_sees_their_passwords_once(hub, admin, new_page, tmp_path):

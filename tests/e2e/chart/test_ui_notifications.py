@@ -8,10 +8,8 @@ import re
 import pytest
 import requests
 
-from .browser import sync_api
-from .hubclient import new_user
-from .test_ui_accounts import login
-from .test_ui_storage import assert_page_refused
+from ..browser import assert_page_refused, login, sync_api
+from ..hubclient import new_user
 
 expect = sync_api.expect
 

@@ -7,15 +7,13 @@ happened to claims and pods.
 
 from __future__ import annotations
 
-import re
-
 import jupyterhub
 import pytest
 
 import hub_extensions
 
-from .browser import sync_api
-from .hubclient import PASSWORD, HubClient, new_user
+from ..browser import login, sync_api
+from ..hubclient import HubClient, new_user
 
 expect = sync_api.expect
 
@@ -23,26 +21,6 @@ pytestmark = pytest.mark.browser
 
 DEFAULT_SIZES = {"home": "10Gi", "workspace": "10Gi", "cache": "5Gi"}
 
-
-def login(page: sync_api.Page, hub_url: str, username: str) -> None:
-    """Sign in through the real NativeAuthenticator login form, landing on the home page.
-
-    ``next`` matters: without it JupyterHub sends a user without a server to /hub/spawn, which starts one.
-    """
-    page.goto(f"{hub_url}/hub/login?next=%2Fhub%2Fhome")
-    page.fill("#username_input", username)
-    page.fill("#password_input", PASSWORD)
-    page.click("#login_submit")
-    page.wait_for_url(re.compile(r"/hub/home$"))
-    expect(page.locator("#ds-version-footer")).to_be_visible()
-
-
-def assert_page_refused(page: sync_api.Page, hub_url: str, username: str, nav_id: str, path: str) -> None:
-    """Signed in as ``username``: no navbar link ``nav_id``, and the page at ``path`` answers 403."""
-    login(page, hub_url, username)
-    expect(page.locator(f"#{nav_id}")).to_have_count(0)
-    response = page.goto(f"{hub_url}{path}")
-    assert response is not None and response.status == 403
 
 
 def start_and_stop(user: HubClient, kube) -> None:
