@@ -71,7 +71,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from . import culler
+from . import culler, k8s
 from .settings import ActivitySettings, CullerSettings
 
 log = logging.getLogger("JupyterHub.ds.activity")
@@ -512,8 +512,6 @@ class MetricsCache:
                     usage[item["metadata"]["name"]] = figures
             snap = Snapshot(usage, True, None, self.clock())
         except Exception as e:  # the API server's error, a timeout, an unknown group: all mean "no metrics now"
-            from . import k8s
-
             reason = k8s.describe(e)
             log.warning("Activity: metrics.k8s.io unavailable: %s", reason)
             snap = Snapshot({}, False, f"Metrics API unavailable ({reason}): CPU and memory are not shown.",
@@ -527,8 +525,6 @@ def metrics_lister(namespace: str, label_selector: str) -> Callable[[], Any]:
 
     async def list_pod_metrics() -> list[dict]:
         from kubespawner.clients import shared_client
-
-        from . import k8s
 
         k8s.core()  # loads the client configuration exactly like KubeSpawner (one cache entry)
         api = shared_client("CustomObjectsApi")
@@ -569,7 +565,7 @@ class VolumeCache:
                 self._inflight = None
 
     async def _refresh(self) -> dict[str, list[dict[str, Any]]]:
-        from . import k8s, storage
+        from . import storage
 
         try:
             claims = await k8s.list_claims(self.namespace, f"app.kubernetes.io/managed-by={storage.MANAGED_BY}")
@@ -577,8 +573,6 @@ class VolumeCache:
             self.by_owner = claims_by_owner(claims, used)
             self.error = None
         except Exception as e:
-            from . import k8s
-
             self.error = k8s.describe(e)
             log.warning("Activity: volume sizes unavailable: %s", self.error)
         self.fetched_at = self.clock()
@@ -686,7 +680,7 @@ class ActivityMonitor:
 
     def limits_of(self, spawner: Any) -> tuple[float | None, float | None]:
         """The pod's limits from the reflector, parsed once per pod version (they never change in a pod)."""
-        pod = _reflector_pod(spawner)
+        pod = k8s.reflected_pod(spawner)
         if not pod:
             return None, None
         key = (pod.get("metadata") or {}).get("uid")
@@ -808,14 +802,6 @@ def _own_namespace() -> str:
         with open(path) as f:  # once, when the monitor is created
             return f.read().strip()
     return "default"
-
-
-def _reflector_pod(spawner: Any) -> Mapping[str, Any] | None:
-    getter = getattr(spawner, "_ds_pod", None)
-    try:
-        return getter() if getter else None
-    except Exception:
-        return None
 
 
 def _owner_key(spawner: Any, user: Any) -> str | None:

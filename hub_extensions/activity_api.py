@@ -8,15 +8,14 @@ is not an error here: the answer carries nulls and ``metrics_note``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import activity, scopes
+from .handlers import DsAPIHandler
 from .settings import Settings
 
 
@@ -30,23 +29,15 @@ def _monitor(handler: Any) -> activity.ActivityMonitor:
     return mon
 
 
-class _Handler(APIHandler):
-    def write_json(self, payload: dict[str, Any]) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(payload))
-
-
-class ActivityHandler(_Handler):
+class ActivityHandler(DsAPIHandler):
     """``GET``: one row per user (status, usage, score, time remaining, volumes)."""
 
     @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
     async def get(self) -> None:
-        mon = _monitor(self)
-        self.set_header("Content-Type", "application/json")
-        self.finish(await mon.report_json(self.users))
+        self.write_json(await _monitor(self).report_json(self.users))
 
 
-class ResetHandler(_Handler):
+class ResetHandler(DsAPIHandler):
     """``POST``: delete every sample and score; ``{success, deleted}``."""
 
     @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
@@ -59,7 +50,7 @@ class ResetHandler(_Handler):
         self.write_json({"success": True, "deleted": deleted})
 
 
-class SampleHandler(_Handler):
+class SampleHandler(DsAPIHandler):
     """``POST``: record one sample for every user now (the sampler's own tick); ``{success, total, ...}``."""
 
     @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)

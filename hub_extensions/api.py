@@ -14,38 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 from typing import Any
 
 from jupyterhub import orm
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import k8s, kube_events, locks, scopes, storage, trail
+from .handlers import DsAPIHandler
 from .settings import Settings
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
-
-
-class DsAPIHandler(APIHandler):
-    @property
-    def ds_settings(self) -> Settings:
-        return self.settings["jupyterhub_ds"]
-
-    def target(self, user_name: str) -> tuple[Any, Any]:
-        """The user and their default spawner, or 404."""
-        user = self.find_user(user_name)
-        if user is None:
-            raise web.HTTPError(404, f"No such user: {user_name}")
-        return user, user.spawners[""]
-
-    def write_json(self, status: int, payload: dict[str, Any]) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(payload))
 
 
 class ManageVolumesHandler(DsAPIHandler):
@@ -59,7 +40,7 @@ class ManageVolumesHandler(DsAPIHandler):
             claims = await k8s.list_claims(spawner.namespace, storage.owner_selector(spawner.ds_owner))
         except k8s.API_ERRORS as e:
             raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
-        self.write_json(200, {
+        self.write_json({
             "user": user.name,
             "server": server_state(spawner),
             "volumes": storage.volume_report(self.ds_settings.storage, claims),
@@ -88,7 +69,7 @@ class ManageVolumesHandler(DsAPIHandler):
                 raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         self.log.info("Volume reset for %s by %s: %s", user.name, self.current_user.name, result.as_json())
         record_reset(spawner.namespace, user.name, self.current_user.name, result)
-        self.write_json(result.status, result.as_json())
+        self.write_json(result.as_json(), result.status)
 
 
 def record_reset(namespace: str, user: str, by: str, result: storage.ResetResult) -> None:
@@ -116,7 +97,7 @@ class AdoptableVolumesHandler(DsAPIHandler):
             groups = await storage.list_adoptable(spawner.namespace, user.name, current)
         except k8s.API_ERRORS as e:
             raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
-        self.write_json(200, {"user": user.name, "current_owner": current, "adoptable": groups})
+        self.write_json({"user": user.name, "current_owner": current, "adoptable": groups})
 
 
 class AdoptVolumesHandler(DsAPIHandler):
@@ -153,7 +134,7 @@ class AdoptVolumesHandler(DsAPIHandler):
         self.log.warning("Volume adoption: %s made owner key %s the key of user %s (was %s); claims %s; "
                          "orphaned %s", admin, owner, user.name, previous, ", ".join(result["adopted_claims"]),
                          ", ".join(result["orphaned_claims"]) or "none")
-        self.write_json(200, {"status": 200, "user": user.name, "adopted_by": admin,
+        self.write_json({"status": 200, "user": user.name, "adopted_by": admin,
                               "message": f"Adopted {len(result['adopted_claims'])} volume(s) of owner key {owner}",
                               **result})
 
@@ -173,14 +154,17 @@ class RestartServerHandler(DsAPIHandler):
             await wait_not_pending(spawner, spawner.start_timeout)  # KubeSpawner waits this long for a pod to go
             if spawner.pending:
                 raise web.HTTPError(503, "Server did not stop in time; it will be stopped in the background")
+            spawner = user.spawners[""]  # JupyterHub drops a stopped server's Spawner: the start is a new one's
+            spawner.ds_restart = True
             try:
                 await self.spawn_single_user(user, "")
             except RuntimeError as e:  # started meanwhile from another tab
+                spawner.ds_restart = False
                 raise web.HTTPError(409, f"Server was stopped but not restarted: {e}") from e
         if spawner.ready:
-            self.write_json(200, {"status": 200, "message": "Server restarted", "server": "running"})
+            self.write_json({"status": 200, "message": "Server restarted", "server": "running"})
         else:
-            self.write_json(202, {"status": 202, "message": "Server is restarting", "server": "pending"})
+            self.write_json({"status": 202, "message": "Server is restarting", "server": "pending"}, 202)
 
 
 PENDING = {"spawn": "starting", "stop": "stopping", "check": "being checked"}

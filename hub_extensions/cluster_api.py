@@ -8,31 +8,18 @@ scopes), unfiltered, since its figures are cluster-wide. The health endpoint ans
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import jupyterhub
-from jupyterhub.apihandlers.base import APIHandler
-from jupyterhub.scopes import Scope, needs_scope
+from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import __version__, capacity, gpu, health, k8s, scopes
+from .handlers import DsAPIHandler
 
 CLUSTER_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ)
 HEALTH_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ, scopes.HEALTH_READ)
-
-
-class DsJSONHandler(APIHandler):
-    def holds_unfiltered(self, names: tuple[str, ...]) -> bool:
-        """Whether the caller holds one of ``names`` for everyone (``!group=``-filtered does not count)."""
-        parsed = getattr(self, "parsed_scopes", None) or {}
-        return any(parsed.get(name) == Scope.ALL for name in names)
-
-    def write_json(self, payload: dict[str, Any]) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-cache, no-store")
-        self.finish(json.dumps(payload))
 
 
 def refresh_seconds(settings: Any) -> float:
@@ -41,7 +28,7 @@ def refresh_seconds(settings: Any) -> float:
     return float(getattr(activity, "resources_update_seconds", capacity.CACHE_SECONDS))
 
 
-class ClusterHandler(DsJSONHandler):
+class ClusterHandler(DsAPIHandler):
     """``GET``: nodes with allocatable, requested and used CPU/memory/GPUs (cached, shared by every tab)."""
 
     @needs_scope(*CLUSTER_SCOPES)
@@ -67,7 +54,7 @@ def use_namespace(namespace: str) -> None:
     _namespace[:] = [namespace]
 
 
-class HealthHandler(DsJSONHandler):
+class HealthHandler(DsAPIHandler):
     """``GET``: ``{"status": "ok"}`` for anyone; versions, checks and counts for holders of the scopes."""
 
     async def get(self) -> None:

@@ -11,53 +11,34 @@ Errors are JSON with both our keys and upstream's: ``{"status", "message", "succ
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 
 from . import culler, locks
-from .settings import CullerSettings, Settings
+from .handlers import DsAPIHandler
 
 
-class _Handler(APIHandler):
-    @property
-    def culler_settings(self) -> CullerSettings:
-        settings: Settings = self.settings["jupyterhub_ds"]
-        return settings.culler
-
-    def answer(self, status: int, payload: dict[str, Any]) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(payload))
-
+class CullerAPIHandler(DsAPIHandler):
     def fail(self, status: int, message: str) -> None:
-        self.answer(status, {"status": status, "message": message, "success": False, "error": message})
-
-    def user_or_404(self, user_name: str) -> Any | None:
-        user = self.find_user(user_name)
-        if user is None:
-            self.fail(404, f"No such user: {user_name}")
-        return user
+        """An error with upstream's keys too (``success``, ``error``): upstream's page reads them."""
+        self.write_json({"status": status, "message": message, "success": False, "error": message}, status)
 
 
-class SessionInfoHandler(_Handler):
+class SessionInfoHandler(CullerAPIHandler):
     """``GET``: the idle timer of the user's default server."""
 
     @needs_scope("read:servers")
     async def get(self, user_name: str) -> None:
-        user = self.user_or_404(user_name)
-        if user is None:
-            return
-        self.answer(200, culler.session_info(user.spawners.get(""), self.culler_settings))
+        _, spawner = self.target(user_name)
+        self.write_json(culler.session_info(spawner, self.ds_settings.culler))
 
 
-class ExtendSessionHandler(_Handler):
+class ExtendSessionHandler(CullerAPIHandler):
     """``POST {"hours": n}``: move the idle deadline by whole hours, up to the ceiling."""
 
     @needs_scope("servers")
     async def post(self, user_name: str) -> None:
-        settings = self.culler_settings
+        settings = self.ds_settings.culler
         if not settings.enabled:
             return self.fail(400, "Idle culler is not enabled")
         if settings.max_extension_hours == 0:
@@ -68,9 +49,7 @@ class ExtendSessionHandler(_Handler):
         except ValueError as e:  # JSONDecodeError and BadHours
             message = str(e) if isinstance(e, culler.BadHours) else "Invalid request. The body is not JSON."
             return self.fail(400, message)
-        user = self.user_or_404(user_name)
-        if user is None:
-            return
+        user, _ = self.target(user_name)
         async with locks.user_lock(user.id):  # one read-modify-write at a time (and not during a cull)
             spawner = user.spawners.get("")
             if locks.is_restarting(user.id) or (spawner is not None and spawner.pending):
@@ -84,7 +63,7 @@ class ExtendSessionHandler(_Handler):
             return self.fail(409, message)
         self.log.info("Session of %s extended by %d h (requested %d) by %s", user.name, grant.hours, hours,
                       self.current_user.name)
-        self.answer(200, {"success": True, "message": message, "truncated": grant.truncated, "session_info": info})
+        self.write_json({"success": True, "message": message, "truncated": grant.truncated, "session_info": info})
 
 
 def handlers() -> list[tuple[str, type]]:

@@ -20,17 +20,16 @@ The assembling functions are pure; :func:`page_data` gives the home page the sam
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from kubernetes_asyncio.client import ApiException
 
 from . import culler, gpu, k8s, pod_policy, scopes, storage
+from .handlers import DsAPIHandler
 from .settings import Settings
 
 log = logging.getLogger("JupyterHub.ds.dashboard")
@@ -237,15 +236,6 @@ def assemble(*, user_name: str, server: Mapping[str, Any], pod: Mapping[str, Any
 # ================================================================ the live parts (no I/O here either)
 
 
-def _pod_of(spawner: Any) -> Mapping[str, Any] | None:
-    getter = getattr(spawner, "_ds_pod", None)
-    return getter() if getter is not None else None
-
-
-def _gpu_answer(settings: Settings) -> bool | None:
-    return gpu.node_cache(settings.gpu).answer() if settings.gpu.mode == 2 else None
-
-
 def page_data(user: Any) -> dict[str, Any] | None:
     """What the home page renders for ``user`` (a JupyterHub ``User``; ``None`` when nobody is logged in).
 
@@ -265,12 +255,12 @@ def _page_data(user: Any) -> dict[str, Any]:
 
     settings = DsKubeSpawner.ds_settings
     spawner = user.spawners.get("") if hasattr(user.spawners, "get") else None
-    pod = _pod_of(spawner) if spawner is not None else None
+    pod = k8s.reflected_pod(spawner) if spawner is not None else None
     return {
         "server": server_info(user, spawner),
         "image": getattr(spawner, "image", None),
         "pod": pod_summary(pod, settings.gpu.resource),
-        "capabilities": capabilities(settings, pod_policy.group_names(user), _gpu_answer(settings), pod),
+        "capabilities": capabilities(settings, pod_policy.group_names(user), gpu.auto_answer(settings.gpu), pod),
         "last_failure": getattr(spawner, "ds_last_failure", None),
     }
 
@@ -306,20 +296,14 @@ async def crash_log_tail(namespace: str, pod_name: str) -> list[str]:
         raise
 
 
-class DashboardHandler(APIHandler):
+class DashboardHandler(DsAPIHandler):
     """``GET /hub/api/users/<name>/dashboard[?volumes=1]``."""
 
     @needs_scope("read:servers")
     async def get(self, user_name: str) -> None:
-        from .spawner import DsKubeSpawner
-
-        user = self.find_user(user_name)
-        if user is None:
-            self.set_status(404)
-            return self.finish(json.dumps({"status": 404, "message": f"No such user: {user_name}"}))
-        settings: Settings = self.settings.get("jupyterhub_ds") or DsKubeSpawner.ds_settings
-        spawner = user.spawners[""]
-        raw_pod = _pod_of(spawner)
+        user, spawner = self.target(user_name)
+        settings = self.ds_settings
+        raw_pod = k8s.reflected_pod(spawner)
         pod = pod_summary(raw_pod, settings.gpu.resource)
         events = events_summary(getattr(spawner, "events", None) or []) if (raw_pod or spawner.pending) else []
         log_tail, log_error = None, None
@@ -331,8 +315,8 @@ class DashboardHandler(APIHandler):
             except k8s.API_ERRORS as e:
                 log_error = f"Could not read the log: {k8s.describe(e)}"
         volumes = None
-        if self.get_argument("volumes", "") in ("1", "true") and settings.storage.enabled and self._may_read_volumes(
-                user):
+        if self.get_argument("volumes", "") in ("1", "true") and settings.storage.enabled and self.covers(
+                user, scopes.READ, scopes.ADMIN):
             try:
                 claims = await asyncio.wait_for(
                     k8s.list_claims(spawner.namespace, storage.owner_selector(spawner.ds_owner)), k8s.REQUEST_TIMEOUT)
@@ -343,14 +327,9 @@ class DashboardHandler(APIHandler):
             user_name=user.name, server=server_info(user, spawner), pod=pod, events=events, log_tail=log_tail,
             log_error=log_error, last_failure=getattr(spawner, "ds_last_failure", None),
             usage_now=await usage(spawner), session=culler.session_info(spawner, settings.culler),
-            caps=capabilities(settings, pod_policy.group_names(user), _gpu_answer(settings), raw_pod),
+            caps=capabilities(settings, pod_policy.group_names(user), gpu.auto_answer(settings.gpu), raw_pod),
             image=getattr(spawner, "image", None), volumes=volumes)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(doc))
-
-    def _may_read_volumes(self, user: Any) -> bool:
-        return any(self.get_scope_filter(s)(user.orm_user, kind="user") for s in (scopes.READ, scopes.ADMIN))
+        self.write_json(doc)
 
 
 def handlers() -> list[tuple[str, type]]:

@@ -293,6 +293,12 @@ def node_cache(settings: GpuSettings) -> NodeCache:
     return _cache
 
 
+def auto_answer(settings: GpuSettings) -> bool | None:
+    """In auto mode, whether the cluster has GPU nodes as the node cache last saw them (``None``: not known
+    yet); ``None`` in the other modes, which do not ask the nodes. No I/O."""
+    return node_cache(settings).answer() if settings.mode == 2 else None
+
+
 def status(settings: GpuSettings) -> dict[str, Any]:
     """The GPU mode and, in auto mode, what the node cache last saw (no I/O): for the health endpoint."""
     names = {0: "off", 1: "forced", 2: "auto"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -126,6 +127,16 @@ async def wait_claims_gone(namespace: str, label_selector: str, names: set[str],
             break
         await asyncio.sleep(interval)
     return remaining
+
+
+def reflected_pod(spawner: Any) -> Mapping[str, Any] | None:
+    """The spawner's pod as KubeSpawner's pod reflector last saw it (no I/O); ``None`` when there is none or
+    the spawner is not a KubeSpawner (tests' spawners, a hub without our spawner)."""
+    reflector = getattr(spawner, "pod_reflector", None)
+    pods = getattr(reflector, "pods", None)
+    if pods is None:
+        return None
+    return pods.get(f"{spawner.namespace}/{spawner.pod_name}")
 
 
 async def pod_exists(namespace: str, name: str) -> bool:

@@ -53,9 +53,7 @@ def pod_of(spawner: Any) -> tuple[str, str, str | None] | None:
     namespace, name = getattr(spawner, "namespace", None), getattr(spawner, "pod_name", None)
     if not namespace or not name:
         return None
-    reflector = getattr(spawner, "pod_reflector", None)
-    pod = reflector.pods.get(f"{namespace}/{name}") if reflector is not None else None
-    uid = ((pod or {}).get("metadata") or {}).get("uid")
+    uid = ((k8s.reflected_pod(spawner) or {}).get("metadata") or {}).get("uid")
     return namespace, name, uid
 
 

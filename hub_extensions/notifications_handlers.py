@@ -7,26 +7,20 @@ Both API routes need ``custom:ds-notifications:send`` or ``admin:users`` (admins
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from jupyterhub import orm
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import notifications, scopes
+from .handlers import DsAPIHandler
 
 
-class NotificationsAPIHandler(APIHandler):
-    def allowed(self, user: Any) -> bool:
-        """Whether the request's scopes cover ``user`` (filters such as ``!group=`` apply)."""
-        return any(self.get_scope_filter(s)(user.orm_user, kind="user") for s in (scopes.NOTIFY, scopes.ADMIN))
-
-    def write_json(self, payload: dict[str, Any]) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(payload))
+class NotificationsAPIHandler(DsAPIHandler):
+    def may_notify(self, user: Any) -> bool:
+        return self.covers(user, scopes.NOTIFY, scopes.ADMIN)
 
 
 class ActiveServersHandler(NotificationsAPIHandler):
@@ -35,7 +29,7 @@ class ActiveServersHandler(NotificationsAPIHandler):
     @needs_scope(scopes.NOTIFY, scopes.ADMIN)
     async def get(self) -> None:
         servers = [notifications.server_info(u, name, sp)
-                   for u, name, sp in notifications.running_servers(self.users.values()) if self.allowed(u)]
+                   for u, name, sp in notifications.running_servers(self.users.values()) if self.may_notify(u)]
         self.write_json({"servers": servers})
 
 
@@ -50,7 +44,7 @@ class BroadcastHandler(NotificationsAPIHandler):
             raise web.HTTPError(e.status, e.message) from e
         if broadcast.group is not None and orm.Group.find(self.db, broadcast.group) is None:
             raise web.HTTPError(400, f"No such group: {broadcast.group}")
-        targets = notifications.select_targets(self.users.values(), broadcast, self.allowed)
+        targets = notifications.select_targets(self.users.values(), broadcast, self.may_notify)
         result = await notifications.deliver(targets, broadcast, self.settings[notifications.TOKEN_SETTING])
         for d in result["details"]:
             self.log.info("[Notification] %s/%s: %r (%s) - %s%s", d["username"], d["server_name"],

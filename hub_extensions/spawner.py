@@ -210,7 +210,7 @@ class DsKubeSpawner(KubeSpawner):
             pod, settings,
             owner=self.ds_owner if settings.storage.enabled else None,
             groups=pod_policy.group_names(self.user),
-            gpu_answer=gpu.node_cache(settings.gpu).answer() if settings.gpu.mode == 2 else None,
+            gpu_answer=gpu.auto_answer(settings.gpu),
             icons=self.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, self.hub)))
         if granted:
             self.log.info("jupyterhub-ds: server of %s gets %s", self.user.name, ", ".join(granted))
@@ -218,16 +218,12 @@ class DsKubeSpawner(KubeSpawner):
 
     # ------------------------------------------------------------ starting, and telling the user why not
 
-    def _ds_pod(self) -> Mapping[str, Any] | None:
-        reflector = getattr(self, "pod_reflector", None)
-        return reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
-
     async def _ds_watch_events(self, since: datetime) -> str:
         """Poll the pod's events (the reflector KubeSpawner keeps) until one says the start cannot succeed."""
         while True:
             await asyncio.sleep(self.ds_event_poll_seconds)
             try:
-                message = fatal_event(self._ds_pod(), self.events, since, self.ds_settings.groups.docker_sock)
+                message = fatal_event(k8s.reflected_pod(self), self.events, since, self.ds_settings.groups.docker_sock)
             except Exception:  # a bug here must not fail a start that would succeed
                 self.log.exception("jupyterhub-ds: reading the events of %s failed", self.pod_name)
                 message = None
@@ -242,7 +238,7 @@ class DsKubeSpawner(KubeSpawner):
         """Keep the pod's events and log tail of a failed start before JupyterHub deletes the pod."""
         from . import dashboard
 
-        pod = self._ds_pod()
+        pod = k8s.reflected_pod(self)
         lines: list[str] = []
         log_error = None
         if pod is not None:
@@ -273,7 +269,12 @@ class DsKubeSpawner(KubeSpawner):
                 self.log.exception("jupyterhub-ds: recording the failed start of %s failed", self.pod_name)
             raise
 
+    # set by Restart Server on the spawner whose start it asks for. A flag on the start's own spawner, not the
+    # restart marker: with Z2JH's slow_spawn_timeout 0 the start runs on after the restart request has answered.
+    ds_restart = False
+
     async def _ds_start(self) -> Any:
+        restart, self.ds_restart = self.ds_restart, False
         # pods of earlier starts are older; a few seconds of slack for the API server's clock
         since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
         starting = asyncio.ensure_future(super().start())  # KubeSpawner's future; progress() follows it
@@ -286,7 +287,6 @@ class DsKubeSpawner(KubeSpawner):
                 starting.cancel()
                 raise _failure(503, message)
             result = starting.result()
-            restart = locks.is_restarting(self.user.id)
             trail.record("spawn", self.user.name, self.name, "started for Restart Server" if restart else "started",
                          restart=restart)
             if restart:

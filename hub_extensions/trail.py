@@ -9,15 +9,16 @@ outlive it for their TTL. Recording is a dict append: no I/O on the event loop.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from .handlers import DsAPIHandler
 
 SIZE = 5000
 KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset")
@@ -74,13 +75,8 @@ def select(events: Iterable[dict[str, Any]], user: str | None = None, kind: str 
     return out
 
 
-class EventsHandler(APIHandler):
+class EventsHandler(DsAPIHandler):
     """``GET`` lists the trail (admins: unfiltered ``admin:users``); ``DELETE`` clears it."""
-
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(payload))
 
     @needs_scope("admin:users")
     async def get(self) -> None:
@@ -90,14 +86,14 @@ class EventsHandler(APIHandler):
                             self.get_argument("since", None), limit)
         except (BadFilter, ValueError) as e:
             message = str(e) if isinstance(e, BadFilter) else "limit: expected an integer"
-            return self._answer(400, {"status": 400, "message": message})
-        self._answer(200, {"events": events, "total": len(_events), "capacity": SIZE, "now": time.time()})
+            raise web.HTTPError(400, message) from e
+        self.write_json({"events": events, "total": len(_events), "capacity": SIZE, "now": time.time()})
 
     @needs_scope("admin:users")
     async def delete(self) -> None:
         n = clear()
         self.log.info("Event trail cleared by %s (%d events)", self.current_user.name, n)
-        self._answer(200, {"status": 200, "message": f"Cleared {n} event(s)", "deleted": n})
+        self.write_json({"status": 200, "message": f"Cleared {n} event(s)", "deleted": n})
 
 
 def handlers() -> list[tuple[str, type]]:

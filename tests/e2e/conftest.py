@@ -5,12 +5,13 @@ extensions.
 The cluster starts once per run (``ci/cluster.sh up`` provisions or reuses the binaries). Tests are
 marked ``cluster``; they skip only when Go is missing, with the reason printed.
 
-Why most modules still drive a hub on the host (``start_hub``, configured by ci/hub/jupyterhub_config.py) rather
-than the installed chart (tests/e2e/test_installed.py installs it with helm): they use knobs the chart does not
-offer as such (a first admin password fixed by the test instead of the chart's generated Secret, config snippets
-run after ``configure(c)``, several hubs with different settings in one module, a hub restarted in place with
-its database), and a host hub starts in seconds where a helm install and its hub pod take about half a minute per
-module (six helpers share two cores). Moving them onto the chart is a follow-up, not done yet.
+Two kinds of hub. The modules in tests/e2e/chart/ drive the INSTALLED chart (one `helm upgrade --install` shared by
+that directory, see its conftest), as do test_installed.py and test_make_up.py (their own installs: upgrades,
+`make up`). The modules here drive a hub on the host (``start_hub``, configured by ci/hub/jupyterhub_config.py the
+way Z2JH's jupyterhub_config.py configures the chart's hub) where a test needs a knob one shared release cannot
+offer: settings that contradict the release's (storage off, a 20 s idle timeout, GPU auto mode, a docker-sock node
+selector, onUserDelete: delete, PostgreSQL), config snippets after ``configure(c)`` (a crashing server command,
+stub servers), a hub restarted in place with its database, a hub log to read, or exact user counts.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, adm
         page = admin.get("/hub/activity")
         assert page.status_code == 200 and 'id="ds-activity-note"' in page.text
         # in Chromium: the table loads, the user's CPU shows "--" and the note is visible
-        from .test_ui_storage import expect, login
+        from .browser import expect, login
 
         tab = new_page()
         login(tab, hub.url, "admin")

@@ -244,5 +244,7 @@ def test_dashboard_shows_the_log_tail_of_a_failing_server(trouble_hub, new_page)
     login(page, trouble_hub.url, "crashy")
     box = page.locator("#ds-last-failure")
     expect(box).to_be_visible()
-    expect(box).to_contain_text("did not answer")
+    # the server exits at once: JupyterHub gives up waiting for it to answer, or KubeSpawner for the pod to be
+    # running (between two runs the container is waiting in back-off), whichever comes first
+    expect(box).to_contain_text(re.compile(r"did not answer|did not start"))
     expect(page.locator("#ds-failure-log")).to_contain_text("jhds-crash: cannot start")

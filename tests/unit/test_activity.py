@@ -320,8 +320,10 @@ async def test_user_usage_reads_the_shared_cache(monkeypatch: pytest.MonkeyPatch
         lists += 1
         return [{"metadata": {"name": "jupyter-ann"}, "containers": [{"usage": {"cpu": "500m", "memory": "1Gi"}}]}]
 
-    spawner = SimpleNamespace(pod_name="jupyter-ann", pending=None, orm_spawner=SimpleNamespace(server=object()),
-                              _ds_pod=lambda: pod({"cpu": "2", "memory": "4Gi"}))
+    spawner = SimpleNamespace(namespace="ns", pod_name="jupyter-ann", pending=None,
+                              orm_spawner=SimpleNamespace(server=object()),
+                              pod_reflector=SimpleNamespace(pods={"ns/jupyter-ann": pod({"cpu": "2",
+                                                                                         "memory": "4Gi"})}))
     stopped = SimpleNamespace(pod_name="jupyter-bo", pending=None, orm_spawner=SimpleNamespace(server=None))
     users = {1: SimpleNamespace(name="ann", spawners={"": spawner}),
              2: SimpleNamespace(name="bo", spawners={"": stopped})}

@@ -1,6 +1,6 @@
 """Our scopes in the JupyterHub config (custom scopes, the user role's grants) and the versioned UI assets.
 
-The scopes themselves are proven against a real hub in tests/e2e/test_scopes.py.
+The scopes themselves are proven against a real hub in tests/e2e/chart/test_scopes.py.
 """
 
 from __future__ import annotations

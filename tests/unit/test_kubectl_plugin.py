@@ -1,6 +1,6 @@
 """``kubectl jupyterhub`` without a cluster: usage and exit codes, output formats, the port-forward's port
 parsing and failure message (a stand-in kubectl script), values without PyYAML, and the sign-ups API's body
-parsing. The commands themselves run end to end in tests/e2e/test_kubectl_plugin.py."""
+parsing. The commands themselves run end to end in tests/e2e/chart/test_kubectl_plugin.py."""
 
 from __future__ import annotations
 

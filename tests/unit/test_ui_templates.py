@@ -1,6 +1,6 @@
 """Our home.html and admin.html rendered offline the way JupyterHub loads them, and the ds-static route.
 
-The browser flows themselves are in tests/e2e/test_ui_storage.py; these check the server-side choices
+The browser flows themselves are in tests/e2e/chart/test_ui_storage.py; these check the server-side choices
 (which button for which server state, escaping, the footer) without a cluster.
 """
 

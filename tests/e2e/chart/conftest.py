@@ -2,10 +2,11 @@
 4.4.0) with values.example.yaml and ci/local-values.yaml, shared by every module here, its pods run by
 ci/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py and our hub.extraConfig.
 
-Two things are added to the install, both through the chart's own values: a hub service ``e2e`` with a token the
-tests choose (``hub.services`` + ``hub.loadRoles``, as an admin would add an automation account), and the first
-admin's password, pre-created in the chart's Secret (the chart keeps an existing one) so that
-``hubclient.admin_client`` logs in as on the host hubs.
+Four things are added to the install, all through the chart's own values or objects: ``E2E_SETTINGS``
+(``custom.ds``) and ``E2E_ROLES`` (``hub.loadRoles``); a hub service ``e2e`` with a token the tests choose
+(``hub.services`` + ``hub.loadRoles``, as an admin would add an automation account); and the first admin's
+password, pre-created in the chart's Secret (the chart keeps an existing one), so that ``hubclient.admin_client``
+logs in as on the host hubs.
 
 The fixtures ``namespace`` and ``hub`` are overridden here, so the parent conftest's ``kube``, ``admin`` and
 ``service`` work unchanged against the release's namespace.
@@ -26,6 +27,20 @@ import yaml
 
 from ..hubclient import PASSWORD
 
+# custom.ds settings of the release, on top of values.example.yaml and ci/local-values.yaml, as a site's own values
+# file would set them: a 10-minute idle timeout with up to 3 extension hours (test_ui_culler's countdown), checked
+# every 2 s; a volume reset that waits at most 60 s for a claim to go
+E2E_SETTINGS = {
+    "culler": {"timeoutSeconds": 600, "everySeconds": 2, "maxExtensionHours": 3},
+    "storage": {"resetTimeoutSeconds": 60},
+}
+# roles an admin adds with hub.loadRoles (test_scopes): a `user` role of their own, merged with ours rather than
+# replacing it, and a reset scope filtered to one group
+SCOPES_GROUP, SCOPES_HELPER = "course", "helper"
+E2E_ROLES = {
+    "user": {"scopes": ["self", "read:hub"]},
+    "volume-helper": {"scopes": [f"custom:ds-volumes:reset!group={SCOPES_GROUP}"], "users": [SCOPES_HELPER]},
+}
 # what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/hub/jupyterhub_config.py)
 E2E_SCOPES = ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"]
 
@@ -58,11 +73,14 @@ def chart_hub(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) 
     state = tmp_path_factory.mktemp(namespace)
     token = os.urandom(16).hex()
     overlay = state / "e2e-values.yaml"
-    overlay.write_text(yaml.safe_dump({"jupyterhub": {"hub": {
-        "services": {"e2e": {"apiToken": token}},
-        "loadRoles": {"e2e": {"description": "the end-to-end tests' admin-side calls", "services": ["e2e"],
-                              "scopes": E2E_SCOPES}},
-    }}}))
+    overlay.write_text(yaml.safe_dump({"jupyterhub": {
+        "hub": {
+            "services": {"e2e": {"apiToken": token}},
+            "loadRoles": {"e2e": {"description": "the end-to-end tests' admin-side calls", "services": ["e2e"],
+                                  "scopes": E2E_SCOPES}, **E2E_ROLES},
+        },
+        "custom": {"ds": E2E_SETTINGS},
+    }}))
     devenv.kubectl(admin_kubeconfig, "create", "namespace", namespace)
     devenv.kubectl(admin_kubeconfig, "-n", namespace, "apply", "-f", "-",
                    stdin=yaml.safe_dump(first_admin_secret(namespace, PASSWORD)))

@@ -1,6 +1,7 @@
 """Browser flow of the idle timer on the home page: the countdown shows and Extend session extends.
 
-Headless Debian Chromium (Playwright) against a real hub with our culler; the session-info API is the
+Headless Debian Chromium (Playwright) against the installed chart's hub with our culler (its settings:
+conftest.E2E_SETTINGS); the session-info API is the
 judge of what the click did.
 """
 
@@ -10,18 +11,12 @@ import re
 
 import pytest
 
-from .browser import login, sync_api
-from .hubclient import new_user
+from ..browser import login, sync_api
+from ..hubclient import new_user
 
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def hub(start_hub):
-    return start_hub({"gpu": {"mode": 0}, "culler": {"enabled": True, "timeoutSeconds": 600, "everySeconds": 2,
-                                                      "maxExtensionHours": 3}})
 
 
 def test_home_page_counts_down_and_extends(hub, admin, username, new_page):

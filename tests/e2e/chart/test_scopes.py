@@ -2,32 +2,17 @@
 
 `servers` ("start and stop servers") no longer destroys data: only `custom:ds-volumes:reset` (every user
 for themselves, or a role filtered to a group) or `admin:users` (admins) may reset. The hub loads a
-user-configured `user` role and a group-scoped role, as Z2JH's `hub.loadRoles` would.
+user-configured `user` role and a group-scoped role through Z2JH's `hub.loadRoles` (conftest.E2E_ROLES).
 """
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 
-from .hubclient import HubClient, new_user
-
-SETTINGS = {"gpu": {"mode": 0}, "storage": {"resetTimeoutSeconds": 60}}
-GROUP = "course"
-HELPER = "helper"  # holds custom:ds-volumes:reset for the group only
-ROLES = [
-    {"name": "user", "scopes": ["self", "read:hub"]},  # configured by the admin: merged with ours, not replaced
-    {"name": "volume-helper", "scopes": [f"custom:ds-volumes:reset!group={GROUP}"], "users": [HELPER]},
-]
-
-
-@pytest.fixture(scope="module")
-def hub(start_hub):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
-        return start_hub(SETTINGS)
+from ..hubclient import HubClient, new_user
+from .conftest import SCOPES_GROUP as GROUP
+from .conftest import SCOPES_HELPER as HELPER  # holds custom:ds-volumes:reset for the group only
 
 
 def with_claims(hub, admin, kube, name: str) -> HubClient:
