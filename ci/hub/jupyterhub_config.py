@@ -22,6 +22,8 @@ state = env["JHDS_STATE_DIR"]
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.last_activity_interval = 60
+# no wait before sending a spawning user to the progress page: a start answers 202 and runs on after the request
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(env["JHDS_PUBLIC_PORT"])
 c.JupyterHub.hub_ip = "127.0.0.1"

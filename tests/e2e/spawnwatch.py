@@ -29,7 +29,8 @@ def progress_events(user: HubClient, until: Callable[[dict], bool] | None = None
 
 
 def request_start(user: HubClient) -> tuple[int, dict]:
-    """POST the start; returns the status and JSON body (a fast failure answers here already)."""
+    """POST the start; returns the status and JSON body (202 with Z2JH's ``slow_spawn_timeout: 0``: a failure
+    reaches the progress stream, not this answer)."""
     r = user.api("POST", f"/users/{user.username}/server")
     try:
         body = r.json()
