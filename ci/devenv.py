@@ -344,6 +344,17 @@ def wait_installed(admin: Path, namespace: str, timeout: float = 300) -> str:
     return url
 
 
+def remove_test_install(admin: Path, namespace: str, agent: subprocess.Popen) -> None:
+    """Undo an end-to-end test's install: the release, then its namespace (claims and all), then the namespace's
+    node agent, which stops each pod's processes as the pod goes."""
+    try:
+        helm(admin, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
+    except RuntimeError:
+        pass
+    kubectl(admin, "delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+    stop_process(agent, grace=40)
+
+
 def first_admin_password(admin: Path, namespace: str) -> str:
     import base64
     data = kubectl(admin, "-n", namespace, "get", "secret", FIRST_ADMIN_SECRET, "-o", "jsonpath={.data.password}")

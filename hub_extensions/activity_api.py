@@ -8,8 +8,6 @@ is not an error here: the answer carries nulls and ``metrics_note``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
@@ -19,8 +17,8 @@ from .handlers import DsAPIHandler
 from .settings import Settings
 
 
-def _monitor(handler: Any) -> activity.ActivityMonitor:
-    settings: Settings = handler.settings["jupyterhub_ds"]
+def _monitor(settings: Settings) -> activity.ActivityMonitor:
+    """The hub's running monitor, or the JSON error that says why there is none."""
     if not settings.activity.enabled:
         raise web.HTTPError(404, "The activity monitor is off (custom.ds.activity.enabled is false)")
     mon = activity.monitor()
@@ -34,7 +32,7 @@ class ActivityHandler(DsAPIHandler):
 
     @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
     async def get(self) -> None:
-        self.write_json(await _monitor(self).report_json(self.users))
+        self.write_json(await _monitor(self.ds_settings).report_json(self.users))
 
 
 class ResetHandler(DsAPIHandler):
@@ -42,7 +40,7 @@ class ResetHandler(DsAPIHandler):
 
     @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
     async def post(self) -> None:
-        mon = _monitor(self)
+        mon = _monitor(self.ds_settings)
         if not await mon.ensure_ready():
             raise web.HTTPError(503, f"Activity database not available: {mon.db_error}")
         deleted = await mon.reset()
@@ -55,7 +53,7 @@ class SampleHandler(DsAPIHandler):
 
     @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
     async def post(self) -> None:
-        mon = _monitor(self)
+        mon = _monitor(self.ds_settings)
         if not await mon.ensure_ready():
             raise web.HTTPError(503, f"Activity database not available: {mon.db_error}")
         result = await mon.sample()

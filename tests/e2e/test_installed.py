@@ -58,13 +58,7 @@ def installed(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) 
         yield Installed(namespace, url, devenv.first_admin_password(admin_kubeconfig, namespace),
                         Kube(admin_kubeconfig, namespace), admin_kubeconfig)
     finally:
-        try:
-            devenv.helm(admin_kubeconfig, "uninstall", devenv.RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
-        except RuntimeError:
-            pass
-        devenv.kubectl(admin_kubeconfig, "delete", "namespace", namespace, "--wait=true", "--timeout=120s",
-                       check=False)
-        devenv.stop_process(agent, grace=40)
+        devenv.remove_test_install(admin_kubeconfig, namespace, agent)
 
 
 @pytest.fixture(scope="module")

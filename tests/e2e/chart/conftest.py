@@ -90,13 +90,7 @@ def chart_hub(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) 
         devenv.install_chart(admin_kubeconfig, namespace, values=[overlay], create_namespace=False)
         yield ChartHub(namespace, devenv.wait_installed(admin_kubeconfig, namespace), token)
     finally:
-        try:
-            devenv.helm(admin_kubeconfig, "uninstall", devenv.RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
-        except RuntimeError:
-            pass
-        devenv.kubectl(admin_kubeconfig, "delete", "namespace", namespace, "--wait=true", "--timeout=120s",
-                       check=False)
-        devenv.stop_process(agent, grace=40)
+        devenv.remove_test_install(admin_kubeconfig, namespace, agent)
 
 
 @pytest.fixture(scope="module")
