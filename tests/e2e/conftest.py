@@ -33,6 +33,7 @@ import devenv  # noqa: E402
 
 from .browser import browser, new_page  # noqa: E402, F401 - fixtures for the browser tests
 from .hubclient import PASSWORD, HubClient, ServiceClient, admin_client  # noqa: E402
+from .release import wait_removed  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,6 +50,7 @@ def admin_kubeconfig() -> Iterator[Path]:
         pytest.skip("Go is not installed: the local control plane is built from Go modules")
     was_running = devenv.cluster_running()
     yield devenv.cluster_up()
+    wait_removed()
     if not was_running:
         devenv.cluster_stop()
 

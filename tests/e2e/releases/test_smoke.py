@@ -1,19 +1,13 @@
-"""The whole path on a real control plane: sign-up, authorization, spawn, proxy, stop; GPU scheduling."""
+"""The whole path on a real control plane, on the chart installed with the shipped values: sign-up, authorization,
+spawn, proxy, stop; GPU scheduling."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 
-from .hubclient import new_user
-
-
-@pytest.fixture(scope="module")
-def hub(start_hub):
-    """The defaults exactly as shipped (GPU auto mode gives this server a GPU on gpu-1)."""
-    return start_hub({})
+from ..hubclient import new_user
 
 
 def test_spawn_through_hub_creates_pod_and_bound_claims(hub, admin, kube, username):

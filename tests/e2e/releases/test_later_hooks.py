@@ -1,19 +1,15 @@
 """A later ``hub.extraConfig`` snippet that assigns both spawner hooks: our policy stays, and so do its hooks.
 
-The hub runs ci/hub/jupyterhub_config.py (what Z2JH's config does, then ``configure(c)``) followed by
-the snippet below, the way Z2JH runs an ``extraConfig`` entry sorted after ours.
+The snippet below is a ``hub.extraConfig`` entry whose key sorts after ours: Z2JH's jupyterhub_config.py runs it
+after our ``configure(c)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import devenv
 import pytest
 
-from .hubclient import ServiceClient, admin_client, new_user
-from .spawnwatch import env_of, notebook, start_and_get_pod, stop_and_wait
+from ..hubclient import ServiceClient, admin_client, new_user
+from ..spawnwatch import env_of, notebook, start_and_get_pod, stop_and_wait
 
 LATER_SNIPPET = '''
 async def pre_spawn_hook(spawner):
@@ -31,16 +27,12 @@ c.KubeSpawner.modify_pod_hook = modify_pod_hook
 
 
 @pytest.fixture(scope="module")
-def hub(namespace: str, hub_kubeconfig: Path, node_agent: None,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[devenv.Hub]:
-    hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings={"gpu": {"mode": 0}},
-                     extra_config=LATER_SNIPPET)
-    yield hub.start()
-    hub.stop()
+def hub(release):
+    return release.install(extra_config=LATER_SNIPPET)
 
 
 def test_hooks_set_by_a_later_snippet_run_and_our_policy_stays(hub, kube, username):
-    admin = admin_client(hub.url, hub.first_admin_password)
+    admin = admin_client(hub.url)
     user = new_user(hub.url, admin, username)
     r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/docker-sock/users",
                                                       json={"users": [username]})

@@ -1,15 +1,14 @@
-"""Storage settings other than the installed chart's (the release of tests/e2e/chart/ keeps the shipped
-``onUserDelete: retain``), on a host hub of their own."""
+"""Storage settings other than the shared release's (tests/e2e/chart/ keeps the shipped ``onUserDelete: retain``)."""
 
 from __future__ import annotations
 
 import time
 
-from .hubclient import admin_client, new_user
+from ..hubclient import admin_client, new_user
 
 
-def test_delete_policy_deletes_claims(start_hub, kube, username):
-    hub = start_hub({"gpu": {"mode": 0}, "storage": {"onUserDelete": "delete"}})
+def test_delete_policy_deletes_claims(release, kube, username):
+    hub = release.install({"storage": {"onUserDelete": "delete"}})
     admin = admin_client(hub.url)
     user = new_user(hub.url, admin, username)
     user.start_server()

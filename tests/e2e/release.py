@@ -1,0 +1,168 @@
+"""A test install of the chart: one helm release in a namespace of its own, its pods run by a node agent of its own,
+its hub configured by Z2JH's jupyterhub_config.py and our hub.extraConfig, as a site installs it.
+
+``install`` again is ``helm upgrade`` with the new values in place of the old (values.example.yaml and
+ci/local-values.yaml stay underneath): the hub restarts when its configuration changed (Z2JH's checksum annotation),
+its database and every claim stay. Everything a test adds goes through the chart's values: ``custom.ds`` settings,
+``hub.config`` sections, a later ``hub.extraConfig`` snippet, other values (``hub.db``, ``hub.allowNamedServers``,
+``custom.brandingFiles``); plus a hub service ``e2e`` with a token the tests choose, and the first admin's password
+pre-created in the chart's Secret (the chart keeps an existing one, helm adopts it), so that
+``hubclient.admin_client`` logs in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import devenv
+import yaml
+
+from .hubclient import PASSWORD
+
+# what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/hub/jupyterhub_config.py)
+E2E_SCOPES = ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"]
+# the name of a test's later snippet among hub.extraConfig's keys: Z2JH runs them in key order, ours
+# (`jupyterhub-ds`) and ci/local-values.yaml's (`zz-local-node-agent`) before it
+LATER_SNIPPET_KEY = "zzz-e2e-later"
+
+
+def merged(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, maps merged key by key as helm merges values files."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def first_admin_secret(namespace: str, password: str) -> dict:
+    """The chart's first-admin Secret with a chosen password, carrying the labels and annotations with which
+    helm adopts an existing object into the release."""
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": devenv.FIRST_ADMIN_SECRET, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                     "annotations": {"meta.helm.sh/release-name": devenv.RELEASE,
+                                     "meta.helm.sh/release-namespace": namespace}},
+        "data": {"password": base64.b64encode(password.encode()).decode()},
+    }
+
+
+@dataclass
+class Release:
+    """The installed counterpart of ``devenv.Hub``: ``url``, ``service_token``, ``hub_config`` and ``log_text()``
+    as there, ``stop``/``start``/``restart`` act on the hub Deployment, ``db_file`` is the hub's SQLite database
+    in its claim (Z2JH's default ``hub.db.type: sqlite-pvc``)."""
+
+    admin: Path
+    namespace: str
+    state: Path
+    service_token: str = field(default_factory=lambda: os.urandom(16).hex())
+    url: str = ""
+    hub_config: dict = field(default_factory=dict)
+    agent: subprocess.Popen | None = None
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        return devenv.kubectl(self.admin, "-n", self.namespace, *args, check=check)
+
+    def install(self, settings: dict | None = None, hub_config: dict | None = None, extra_config: str = "",
+                values: dict | None = None, wait: bool = True) -> Release:
+        """``helm upgrade --install`` with these ``custom.ds`` settings, ``hub.config`` sections, later snippet and
+        other ``jupyterhub`` values; waits for the (new) hub to answer through the proxy unless ``wait`` is false."""
+        if self.agent is None:
+            self._prepare()
+        self.hub_config = hub_config or {}
+        hub: dict = {
+            "services": {"e2e": {"apiToken": self.service_token}},
+            "loadRoles": {"e2e": {"description": "the end-to-end tests' admin-side calls", "services": ["e2e"],
+                                  "scopes": E2E_SCOPES}},
+            "config": self.hub_config,
+        }
+        if extra_config:
+            hub["extraConfig"] = {LATER_SNIPPET_KEY: extra_config}
+        overlay = merged({"hub": hub, "custom": {"ds": settings or {}}}, values or {})
+        path = self.state / "e2e-values.yaml"
+        path.write_text(yaml.safe_dump({"jupyterhub": overlay}))
+        devenv.install_chart(self.admin, self.namespace, values=[path], create_namespace=False)
+        if wait:
+            self.wait_hub()
+        return self
+
+    def _prepare(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        devenv.kubectl(self.admin, "create", "namespace", self.namespace)
+        devenv.kubectl(self.admin, "-n", self.namespace, "apply", "-f", "-",
+                       stdin=yaml.safe_dump(first_admin_secret(self.namespace, PASSWORD)))
+        # missing typed hostPaths (the docker-sock group's socket on a machine without Docker) get a stand-in
+        self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state)
+
+    def wait_hub(self, timeout: float = 180) -> None:
+        """Until the hub Deployment's newest pod is Ready and the hub answers through proxy-public."""
+        self.kubectl("rollout", "status", "deployment/hub", f"--timeout={int(timeout)}s")
+        self.url = devenv.wait_installed(self.admin, self.namespace, timeout)
+
+    def hub_pod(self) -> dict | None:
+        pods = [p for p in json.loads(self.kubectl("get", "pods", "-l", "component=hub", "-o", "json"))["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+        return pods[0] if pods else None
+
+    def log_text(self) -> str:
+        """The hub container's log since its pod started (``kubectl logs deploy/hub``)."""
+        return self.kubectl("logs", "deployment/hub", "--tail=-1")
+
+    def stop(self) -> None:
+        """The hub Deployment scaled to 0 and its pod gone (user servers keep running: cleanup_servers is off)."""
+        self.kubectl("scale", "deployment/hub", "--replicas=0")
+        self.kubectl("wait", "--for=delete", "pod", "-l", "component=hub", "--timeout=90s")
+
+    def start(self) -> Release:
+        self.kubectl("scale", "deployment/hub", "--replicas=1")
+        self.wait_hub()
+        return self
+
+    def restart(self) -> Release:
+        self.stop()
+        return self.start()
+
+    @property
+    def db_file(self) -> Path:
+        """jupyterhub.sqlite in the hub-db-dir claim's directory (the local hostPath provisioner's, on this
+        machine)."""
+        claim = json.loads(self.kubectl("get", "pvc", "hub-db-dir", "-o", "json"))
+        pv = json.loads(devenv.kubectl(self.admin, "get", "pv", claim["spec"]["volumeName"], "-o", "json"))
+        return Path(pv["spec"]["hostPath"]["path"]) / "jupyterhub.sqlite"
+
+    def wait_log(self, text: str, timeout: float = 60) -> str:
+        """The hub log once it contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            if text in log:
+                return log
+            assert time.monotonic() < deadline, f"{text!r} not in the hub log after {timeout}s:\n{log[-3000:]}"
+            time.sleep(0.5)
+
+    def remove(self) -> None:
+        """Uninstall in the background (about 12 s: the release, the namespace, then the node agent once its pods'
+        processes stopped) while the next module sets up; ``wait_removed`` waits for every removal."""
+        if self.agent is not None:
+            removal = threading.Thread(target=devenv.remove_test_install, args=(self.admin, self.namespace, self.agent),
+                                       name=f"remove {self.namespace}")
+            removal.start()
+            _removals.append(removal)
+            self.agent = None
+
+
+_removals: list[threading.Thread] = []
+
+
+def wait_removed() -> None:
+    """Until every ``Release.remove`` has finished (before the cluster stops)."""
+    while _removals:
+        _removals.pop().join()
