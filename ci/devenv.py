@@ -156,21 +156,24 @@ def stop_process(proc: subprocess.Popen | int, grace: float = 10) -> None:
 
 
 def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
-                     standin_host_paths: bool = False) -> subprocess.Popen:
-    """ci/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them."""
+                     standin_host_paths: bool = False, leave: str | None = None) -> subprocess.Popen:
+    """ci/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them; pods labelled
+    ``leave`` (KEY=VALUE) are left to another process."""
     argv = [sys.executable, str(REPO / "ci" / "node_agent.py"), "--kubeconfig", str(admin),
             "--workdir", str(state / "node-agent")]
     if namespace:
         argv += ["--namespace", namespace]
     if standin_host_paths:
         argv.append("--standin-host-paths")
+    if leave:
+        argv += ["--leave", leave]
     return _spawn(argv, state / "node-agent.log")
 
 
-def start_test_node_agent(admin: Path, namespace: str, state: Path) -> subprocess.Popen:
-    """The node agent for the host-hub tests' namespace. Missing typed hostPaths (the Docker socket of the
+def start_test_node_agent(admin: Path, namespace: str, state: Path, leave: str | None = None) -> subprocess.Popen:
+    """The node agent for an end-to-end test's namespace. Missing typed hostPaths (the Docker socket of the
     docker-sock group on a machine without Docker) get a stand-in there: those tests check the pod spec."""
-    return start_node_agent(admin, state, namespace, standin_host_paths=True)
+    return start_node_agent(admin, state, namespace, standin_host_paths=True, leave=leave)
 
 
 def start_stub_servers(admin: Path, namespace: str, state: Path, stats_port: int) -> subprocess.Popen:

@@ -29,8 +29,11 @@ agent runs every container of every pod bound to a node, as host processes, from
 - a deleted pod's processes get SIGTERM, then SIGKILL after its grace period; on exit the agent stops them all.
 
     python ci/node_agent.py [--namespace NS ...] [--kubeconfig PATH] [--workdir DIR] [--pod-net N]
+                            [--leave KEY=VALUE ...]
 
 Without --namespace it runs the pods of all namespaces (``make up``); the e2e tests run one per namespace.
+``--leave`` leaves the pods with those labels to something else (ci/stub_servers.py serves single-user pods for
+the capacity tests and benchmarks while the agent runs the chart's hub and proxy).
 """
 
 # A dev harness, not the hub: small local file writes (volumes, logs, hosts files) happen on the event loop.
@@ -832,9 +835,10 @@ class ServiceForwarder:
 
 class Agent:
     def __init__(self, namespaces: list[str], workdir: Path, pod_net: int, kubeconfig: str | None,
-                 standin_host_paths: bool = False):
+                 standin_host_paths: bool = False, leave: dict[str, str] | None = None):
         self.namespaces = namespaces
         self.standin_host_paths = standin_host_paths
+        self.leave = leave or {}
         self.workdir = workdir
         self.pod_net = pod_net
         self.kubeconfig = kubeconfig
@@ -881,7 +885,8 @@ class Agent:
     def runnable(self, pod: dict) -> bool:
         st = pod.get("status") or {}
         return bool(pod["spec"].get("nodeName") and st.get("podIP") and st.get("phase") == "Running"
-                    and not pod["metadata"].get("deletionTimestamp"))
+                    and not pod["metadata"].get("deletionTimestamp")
+                    and not selects(self.leave, pod["metadata"].get("labels") or {}))
 
     async def on_pod(self, kind: str, pod: dict) -> None:
         uid = pod["metadata"]["uid"]
@@ -994,9 +999,13 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--standin-host-paths", action="store_true",
                         help="mount an empty stand-in for a missing typed hostPath (e.g. the Docker socket on a "
                              "machine without Docker) instead of failing the pod as a kubelet does")
+    parser.add_argument("--leave", action="append", default=[], metavar="KEY=VALUE",
+                        help="run no pod with these labels (another process serves them)")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s node-agent %(message)s", stream=sys.stderr)
-    agent = Agent(opts.namespace, opts.workdir.resolve(), opts.pod_net, opts.kubeconfig, opts.standin_host_paths)
+    leave = dict(label.split("=", 1) for label in opts.leave)
+    agent = Agent(opts.namespace, opts.workdir.resolve(), opts.pod_net, opts.kubeconfig, opts.standin_host_paths,
+                  leave)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

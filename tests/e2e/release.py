@@ -66,7 +66,10 @@ class Release:
     service_token: str = field(default_factory=lambda: os.urandom(16).hex())
     url: str = ""
     hub_config: dict = field(default_factory=dict)
+    # set: ci/stub_servers.py answers for the single-user pods (counts on this port) and the node agent leaves them
+    stub_stats_port: int | None = None
     agent: subprocess.Popen | None = None
+    stubs: subprocess.Popen | None = None
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         return devenv.kubectl(self.admin, "-n", self.namespace, *args, check=check)
@@ -99,8 +102,12 @@ class Release:
         devenv.kubectl(self.admin, "create", "namespace", self.namespace)
         devenv.kubectl(self.admin, "-n", self.namespace, "apply", "-f", "-",
                        stdin=yaml.safe_dump(first_admin_secret(self.namespace, PASSWORD)))
-        # missing typed hostPaths (the docker-sock group's socket on a machine without Docker) get a stand-in
-        self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state)
+        if self.stub_stats_port is None:
+            self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state)
+        else:
+            self.stubs = devenv.start_stub_servers(self.admin, self.namespace, self.state, self.stub_stats_port)
+            self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state,
+                                                      leave="component=singleuser-server")
 
     def wait_hub(self, timeout: float = 180) -> None:
         """Until the hub Deployment's newest pod is Ready and the hub answers through proxy-public."""
@@ -152,11 +159,17 @@ class Release:
         """Uninstall in the background (about 12 s: the release, the namespace, then the node agent once its pods'
         processes stopped) while the next module sets up; ``wait_removed`` waits for every removal."""
         if self.agent is not None:
-            removal = threading.Thread(target=devenv.remove_test_install, args=(self.admin, self.namespace, self.agent),
-                                       name=f"remove {self.namespace}")
+            agent, stubs = self.agent, self.stubs
+
+            def remove() -> None:
+                devenv.remove_test_install(self.admin, self.namespace, agent)
+                if stubs is not None:
+                    devenv.stop_process(stubs)
+
+            removal = threading.Thread(target=remove, name=f"remove {self.namespace}")
             removal.start()
             _removals.append(removal)
-            self.agent = None
+            self.agent = self.stubs = None
 
 
 _removals: list[threading.Thread] = []

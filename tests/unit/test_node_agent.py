@@ -116,3 +116,13 @@ def test_status_reflects_readiness_restarts_and_waiting_reasons():
     status = patch["containerStatuses"][0]
     assert status["restartCount"] == 2 and status["lastState"]["terminated"]["exitCode"] == 3
     assert "phase" not in patch  # restartPolicy Always: kwok's Running stays
+
+
+def test_pods_with_a_left_label_are_not_run():
+    running = {**POD, "spec": {**POD["spec"], "nodeName": "cpu-1"},
+               "status": {"phase": "Running", "podIP": "127.1.0.5"}}
+    agent = node_agent.Agent([], Path("/nonexistent"), 1, None, leave={"component": "singleuser-server"})
+    assert agent.runnable(running)
+    labelled = {**running, "metadata": {**running["metadata"], "labels": {"component": "singleuser-server"}}}
+    assert not agent.runnable(labelled)
+    assert node_agent.Agent([], Path("/nonexistent"), 1, None).runnable(labelled)

@@ -1,9 +1,10 @@
-"""Cluster capacity (``/hub/api/ds/cluster``) and health (``/hub/api/ds/health``) on a real hub, with the pod
-runner's STUB mode standing in for the single-user servers (one process answering on every pod IP; started
-through the hub's own spawn path, which polls each server URL until it answers).
+"""Cluster capacity (``/hub/api/ds/cluster``) and health (``/hub/api/ds/health``) on the installed chart, with
+ci/stub_servers.py standing in for the single-user servers (one process answering on every single-user pod IP;
+started through the hub's own spawn path, which polls each server URL until it answers); the node agent runs the
+hub and proxy pods only.
 
-alice runs her default server and a named one, bob his default one: three pods with 500m / 1G requests and
-kwok usage annotations of 250m / 300Mi.
+alice runs her default server and a named one, bob his default one: three pods with values.example.yaml's
+500m / 1G requests and kwok usage annotations of 250m / 300Mi (``singleuser.extraAnnotations``).
 """
 
 from __future__ import annotations
@@ -15,32 +16,24 @@ import devenv
 import pytest
 import requests
 
-from .hubclient import HubClient, new_user
+from ..hubclient import HubClient, new_user
 
-CPU_REQUEST_M = 500
-MEMORY_REQUEST = 2**30  # mem_guarantee "1G" in ci/hub/jupyterhub_config.py: KubeSpawner counts G as 2**30
+CPU_REQUEST_M = 500  # values.example.yaml's singleuser.cpu.guarantee 0.5
+MEMORY_REQUEST = 2**30  # its singleuser.memory.guarantee "1G": KubeSpawner counts G as 2**30
 APISERVICE = "v1beta1.metrics.k8s.io"
 
 
 @pytest.fixture(scope="module")
-def stub_stats_port() -> int:
-    return devenv.free_port()
+def stub_stats_port(release) -> int:
+    return release.stub_stats_port
 
 
 @pytest.fixture(scope="module")
-def node_agent(admin_kubeconfig, namespace, stub_stats_port, tmp_path_factory):
-    """Stub servers instead of real jupyterhub-singleuser processes (overrides conftest's fixture)."""
-    proc = devenv.start_stub_servers(admin_kubeconfig, namespace, tmp_path_factory.mktemp("stubs"), stub_stats_port)
-    yield
-    devenv.stop_process(proc)
-
-
-@pytest.fixture(scope="module")
-def hub(start_hub):
-    return start_hub({"gpu": {"mode": 0}, "storage": {"enabled": False}}, hub_config={
-        "JupyterHub": {"allow_named_servers": True},
-        "KubeSpawner": {"cpu_guarantee": CPU_REQUEST_M / 1000, "extra_annotations": {
-            "kwok.x-k8s.io/usage-cpu": "250m", "kwok.x-k8s.io/usage-memory": "300Mi"}}})
+def hub(release):
+    release.stub_stats_port = devenv.free_port()
+    return release.install({"storage": {"enabled": False}}, values={
+        "hub": {"allowNamedServers": True},
+        "singleuser": {"extraAnnotations": {"kwok.x-k8s.io/usage-cpu": "250m", "kwok.x-k8s.io/usage-memory": "300Mi"}}})
 
 
 def wait_ready(client: HubClient, server: str, timeout: float = 60) -> None:

@@ -1,8 +1,9 @@
-"""The activity monitor on a real hub, proxy and control plane (kwok simulates usage from pod annotations,
-metrics-server serves it), with the hub's database on SQLite and on PostgreSQL.
+"""The activity monitor on the installed chart (kwok simulates usage from pod annotations, metrics-server serves
+it), with the hub's database on SQLite (Z2JH's default ``sqlite-pvc``) and on PostgreSQL (``hub.db.type:
+postgres``, a PostgreSQL server on this machine).
 
-One SQLite hub carries the usage, status, culler and metrics-outage checks; the database-facing checks
-(sample/reset counts, renames, deletes, 403) run against both hubs.
+The module's release (SQLite) carries the usage, status, culler and metrics-outage checks; the database-facing
+checks (sample/reset counts, renames, deletes, 403) run against it and a second release on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, text
 
-from .hubclient import HubClient, admin_client, new_user
+from ..hubclient import HubClient, admin_client, new_user
+from ..release import Release
 
 ACTIVITY = {"resourcesUpdateSeconds": 2, "sampleIntervalSeconds": 3600, "inactiveAfterMinutes": 1}
 CULLER = {"enabled": True, "timeoutSeconds": 300, "everySeconds": 2}
@@ -25,38 +27,44 @@ SETTINGS = {"gpu": {"mode": 0}, "activity": ACTIVITY, "culler": CULLER}
 
 def first_tick(hub):
     """The in-hub sampler's first tick (5 s after start): later counts in the tests are exact."""
-    wait_for(lambda: "Activity sample:" in hub.log.read_text(), 30, "the sampler's first tick", interval=0.5)
+    hub.wait_log("Activity sample:", 30)
     return hub
 
 
 VIEWER, KEEPER = "actviewer", "actkeeper"
-ROLES = [{"name": "activity-viewer", "scopes": ["custom:ds-activity:read"], "users": [VIEWER]},
-         {"name": "activity-keeper", "scopes": ["custom:ds-activity:admin"], "users": [KEEPER]}]
+ROLES = {"hub": {"loadRoles": {
+    "activity-viewer": {"scopes": ["custom:ds-activity:read"], "users": [VIEWER]},
+    "activity-keeper": {"scopes": ["custom:ds-activity:admin"], "users": [KEEPER]}}}}
 
 
 @pytest.fixture(scope="module")
-def hub(start_hub):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
-        return first_tick(start_hub(SETTINGS))
+def hub(release):
+    return first_tick(release.install(SETTINGS, values=ROLES))
 
 
 @pytest.fixture(scope="module")
-def pg_hub(start_hub) -> Iterator:
+def pg_hub(admin_kubeconfig, tmp_path_factory) -> Iterator[Release]:
+    """A second release, its hub database on PostgreSQL (``hub.db``), the server on this machine."""
     import postgres  # ci/postgres.py (ci is on sys.path through conftest)
 
     if not postgres.installed():
         pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/postgres.py install)")
     with postgres.TempPostgres() as pg:
         url = pg.create_database("jupyterhub")
-        hub = start_hub(SETTINGS, hub_config={"JupyterHub": {"db_url": url}})
-        hub.db_url = url
-        yield first_tick(hub)
-        hub.stop()  # before the database goes
+        namespace = f"e2e-pg-{uuid.uuid4().hex[:6]}"
+        release = Release(admin_kubeconfig, namespace, tmp_path_factory.mktemp(namespace))
+        try:
+            release.install(SETTINGS, values={**ROLES, "hub": {**ROLES["hub"],
+                                                               "db": {"type": "postgres", "url": url}}})
+            release.db_url = url
+            yield first_tick(release)
+            release.stop()  # before the database goes
+        finally:
+            release.remove()
 
 
 def db_url(hub) -> str:
-    return getattr(hub, "db_url", None) or f"sqlite:///{hub.state / 'jupyterhub.sqlite'}"
+    return getattr(hub, "db_url", None) or f"sqlite:///{hub.db_file}"
 
 
 def db_scalar(hub, sql: str, **params) -> int:
@@ -103,7 +111,11 @@ def test_usage_statuses_counts_and_time_remaining(hub, admin, kube, username):
     gone = new_user(hub.url, admin, username + "c")  # never starts a server
     busy.start_server()
     idle.start_server()
-    pod = kube.user_pod(busy.username)["metadata"]["name"]
+    pod = kube.user_pod(busy.username)
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    # values.example.yaml's singleuser limits: 4 CPUs and 8G (KubeSpawner writes bytes, 8 GiB)
+    assert (limits["cpu"], limits["memory"]) == ("4", str(8 * 2**30)), limits
+    pod = pod["metadata"]["name"]
     kube("annotate", "pod", pod, "kwok.x-k8s.io/usage-cpu=250m", "kwok.x-k8s.io/usage-memory=300Mi")
     annotated = time.monotonic()
 
@@ -116,13 +128,13 @@ def test_usage_statuses_counts_and_time_remaining(hub, admin, kube, username):
 
     usage = wait_for(measured, 90, "usage of the annotated pod", interval=2)
     took = time.monotonic() - annotated
-    assert 23 <= usage["cpu_percent"] <= 27, usage  # 250m of one core (the pod has no CPU limit)
+    assert 5.5 <= usage["cpu_percent"] <= 7, usage  # 250m of the 4-CPU limit: 6.25 %
     assert 290 <= usage["memory_mb"] <= 310, usage
-    assert usage["memory_percent"] is None  # no memory limit: no percentage
+    assert 3.4 <= usage["memory_percent"] <= 4, usage  # 300Mi of 8Gi: 3.7 %
     print(f"usage visible {took:.0f}s after annotating")
     # the home dashboard shows the same figures, from the same cache (the user's own token)
     mine = busy.api("GET", f"/users/{busy.username}/dashboard").json()["usage"]
-    assert 23 <= mine["cpu_percent"] <= 27 and 290 <= mine["memory_mb"] <= 310, mine
+    assert 5.5 <= mine["cpu_percent"] <= 7 and 290 <= mine["memory_mb"] <= 310, mine
 
     # the idle server goes inactive once its last activity is a minute old; the busy one stays active
     wait_for(lambda: row(activity(admin), idle.username)["status"] == "inactive", 90, "inactive status")
@@ -160,7 +172,7 @@ def test_usage_statuses_counts_and_time_remaining(hub, admin, kube, username):
     r = admin.api("POST", "/activity/reset")
     assert r.status_code == 200 and r.json() == {"success": True, "deleted": total}
     assert all(u["sample_count"] == 0 for u in activity(admin)["users"])
-    assert "sample" in hub.log.read_text()
+    assert "sample" in hub.log_text()
 
 
 def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, admin_kubeconfig, username, new_page):
@@ -185,7 +197,7 @@ def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, adm
         page = admin.get("/hub/activity")
         assert page.status_code == 200 and 'id="ds-activity-note"' in page.text
         # in Chromium: the table loads, the user's CPU shows "--" and the note is visible
-        from .browser import expect, login
+        from ..browser import expect, login
 
         tab = new_page()
         login(tab, hub.url, "admin")

@@ -1,11 +1,11 @@
 """Browser flow of the activity monitor: 50 users render, columns sort, Refresh reloads, Reset asks first,
-and the page is readable on a phone. Headless Debian Chromium (Playwright) against a real hub."""
+and the page is readable on a phone. Headless Debian Chromium (Playwright) against the installed chart."""
 
 from __future__ import annotations
 
 import pytest
 
-from .browser import login, sync_api
+from ..browser import login, sync_api
 from .test_activity import first_tick
 
 expect = sync_api.expect
@@ -16,9 +16,8 @@ USERS = [f"act{i:02d}" for i in range(50)]
 
 
 @pytest.fixture(scope="module")
-def hub(start_hub):
-    return first_tick(start_hub({"gpu": {"mode": 0},
-                                 "activity": {"resourcesUpdateSeconds": 5, "sampleIntervalSeconds": 3600}}))
+def hub(release):
+    return first_tick(release.install({"activity": {"resourcesUpdateSeconds": 5, "sampleIntervalSeconds": 3600}}))
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,26 @@
-"""Branding through a real hub: the rendered pages, the served files, and the lab icon URLs in the pod.
+"""Branding through the installed chart: the rendered pages, the served files, and the lab icon URLs in the pod.
 
-The files stand in for the chart's branding ConfigMap mount (``branding.filesDir``). The HTML the hub
-sends is inspected, and headless Chromium shows that the logo and favicon really load.
+The files reach the hub as a site gives them: ``custom.brandingFiles`` (the chart's branding ConfigMap, mounted at
+``branding.filesDir``). The HTML the hub sends is inspected, and headless Chromium shows that the logo and favicon
+really load. Tests run in file order: the file-branded release first, then upgrades to URL branding and to a
+missing file.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import struct
 import zlib
 
+import devenv
+import node_agent
 import pytest
 import requests
 
-from .hubclient import HubClient, admin_client, new_user
-from .spawnwatch import env_of, stop_quietly
+from ..hubclient import HubClient, admin_client, new_user
+from ..spawnwatch import env_of, stop_quietly
 
 
 def png(width: int, height: int) -> bytes:
@@ -32,21 +38,25 @@ SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width
 CDN = "https://cdn.example.org"
 
 
-@pytest.fixture(scope="module")
-def files_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("branding")
-    (path / "logo.png").write_bytes(PNG)
-    (path / "favicon.ico").write_bytes(ICO)
-    (path / "lab-main.svg").write_bytes(SVG)
-    return path
+# custom.brandingFiles: file name -> base64 content, as `--set-file` or an inline values file gives them
+FILES = {"values": {"custom": {"brandingFiles": {
+    name: base64.b64encode(content).decode()
+    for name, content in (("logo.png", PNG), ("favicon.ico", ICO), ("lab-main.svg", SVG))}}}}
 
 
 @pytest.fixture(scope="module")
-def file_hub(start_hub, files_dir):
+def file_hub(release):
     """Everything from files except the splash icon."""
-    return start_hub({"storage": {"enabled": False}, "gpu": {"mode": 0}, "branding": {
+    return release.install({"storage": {"enabled": False}, "branding": {
         "logo": "logo.png", "favicon": "favicon.ico", "labMainIcon": "lab-main.svg",
-        "labSplashIcon": f"{CDN}/splash.svg", "filesDir": str(files_dir)}})
+        "labSplashIcon": f"{CDN}/splash.svg"}}, **FILES)
+
+
+def service_url(kube, name: str, url: str) -> str:
+    """``url`` (http://<service>:<port>/...) as this machine reaches it: the node agent serves each Service on a
+    loopback address standing in for its ClusterIP."""
+    svc = json.loads(kube("get", "service", name, "-o", "json"))
+    return url.replace(f"//{name}:", f"//{node_agent.service_address(svc['spec']['clusterIP'], devenv.pod_net())}:")
 
 
 def icon_links(html: str) -> list[str]:
@@ -93,38 +103,13 @@ def test_lab_icons_are_fully_qualified_hub_urls_in_the_pod(file_hub, file_admin,
         env = env_of(kube.user_pod(username))
         # the hub's connect URL (Z2JH: http://hub:8081), as user pods reach the hub
         main = env["JUPYTERLAB_MAIN_ICON_URI"]
-        assert main == f"http://127.0.0.1:{file_hub.hub_port}/hub/ds-branding/lab-main.svg"
+        assert main == "http://hub:8081/hub/ds-branding/lab-main.svg"
         assert env["JUPYTERLAB_SPLASH_ICON_URI"] == f"{CDN}/splash.svg"
-        # what the lab server does with it: download the icon from the hub
-        assert requests.get(main, timeout=10).content == SVG
+        # what the lab server does with it: download the icon from the hub (through the hub Service)
+        assert requests.get(service_url(kube, "hub", main), timeout=10).content == SVG
     finally:
         stop_quietly(user)
         kube.wait_user_pod_gone(username)
-
-
-def test_url_branding_and_an_explicit_hub_url(start_hub, files_dir, kube, username):
-    hub = start_hub({"storage": {"enabled": False}, "gpu": {"mode": 0}, "hubUrl": "http://hub.example.org:8081",
-                     "branding": {"logo": f"{CDN}/logo.svg", "favicon": f"{CDN}/favicon.ico",
-                                  "labMainIcon": "lab-main.svg", "filesDir": str(files_dir)}})
-    html = requests.get(f"{hub.url}/hub/login", timeout=10).text
-    assert icon_links(html) == [f"{CDN}/favicon.ico"]
-    assert logo_srcs(html) == [f"{CDN}/logo.svg"]
-
-    user = new_user(hub.url, admin_client(hub.url), username)
-    user.start_server()
-    try:
-        env = env_of(kube.user_pod(username))
-        assert env["JUPYTERLAB_MAIN_ICON_URI"] == "http://hub.example.org:8081/hub/ds-branding/lab-main.svg"
-        assert "JUPYTERLAB_SPLASH_ICON_URI" not in env
-    finally:
-        stop_quietly(user)
-        kube.wait_user_pod_gone(username)
-
-
-def test_a_missing_branding_file_stops_the_hub_with_the_key(start_hub, tmp_path):
-    with pytest.raises(RuntimeError) as info:
-        start_hub({"branding": {"logo": "logo.png", "filesDir": str(tmp_path)}})
-    assert "jupyterhub.custom.ds.branding.logo: file 'logo.png' is not in" in str(info.value)
 
 
 @pytest.mark.browser
@@ -141,3 +126,29 @@ def test_browser_renders_logo_and_favicon(file_hub, new_page):
         return [new URL(href).pathname, r.status, (await r.arrayBuffer()).byteLength];
     }""")
     assert favicon[0] == "/hub/ds-branding/favicon.ico" and favicon[1] == 200 and favicon[2] > 0
+
+
+def test_url_branding_and_an_explicit_hub_url(release, kube, username):
+    """An upgrade of the release to URL branding: the hub restarts with it."""
+    hub = release.install({"storage": {"enabled": False}, "hubUrl": "http://hub.example.org:8081",
+                           "branding": {"logo": f"{CDN}/logo.svg", "favicon": f"{CDN}/favicon.ico",
+                                        "labMainIcon": "lab-main.svg"}}, **FILES)
+    html = requests.get(f"{hub.url}/hub/login", timeout=10).text
+    assert icon_links(html) == [f"{CDN}/favicon.ico"]
+    assert logo_srcs(html) == [f"{CDN}/logo.svg"]
+
+    user = new_user(hub.url, admin_client(hub.url), username)
+    user.start_server()
+    try:
+        env = env_of(kube.user_pod(username))
+        assert env["JUPYTERLAB_MAIN_ICON_URI"] == "http://hub.example.org:8081/hub/ds-branding/lab-main.svg"
+        assert "JUPYTERLAB_SPLASH_ICON_URI" not in env
+    finally:
+        stop_quietly(user)
+        kube.wait_user_pod_gone(username)
+
+
+def test_a_missing_branding_file_stops_the_hub_with_the_key(release):
+    """Runs last: an upgrade naming a file that brandingFiles lacks leaves the hub crashing, its log naming the key."""
+    release.install({"branding": {"logo": "logo.png"}}, wait=False)
+    release.wait_log("jupyterhub.custom.ds.branding.logo: file 'logo.png' is not in", timeout=120)

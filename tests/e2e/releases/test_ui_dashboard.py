@@ -1,12 +1,14 @@
 """The settings page, the home dashboard (also on a phone), and the branding favicon inside JupyterLab.
 
-Headless Debian Chromium (Playwright) against real hubs on the local control plane, with real single-user
-servers run by the node agent. Two hubs per module: a branded one with the culler, and a "trouble" hub whose
-servers cannot start (GPUs nobody has, for the ``bigpu`` group; a crashing server for ``crash*`` users).
+Headless Debian Chromium (Playwright) against the installed chart, with real single-user servers run by the node
+agent. The module's release is first a branded one with the culler, then (an upgrade, for the last two tests) a
+"trouble" release whose servers cannot start (GPUs nobody has, for the ``bigpu`` group; a crashing server for
+``crash*`` users, from a later ``hub.extraConfig`` snippet).
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 
@@ -19,8 +21,8 @@ import hub_extensions
 from hub_extensions import settings_page
 from hub_extensions.settings import Settings
 
-from .browser import PHONE, assert_page_refused, login, sync_api
-from .hubclient import ServiceClient, admin_client, new_user
+from ..browser import PHONE, assert_page_refused, login, sync_api
+from ..hubclient import ServiceClient, admin_client, new_user
 
 expect = sync_api.expect
 
@@ -32,17 +34,10 @@ SIGNED_ICON = f"https://icons.example.org/lab.svg?X-Amz-Signature={SECRET}&size=
 
 
 @pytest.fixture(scope="module")
-def files_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("branding")
-    (path / "favicon.ico").write_bytes(ICO)
-    return path
-
-
-@pytest.fixture(scope="module")
-def hub(start_hub, files_dir):
-    return start_hub({"gpu": {"mode": 0}, "culler": {"enabled": True, "timeoutSeconds": 3600},
-                      "branding": {"favicon": "favicon.ico", "labMainIcon": SIGNED_ICON,
-                                   "filesDir": str(files_dir)}})
+def hub(release):
+    return release.install({"culler": {"enabled": True, "timeoutSeconds": 3600},
+                            "branding": {"favicon": "favicon.ico", "labMainIcon": SIGNED_ICON}},
+                           values={"custom": {"brandingFiles": {"favicon.ico": base64.b64encode(ICO).decode()}}})
 
 
 CRASH_HOOK = '''
@@ -56,10 +51,11 @@ c.KubeSpawner.pre_spawn_hook = _crash
 
 
 @pytest.fixture(scope="module")
-def trouble_hub(start_hub):
-    return start_hub({"gpu": {"mode": 1, "count": 8, "group": "bigpu"}, "storage": {"enabled": False}},
-                     hub_config={"KubeSpawner": {"start_timeout": 40, "http_timeout": 8}},
-                     extra_config=CRASH_HOOK)
+def trouble_hub(release):
+    """The module's release upgraded (after the branded hub's tests) to servers that cannot start."""
+    return release.install({"gpu": {"mode": 1, "count": 8, "group": "bigpu"}, "storage": {"enabled": False}},
+                           hub_config={"KubeSpawner": {"start_timeout": 40, "http_timeout": 8}},
+                           extra_config=CRASH_HOOK)
 
 
 def no_horizontal_scroll(page) -> None:
@@ -177,7 +173,9 @@ def test_lab_favicon_is_the_branding_favicon_and_the_route_goes_with_the_server(
 def test_favicon_routes_come_back_after_a_hub_restart(hub, admin, username):
     user = new_user(hub.url, admin, username)
     user.start_server()
-    hub.stop()  # its proxy stops too: every route is gone
+    hub.stop()
+    # a new proxy pod: every route is gone, the restarted hub puts them back
+    hub.kubectl("delete", "pod", "-l", "component=proxy", "--wait=true", "--timeout=90s")
     hub.start()
     deadline = time.monotonic() + 30
     while True:
