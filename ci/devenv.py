@@ -108,18 +108,22 @@ def prepare_namespace(admin: Path, namespace: str, state: Path) -> Path:
         kubectl(admin, "create", "namespace", namespace)
     kubectl(admin, "-n", namespace, "apply", "-f", str(REPO / "ci" / "rbac" / "z2jh-hub.yaml"))
     kubectl(admin, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(chart_objects(namespace)))
-    token = kubectl(admin, "-n", namespace, "create", "token", "hub", "--duration=24h").strip()
+    return service_account_kubeconfig(admin, namespace, state / "hub.kubeconfig")
+
+
+def service_account_kubeconfig(admin: Path, namespace: str, path: Path, account: str = "hub") -> Path:
+    """A kubeconfig at ``path`` with a TokenRequest token of the ServiceAccount (what its pod gets)."""
+    token = kubectl(admin, "-n", namespace, "create", "token", account, "--duration=24h").strip()
     admin_cfg = json.loads(kubectl(admin, "config", "view", "--raw", "--minify", "-o", "json"))
     cluster = admin_cfg["clusters"][0]["cluster"]
     hub_cfg = {
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": "local", "cluster": cluster}],
-        "users": [{"name": f"system:serviceaccount:{namespace}:hub", "user": {"token": token}}],
-        "contexts": [{"name": "hub", "context": {"cluster": "local", "user": f"system:serviceaccount:{namespace}:hub",
-                                                "namespace": namespace}}],
-        "current-context": "hub",
+        "users": [{"name": f"system:serviceaccount:{namespace}:{account}", "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "local", "namespace": namespace,
+                                                   "user": f"system:serviceaccount:{namespace}:{account}"}}],
+        "current-context": account,
     }
-    path = state / "hub.kubeconfig"
     path.write_text(yaml.safe_dump(hub_cfg))
     path.chmod(0o600)
     return path

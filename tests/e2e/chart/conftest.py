@@ -5,8 +5,8 @@ ci/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py and our 
 The install is a ``release.Release`` (its e2e service and first admin's password) with ``E2E_SETTINGS``
 (``custom.ds``) and ``E2E_ROLES`` (``hub.loadRoles``) added, as a site's own values file would add them.
 
-The fixtures ``namespace`` and ``hub`` are overridden here, so the parent conftest's ``kube``, ``admin`` and
-``service`` work unchanged against the release's namespace.
+The fixtures ``namespace``, ``hub`` and ``hub_kubeconfig`` (the release's hub ServiceAccount) are overridden here,
+so the parent conftest's ``kube``, ``admin`` and ``service`` work unchanged against the release's namespace.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import devenv
 import pytest
 
 from ..release import Release
@@ -53,3 +54,10 @@ def namespace(chart_hub: Release) -> str:
 @pytest.fixture(scope="module")
 def hub(chart_hub: Release) -> Release:
     return chart_hub
+
+
+@pytest.fixture(scope="module")
+def hub_kubeconfig(chart_hub: Release, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A token of the release's hub ServiceAccount (bound to Z2JH's hub Role and ours)."""
+    return devenv.service_account_kubeconfig(chart_hub.admin, chart_hub.namespace,
+                                             tmp_path_factory.mktemp("sa") / "hub.kubeconfig")

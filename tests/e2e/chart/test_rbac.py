@@ -1,11 +1,12 @@
-"""The chart's RBAC, exercised as the hub ServiceAccount itself (TokenRequest token, not admin)."""
+"""The installed chart's RBAC (Z2JH's hub Role and ours), exercised as the release's hub ServiceAccount itself
+(a TokenRequest token, as its pod gets; not admin)."""
 
 from __future__ import annotations
 
 import devenv
 import pytest
 
-from .conftest import Kube
+from ..conftest import Kube
 
 # (verb, resource, expected) in the hub's own namespace; each line names the feature needing it
 OWN_NAMESPACE = [
