@@ -1,35 +1,63 @@
-"""Accounts on a real hub: real NativeAuthenticator, real login/sign-up/change-password forms, real API.
+"""Accounts on the installed chart's hub: real NativeAuthenticator, real login/sign-up/change-password forms, real
+API.
 
-The first admin logs in with the password the hub got the way the chart passes its Secret; users an
-admin adds get generated passwords, handed out once; renames keep the login; Discard never deletes a hub
-user; admin names cannot be claimed by signing up. Spawns run against the local control plane.
+The first admin logs in with the password from the chart's Secret; users an admin adds get generated passwords,
+handed out once; renames keep the login; Discard never deletes a hub user; admin names cannot be claimed by signing
+up. Spawns run against the local control plane.
+
+One release for the module: each test asks for the settings it needs (``on``), which upgrades the release when they
+differ from the last install (the hub restarts, its database stays), so every test uses user names of its own.
 """
 
 from __future__ import annotations
 
-import secrets
+import base64
+import json
 import sqlite3
 import uuid
-from collections.abc import Callable
 
 import devenv
 import pytest
 import requests
 
-from .conftest import Kube
-from .hubclient import PASSWORD, HubClient, admin_client, new_user
+from ..conftest import Kube
+from ..hubclient import PASSWORD, HubClient, admin_client, new_user
+from ..release import Release
 
 NEW_PASSWORD = "a-new-password-of-my-own"
-GPU_OFF = {"gpu": {"mode": 0}}
 SIGNUP_OFF = {"NativeAuthenticator": {"enable_signup": False}}
+# the release's settings and hub.config sections, by namespace, as last installed (``on``)
+_installed: dict[str, str] = {}
 
 
 def names(n: int) -> list[str]:
     return [f"a{uuid.uuid4().hex[:8]}" for _ in range(n)]
 
 
-def db_rows(hub: devenv.Hub, sql: str, *args: object) -> list[tuple]:
-    with sqlite3.connect(hub.state / "jupyterhub.sqlite") as db:
+def on(release: Release, settings: dict | None = None, hub_config: dict | None = None) -> Release:
+    """The module's release with these ``custom.ds`` settings and ``hub.config`` sections over the shipped values
+    (which turn GPUs off): ``helm upgrade`` and a hub restart only when they differ from the last install."""
+    wanted = json.dumps([settings or {}, hub_config or {}], sort_keys=True)
+    if _installed.get(release.namespace) != wanted:
+        _installed.pop(release.namespace, None)  # unknown if the upgrade fails
+        release.install(settings, hub_config=hub_config)
+        _installed[release.namespace] = wanted
+    return release
+
+
+@pytest.fixture
+def hub(release: Release) -> Release:
+    """The release with the shipped values."""
+    return on(release)
+
+
+@pytest.fixture
+def admin(hub: Release) -> HubClient:
+    return admin_client(hub.url)
+
+
+def db_rows(hub: Release, sql: str, *args: object) -> list[tuple]:
+    with sqlite3.connect(hub.db_file) as db:
         return db.execute(sql, args).fetchall()
 
 
@@ -58,9 +86,15 @@ def signup_form(url: str, username: str, password: str = PASSWORD) -> requests.R
 
 
 @pytest.fixture(scope="module", params=["signup-on", "signup-off"])
-def any_hub(request: pytest.FixtureRequest, start_hub: Callable[..., devenv.Hub]) -> devenv.Hub:
-    """The same flows with NativeAuthenticator's enable_signup true (the default) and false."""
-    return start_hub(GPU_OFF, SIGNUP_OFF if request.param == "signup-off" else None)
+def signup(request: pytest.FixtureRequest) -> str:
+    """Module-scoped, so that pytest runs the tests of one value together (one upgrade each way)."""
+    return request.param
+
+
+@pytest.fixture
+def any_hub(release: Release, signup: str) -> Release:
+    """The same flows with NativeAuthenticator's enable_signup true (values.example.yaml's) and false."""
+    return on(release, hub_config=SIGNUP_OFF if signup == "signup-off" else None)
 
 
 # ---------------------------------------------------------------- admin-created users
@@ -93,7 +127,8 @@ def test_admin_created_users_get_credentials_once_and_must_change_them(any_hub, 
         rows = db_rows(hub, "SELECT password, is_authorized FROM users_info WHERE username = ?", name)
         assert len(rows) == 1 and rows[0][1] == 1
         assert bytes(rows[0][0]).startswith(b"$2") and credentials[name].encode() not in bytes(rows[0][0])
-    assert not any(p in hub.log.read_text() for p in credentials.values())
+    log = hub.log_text()
+    assert not any(p in log for p in credentials.values())
 
     # each logs in; the generated password must be changed before a server starts
     user = HubClient(hub.url, batch[0]).login(credentials[batch[0]])
@@ -123,8 +158,7 @@ def test_admin_created_users_get_credentials_once_and_must_change_them(any_hub, 
     assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", single) == [(1,)]
 
 
-def test_forced_change_survives_a_hub_restart(start_hub):
-    hub = start_hub(GPU_OFF)
+def test_forced_change_survives_a_hub_restart(hub):
     admin = admin_client(hub.url)
     (name,) = names(1)
     assert admin.api("POST", f"/users/{name}", json={}).status_code == 201
@@ -139,9 +173,8 @@ def test_forced_change_survives_a_hub_restart(start_hub):
     assert r.json() == {"credentials": []}
 
 
-def test_force_password_change_off(start_hub, kube):
-    hub = start_hub({**GPU_OFF, "accounts": {"forcePasswordChange": False, "passwordWords": 5,
-                                             "passwordDelimiter": "."}})
+def test_force_password_change_off(release, kube):
+    hub = on(release, {"accounts": {"forcePasswordChange": False, "passwordWords": 5, "passwordDelimiter": "."}})
     admin = admin_client(hub.url)
     (name,) = names(1)
     assert admin.api("POST", "/users", json={"usernames": [name]}).status_code == 201
@@ -189,10 +222,10 @@ def test_credentials_only_for_the_admin_who_created_them(hub, admin):
     assert [c["username"] for c in r.json()["credentials"]] == [created]
 
 
-def test_users_created_at_start_get_no_generated_password(start_hub):
+def test_users_created_at_start_get_no_generated_password(release):
     """Upstream's admin bootstrap trap: startup-created users must not get passwords nobody knows."""
     (early,) = names(1)
-    hub = start_hub(GPU_OFF, {"Authenticator": {"allowed_users": [early]}})
+    hub = on(release, hub_config={"Authenticator": {"allowed_users": [early]}})
     assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", early) == [(0,)]
     admin = admin_client(hub.url)
     assert admin.api("POST", "/admin/credentials", json={"usernames": [early]}).json() == {"credentials": []}
@@ -264,12 +297,34 @@ def test_discard_needs_admin_users(hub, admin, username):
 # ---------------------------------------------------------------- the first admin
 
 
-def test_first_admin_logs_in_with_the_generated_password_on_a_fresh_database(start_hub, namespace,
-                                                                            hub_kubeconfig, tmp_path):
-    secret = secrets.token_urlsafe(18)
-    hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path / "hub", settings=GPU_OFF, first_admin_password=secret)
+def first_admin_password(kube: Kube) -> str:
+    return base64.b64decode(kube.json("secret", devenv.FIRST_ADMIN_SECRET)["data"]["password"]).decode()
+
+
+def set_first_admin_password(kube: Kube, password: str) -> None:
+    patch = {"data": {"password": base64.b64encode(password.encode()).decode()}}
+    kube("patch", "secret", devenv.FIRST_ADMIN_SECRET, "--type=merge", "-p", json.dumps(patch))
+
+
+def fresh_database(hub: Release) -> None:
+    """The hub started again on an empty database (jupyterhub.sqlite deleted from its claim while it is down)."""
+    db_file = hub.db_file
+    hub.stop()
+    db_file.unlink()
     hub.start()
+
+
+def test_first_admin_logs_in_with_the_generated_password_on_a_fresh_database(release, kube):
+    """The chart generates the password when its Secret does not exist (the module's release got one pre-created
+    with ``hubclient.PASSWORD``: it is deleted, and ``helm upgrade`` renders a new one), and the hub starts on an
+    empty database with it. Afterwards the Secret gets ``PASSWORD`` back and the hub another empty database."""
+    hub = on(release)
+    kube("delete", "secret", devenv.FIRST_ADMIN_SECRET)
     try:
+        release.install()  # the values of ``on(release)`` again: helm renders the missing Secret, a new password
+        secret = first_admin_password(kube)
+        assert secret != PASSWORD
+        fresh_database(hub)
         assert login_fails(hub.url, "admin", PASSWORD)
         admin = admin_client(hub.url, secret)
         assert admin.api("GET", "/user").json()["admin"] is True
@@ -285,19 +340,19 @@ def test_first_admin_logs_in_with_the_generated_password_on_a_fresh_database(sta
         assert login_fails(hub.url, "admin", secret)
         admin_client(hub.url, NEW_PASSWORD)
     finally:
-        hub.stop()
+        set_first_admin_password(kube, PASSWORD)
+        fresh_database(hub)
 
 
-def test_first_admin_name_follows_the_setting(start_hub):
-    hub = start_hub({**GPU_OFF, "accounts": {"firstAdmin": "root"}})
+def test_first_admin_name_follows_the_setting(release):
+    hub = on(release, {"accounts": {"firstAdmin": "root"}})
     root = HubClient(hub.url, "root").login(PASSWORD)
     assert root.api("GET", "/user").json()["admin"] is True
 
 
-def test_admin_signup_can_be_allowed_explicitly(start_hub):
+def test_admin_signup_can_be_allowed_explicitly(release):
     (name,) = names(1)
-    hub = start_hub({**GPU_OFF, "accounts": {"allowAdminSignup": True}},
-                    {"Authenticator": {"admin_users": [name]}})
+    hub = on(release, {"accounts": {"allowAdminSignup": True}}, {"Authenticator": {"admin_users": [name]}})
     r = signup_form(hub.url, name)
     assert r.status_code == 200 and "The signup was successful" in r.text
     assert HubClient(hub.url, name).login().api("GET", "/user").json()["admin"] is True
@@ -326,9 +381,10 @@ def test_navbar_links(hub, admin, username):
 
 def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconfig, tmp_path):
     """`helm install` generates it; `helm upgrade` finds it with lookup and keeps it. The real Z2JH chart is
-    installed with it, into a namespace of its own (the module's namespace already holds the host-run hub's
-    ServiceAccount "hub", which Helm would refuse to adopt); our RBAC and shared claim are off, and so is
-    Z2JH's pre-install image-puller hook, a Job helm would wait for."""
+    installed with it, with the chart's own values only, into a namespace of its own (the module's namespace
+    holds the module's release, whose Secret was pre-created, and the chart allows one release per namespace);
+    our RBAC and shared claim are off, and so is Z2JH's pre-install image-puller hook, a Job helm would wait
+    for."""
     chart = devenv.chart.prepare_chart(tmp_path / "work")
     suffix = uuid.uuid4().hex[:6]
     release, namespace = f"acc-{suffix}", f"e2e-helm-{suffix}"

@@ -1,5 +1,6 @@
-"""Notification broadcast on a real hub into real single-user servers (jupyterhub-singleuser with the
-notifications extension, started by ci/node_agent.py for each pod).
+"""Notification broadcast on the installed chart's hub into real single-user servers (jupyterhub-singleuser with
+the notifications extension, started by ci/node_agent.py for each pod), in a release of its own: named servers on,
+a role for the TA through ``hub.loadRoles``, and the hub's SQLite database read for token counts.
 
 Each lab's pending notifications are read back through the extension's own GET endpoint with the user's
 token (through the proxy, as the lab does); that GET drains the queue, so each test starts from empty.
@@ -14,18 +15,17 @@ import time
 import pytest
 import requests
 
-from .hubclient import HubClient, new_user
+from ..hubclient import HubClient, new_user
 
 GROUP = "nf-team"
-TA = "tina"  # holds custom:ds-notifications:send for GROUP only
-ROLES = [{"name": "ta-notifier", "scopes": [f"custom:ds-notifications:send!group={GROUP}"], "users": [TA]}]
+TA = "tina"  # holds custom:ds-notifications:send for GROUP only, through Z2JH's hub.loadRoles
+LOAD_ROLES = {"ta-notifier": {"scopes": [f"custom:ds-notifications:send!group={GROUP}"], "users": [TA]}}
 
 
 @pytest.fixture(scope="module")
-def hub(start_hub):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JHDS_LOAD_ROLES", json.dumps(ROLES))
-        return start_hub({"gpu": {"mode": 0}}, hub_config={"JupyterHub": {"allow_named_servers": True}})
+def hub(release):
+    return release.install({"gpu": {"mode": 0}}, hub_config={"JupyterHub": {"allow_named_servers": True}},
+                           values={"hub": {"loadRoles": LOAD_ROLES}})
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def broadcast(admin: HubClient, body: dict) -> requests.Response:
 
 
 def token_rows(hub) -> int:
-    with sqlite3.connect(hub.state / "jupyterhub.sqlite") as db:
+    with sqlite3.connect(hub.db_file) as db:
         return db.execute("select count(*) from api_tokens").fetchone()[0]
 
 
@@ -180,7 +180,7 @@ def test_the_notifier_service_holds_only_access_servers(hub, admin):
     r = admin.api("GET", "/services/jupyterhub-ds-notifier")
     assert r.status_code == 200, r.text
     assert r.json()["roles"] == ["jupyterhub-ds-notifier"]
-    with sqlite3.connect(hub.state / "jupyterhub.sqlite") as db:
+    with sqlite3.connect(hub.db_file) as db:
         (scopes,) = db.execute("select scopes from roles where name = 'jupyterhub-ds-notifier'").fetchone()
         (count,) = db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
                               "where s.name = 'jupyterhub-ds-notifier'").fetchone()
@@ -190,7 +190,7 @@ def test_the_notifier_service_holds_only_access_servers(hub, admin):
 def test_a_restart_rotates_the_token_and_leaves_one(hub, admin, tokens):
     """Runs last: restarts the hub. The new token replaces the old one and still reaches the servers."""
     def notifier_tokens() -> int:
-        with sqlite3.connect(hub.state / "jupyterhub.sqlite") as db:
+        with sqlite3.connect(hub.db_file) as db:
             return db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
                               "where s.name = 'jupyterhub-ds-notifier'").fetchone()[0]
 

@@ -1,6 +1,9 @@
 """Data survives a lost hub database: the claims record user name and owner key, and an admin re-attaches
 them explicitly (``adoptable-volumes`` / ``adopt-volumes``); a name alone never gets them.
 
+The chart is installed in a namespace of its own; the hub database is lost by stopping its hub Deployment and
+deleting jupyterhub.sqlite from the hub-db-dir claim's directory before it starts again.
+
 "The user's data" is a marker file written into the directory of the claim's PersistentVolume (the local
 cluster's hostPath provisioner keeps it on this machine, see ci/cluster/storageclass.yaml): it is there as long
 as that PV, and so that claim, is. (tests/e2e/test_installed.py writes through a running server instead.)
@@ -13,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from .hubclient import HubClient, admin_client, new_user
+from ..hubclient import HubClient, admin_client, new_user
 
 SETTINGS = {"gpu": {"mode": 0}, "storage": {"resetTimeoutSeconds": 60}}
 
 
 @pytest.fixture(scope="module")
-def hub(start_hub):
-    return start_hub(SETTINGS)
+def hub(release):
+    return release.install(SETTINGS)
 
 
 def pv_dir(kube, claim: dict) -> Path:
@@ -73,9 +76,11 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
     marker = f"data of {username} {uuid.uuid4().hex}"
     (pv_dir(kube, old["home"]) / "marker.txt").write_text(marker)
 
-    # the hub database is lost: same cluster, empty database
+    # the hub database is lost: same cluster, same release, empty database (the hub-db-dir claim keeps its
+    # directory, the SQLite file in it is gone)
+    db_file = hub.db_file
     hub.stop()
-    (hub.state / "jupyterhub.sqlite").unlink()
+    db_file.unlink()
     hub.start()
     admin = admin_client(hub.url)
     user = new_user(hub.url, admin, username)
@@ -114,7 +119,7 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
     assert status == 200, body
     assert body["owner"] == old_key and body["previous_owner"] == fresh_key and body["adopted_by"] == "admin"
     assert set(body["adopted_claims"]) == old_names
-    assert "Volume adoption: admin made owner key " + old_key in hub.log.read_text()
+    assert "Volume adoption: admin made owner key " + old_key in hub.log_text()
 
     user.start_server()
     assert old_names <= mounted_claims(kube, username)
@@ -134,7 +139,7 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
 
 
 def test_a_new_user_with_the_same_name_does_not_get_them_without_adoption(hub, kube, username):
-    admin = admin_client_again(hub)
+    admin = admin_client(hub.url)
     user = new_user(hub.url, admin, username)
     user.start_server()
     stop(user, kube)
@@ -156,11 +161,3 @@ def test_a_new_user_with_the_same_name_does_not_get_them_without_adoption(hub, k
     status, body = adopt(admin, username, owner=admin_key)
     assert status == 409 and "another account" in body["message"], body
 
-
-def admin_client_again(hub) -> HubClient:
-    """The admin of this module's hub (signed up by an earlier test, or now)."""
-    client = HubClient(hub.url, "admin")
-    try:
-        return client.login()
-    except AssertionError:
-        return admin_client(hub.url)
