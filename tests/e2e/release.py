@@ -70,6 +70,7 @@ class Release:
     stub_stats_port: int | None = None
     agent: subprocess.Popen | None = None
     stubs: subprocess.Popen | None = None
+    installed_values: dict | None = None  # the overlay of the last install that succeeded
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         return devenv.kubectl(self.admin, "-n", self.namespace, *args, check=check)
@@ -77,22 +78,36 @@ class Release:
     def install(self, settings: dict | None = None, hub_config: dict | None = None, extra_config: str = "",
                 values: dict | None = None, wait: bool = True) -> Release:
         """``helm upgrade --install`` with these ``custom.ds`` settings, ``hub.config`` sections, later snippet and
-        other ``jupyterhub`` values; waits for the (new) hub to answer through the proxy unless ``wait`` is false."""
+        other ``jupyterhub`` values; waits for the (new) hub to answer through the proxy unless ``wait`` is false.
+        Nothing happens when the values are those of the last install (a test asking for what is installed)."""
         if self.agent is None:
             self._prepare()
-        self.hub_config = hub_config or {}
         hub: dict = {
             "services": {"e2e": {"apiToken": self.service_token}},
             "loadRoles": {"e2e": {"description": "the end-to-end tests' admin-side calls", "services": ["e2e"],
                                   "scopes": E2E_SCOPES}},
-            "config": self.hub_config,
+            "config": hub_config or {},
         }
         if extra_config:
             hub["extraConfig"] = {LATER_SNIPPET_KEY: extra_config}
         overlay = merged({"hub": hub, "custom": {"ds": settings or {}}}, values or {})
-        path = self.state / "e2e-values.yaml"
-        path.write_text(yaml.safe_dump({"jupyterhub": overlay}))
-        devenv.install_chart(self.admin, self.namespace, values=[path], create_namespace=False)
+        if overlay == self.installed_values:
+            return self
+        self.installed_values = None  # unknown until this install succeeds
+        self.hub_config = hub_config or {}
+        self.values_file.write_text(yaml.safe_dump({"jupyterhub": overlay}))
+        self.reinstall(wait)
+        if wait:
+            self.installed_values = overlay
+        return self
+
+    @property
+    def values_file(self) -> Path:
+        return self.state / "e2e-values.yaml"
+
+    def reinstall(self, wait: bool = True) -> Release:
+        """``helm upgrade`` with the values of the last install (helm renders what is missing again)."""
+        devenv.install_chart(self.admin, self.namespace, values=[self.values_file], create_namespace=False)
         if wait:
             self.wait_hub()
         return self

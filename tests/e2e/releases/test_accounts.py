@@ -6,7 +6,8 @@ handed out once; renames keep the login; Discard never deletes a hub user; admin
 up. Spawns run against the local control plane.
 
 One release for the module: each test asks for the settings it needs (``on``), which upgrades the release when they
-differ from the last install (the hub restarts, its database stays), so every test uses user names of its own.
+differ from the last install (``Release.install``: the hub restarts, its database stays), so every test uses user
+names of its own.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from ..release import Release
 
 NEW_PASSWORD = "a-new-password-of-my-own"
 SIGNUP_OFF = {"NativeAuthenticator": {"enable_signup": False}}
-# the release's settings and hub.config sections, by namespace, as last installed (``on``)
-_installed: dict[str, str] = {}
 
 
 def names(n: int) -> list[str]:
@@ -36,13 +35,8 @@ def names(n: int) -> list[str]:
 
 def on(release: Release, settings: dict | None = None, hub_config: dict | None = None) -> Release:
     """The module's release with these ``custom.ds`` settings and ``hub.config`` sections over the shipped values
-    (which turn GPUs off): ``helm upgrade`` and a hub restart only when they differ from the last install."""
-    wanted = json.dumps([settings or {}, hub_config or {}], sort_keys=True)
-    if _installed.get(release.namespace) != wanted:
-        _installed.pop(release.namespace, None)  # unknown if the upgrade fails
-        release.install(settings, hub_config=hub_config)
-        _installed[release.namespace] = wanted
-    return release
+    (which turn GPUs off)."""
+    return release.install(settings, hub_config=hub_config)
 
 
 @pytest.fixture
@@ -85,7 +79,7 @@ def signup_form(url: str, username: str, password: str = PASSWORD) -> requests.R
         "_xsrf": client._xsrf()})
 
 
-@pytest.fixture(scope="module", params=["signup-on", "signup-off"])
+@pytest.fixture(scope="module", params=["signup-off", "signup-on"])
 def signup(request: pytest.FixtureRequest) -> str:
     """Module-scoped, so that pytest runs the tests of one value together (one upgrade each way)."""
     return request.param
@@ -173,18 +167,6 @@ def test_forced_change_survives_a_hub_restart(hub):
     assert r.json() == {"credentials": []}
 
 
-def test_force_password_change_off(release, kube):
-    hub = on(release, {"accounts": {"forcePasswordChange": False, "passwordWords": 5, "passwordDelimiter": "."}})
-    admin = admin_client(hub.url)
-    (name,) = names(1)
-    assert admin.api("POST", "/users", json={"usernames": [name]}).status_code == 201
-    password = admin.api("POST", "/admin/credentials", json={"usernames": [name]}).json()["credentials"][0]["password"]
-    assert len(password.split(".")) == 5
-    user = HubClient(hub.url, name).login(password)
-    user.start_server()
-    user.stop_server()
-
-
 def test_credentials_bad_input_is_json_4xx(hub, admin, username):
     cases = [
         ("not json", {"data": "usernames=x"}, 400),
@@ -220,18 +202,6 @@ def test_credentials_only_for_the_admin_who_created_them(hub, admin):
     # ... and that refusal consumed nothing
     r = other.api("POST", "/admin/credentials", json={"usernames": [created]})
     assert [c["username"] for c in r.json()["credentials"]] == [created]
-
-
-def test_users_created_at_start_get_no_generated_password(release):
-    """Upstream's admin bootstrap trap: startup-created users must not get passwords nobody knows."""
-    (early,) = names(1)
-    hub = on(release, hub_config={"Authenticator": {"allowed_users": [early]}})
-    assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", early) == [(0,)]
-    admin = admin_client(hub.url)
-    assert admin.api("POST", "/admin/credentials", json={"usernames": [early]}).json() == {"credentials": []}
-    # such a user signs up (NativeAuthenticator pre-authorizes allowed_users) and logs in
-    assert signup_form(hub.url, early).status_code == 200
-    HubClient(hub.url, early).login()
 
 
 def test_existing_signup_is_not_overwritten_by_an_admin_create(hub, admin):
@@ -321,7 +291,7 @@ def test_first_admin_logs_in_with_the_generated_password_on_a_fresh_database(rel
     hub = on(release)
     kube("delete", "secret", devenv.FIRST_ADMIN_SECRET)
     try:
-        release.install()  # the values of ``on(release)`` again: helm renders the missing Secret, a new password
+        release.reinstall()  # the values of ``on(release)`` again: helm renders the missing Secret, a new password
         secret = first_admin_password(kube)
         assert secret != PASSWORD
         fresh_database(hub)
@@ -344,23 +314,6 @@ def test_first_admin_logs_in_with_the_generated_password_on_a_fresh_database(rel
         fresh_database(hub)
 
 
-def test_first_admin_name_follows_the_setting(release):
-    hub = on(release, {"accounts": {"firstAdmin": "root"}})
-    root = HubClient(hub.url, "root").login(PASSWORD)
-    assert root.api("GET", "/user").json()["admin"] is True
-
-
-def test_admin_signup_can_be_allowed_explicitly(release):
-    (name,) = names(1)
-    hub = on(release, {"accounts": {"allowAdminSignup": True}}, {"Authenticator": {"admin_users": [name]}})
-    r = signup_form(hub.url, name)
-    assert r.status_code == 200 and "The signup was successful" in r.text
-    assert HubClient(hub.url, name).login().api("GET", "/user").json()["admin"] is True
-
-
-# ---------------------------------------------------------------- lockout and navigation
-
-
 def test_lockout_after_five_failed_logins(hub, admin, username):
     new_user(hub.url, admin, username)
     for _ in range(5):
@@ -377,6 +330,47 @@ def test_navbar_links(hub, admin, username):
 
 
 # ---------------------------------------------------------------- the chart's Secret on a real API server
+
+
+def test_force_password_change_off(release, kube):
+    hub = on(release, {"accounts": {"forcePasswordChange": False, "passwordWords": 5, "passwordDelimiter": "."}})
+    admin = admin_client(hub.url)
+    (name,) = names(1)
+    assert admin.api("POST", "/users", json={"usernames": [name]}).status_code == 201
+    password = admin.api("POST", "/admin/credentials", json={"usernames": [name]}).json()["credentials"][0]["password"]
+    assert len(password.split(".")) == 5
+    user = HubClient(hub.url, name).login(password)
+    user.start_server()
+    user.stop_server()
+
+
+def test_users_created_at_start_get_no_generated_password(release):
+    """Upstream's admin bootstrap trap: startup-created users must not get passwords nobody knows."""
+    (early,) = names(1)
+    hub = on(release, hub_config={"Authenticator": {"allowed_users": [early]}})
+    assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", early) == [(0,)]
+    admin = admin_client(hub.url)
+    assert admin.api("POST", "/admin/credentials", json={"usernames": [early]}).json() == {"credentials": []}
+    # such a user signs up (NativeAuthenticator pre-authorizes allowed_users) and logs in
+    assert signup_form(hub.url, early).status_code == 200
+    HubClient(hub.url, early).login()
+
+
+def test_first_admin_name_follows_the_setting(release):
+    hub = on(release, {"accounts": {"firstAdmin": "root"}})
+    root = HubClient(hub.url, "root").login(PASSWORD)
+    assert root.api("GET", "/user").json()["admin"] is True
+
+
+def test_admin_signup_can_be_allowed_explicitly(release):
+    (name,) = names(1)
+    hub = on(release, {"accounts": {"allowAdminSignup": True}}, {"Authenticator": {"admin_users": [name]}})
+    r = signup_form(hub.url, name)
+    assert r.status_code == 200 and "The signup was successful" in r.text
+    assert HubClient(hub.url, name).login().api("GET", "/user").json()["admin"] is True
+
+
+# ---------------------------------------------------------------- lockout and navigation
 
 
 def test_chart_keeps_the_first_admin_password_across_helm_upgrade(admin_kubeconfig, tmp_path):

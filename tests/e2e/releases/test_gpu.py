@@ -1,5 +1,8 @@
-"""GPU modes on the real control plane: the scheduler, the GPU node (gpu-1: 2 nvidia.com/gpu, tainted
-nvidia.com/gpu:NoSchedule) and the CPU node (cpu-1).
+"""GPU modes on the installed chart and the real control plane: the scheduler, the GPU node (gpu-1: 2
+nvidia.com/gpu, tainted nvidia.com/gpu:NoSchedule) and the CPU node (cpu-1).
+
+One release, upgraded to each test's ``gpu`` settings in turn (the hub restarts; its database stays). Each test
+sets the mode itself: values.example.yaml ships auto mode (2), ci/local-values.yaml turns GPUs off (0).
 
 "No GPU nodes" is simulated without touching the shared cluster's nodes: auto mode with
 ``gpu.resource: example.com/gpu``, an extended resource no node advertises, sees no GPU node exactly
@@ -10,10 +13,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from .hubclient import ServiceClient, admin_client, new_user
-from .spawnwatch import env_of, notebook, progress_events, request_start, start_and_get_pod, stop_and_wait
+from ..hubclient import ServiceClient, admin_client, new_user
+from ..spawnwatch import env_of, notebook, progress_events, request_start, start_and_get_pod, stop_and_wait
 
 BASE = {"storage": {"enabled": False}}
 Z2JH_TOLERATION = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
@@ -29,20 +30,15 @@ def limits(pod: dict) -> dict:
     return notebook(pod).get("resources", {}).get("limits", {})
 
 
-@pytest.fixture(scope="module")
-def forced(start_hub):
-    hub = start_hub({**BASE, "gpu": {"mode": 1, "count": 1}})
+def install(release, gpu: dict):
+    """The release upgraded to these ``gpu`` settings (over values.example.yaml's and ci/local-values.yaml's:
+    helm merges the map, so unset keys keep the shipped defaults) and its first admin's client."""
+    hub = release.install({**BASE, "gpu": gpu})
     return hub, admin_client(hub.url)
 
 
-@pytest.fixture(scope="module")
-def auto(start_hub):
-    hub = start_hub({**BASE, "gpu": {"mode": 2, "nodeCacheSeconds": 3600}})
-    return hub, admin_client(hub.url)
-
-
-def test_forced_mode_requests_gpus_and_lands_on_the_gpu_node(forced, kube, username):
-    hub, admin = forced
+def test_forced_mode_requests_gpus_and_lands_on_the_gpu_node(release, kube, username):
+    hub, admin = install(release, {"mode": 1, "count": 1})
     user = new_user(hub.url, admin, username)
     try:
         pod = start_and_get_pod(user, kube)
@@ -55,8 +51,8 @@ def test_forced_mode_requests_gpus_and_lands_on_the_gpu_node(forced, kube, usern
         stop_and_wait(user, kube)
 
 
-def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(auto, kube, namespace, username):
-    hub, admin = auto
+def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(release, kube, namespace, username):
+    hub, admin = install(release, {"mode": 2, "nodeCacheSeconds": 3600})
     first = new_user(hub.url, admin, username)
     try:
         pod = start_and_get_pod(first, kube)
@@ -65,10 +61,10 @@ def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(auto, 
         assert gpu_flags(pod) == ("1", "1", "1")
     finally:
         stop_and_wait(first, kube)
-    assert "GPU auto-detect: servers get nvidia.com/gpu: gpu-1 (2 allocatable, Tesla-T4)" in hub.log.read_text()
+    hub.wait_log("GPU auto-detect: servers get nvidia.com/gpu: gpu-1 (2 allocatable, Tesla-T4)")
 
     # While the cache is fresh a spawn makes no node call: take the hub's permission to list nodes away
-    # (this namespace's own ClusterRoleBinding); a node call would now fail and be logged.
+    # (the release's own ClusterRoleBinding, named after its namespace); a node call would now fail and be logged.
     binding = f"{namespace}-jupyterhub-ds-hub"
     saved = kube.json("clusterrolebinding", binding)
     saved["metadata"] = {k: v for k, v in saved["metadata"].items() if k in ("name", "labels", "annotations")}
@@ -80,12 +76,13 @@ def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(auto, 
     finally:
         kube("apply", "-f", "-", stdin=json.dumps(saved))
         stop_and_wait(second, kube)
-    assert "listing nodes failed" not in hub.log.read_text()
+    # the second spawn's end is in the log, so a node call during it would be there too
+    assert "listing nodes failed" not in hub.wait_log(f"User {second.username} took")
 
 
-def test_auto_mode_without_gpu_nodes_requests_none(start_hub, kube, username):
-    hub = start_hub({**BASE, "gpu": {"mode": 2, "resource": "example.com/gpu"}})
-    user = new_user(hub.url, admin_client(hub.url), username)
+def test_auto_mode_without_gpu_nodes_requests_none(release, kube, username):
+    hub, admin = install(release, {"mode": 2, "resource": "example.com/gpu"})
+    user = new_user(hub.url, admin, username)
     try:
         pod = start_and_get_pod(user, kube)
         assert not any(k.endswith("/gpu") for k in limits(pod))
@@ -94,12 +91,11 @@ def test_auto_mode_without_gpu_nodes_requests_none(start_hub, kube, username):
         assert gpu_flags(pod) == ("0", "0", "0")
     finally:
         stop_and_wait(user, kube)
-    assert "no node advertises allocatable example.com/gpu" in hub.log.read_text()
+    hub.wait_log("no node advertises allocatable example.com/gpu")
 
 
-def test_gpu_group_limits_who_gets_gpus(start_hub, kube, username):
-    hub = start_hub({**BASE, "gpu": {"mode": 1, "group": "gpu-users"}})
-    admin = admin_client(hub.url)
+def test_gpu_group_limits_who_gets_gpus(release, kube, username):
+    hub, admin = install(release, {"mode": 1, "group": "gpu-users"})
     member, other = new_user(hub.url, admin, username), new_user(hub.url, admin, username + "x")
     r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/gpu-users/users", json={"users": [username]})
     assert r.status_code == 200, r.text  # the group exists: configure() loads it at hub start
@@ -113,10 +109,10 @@ def test_gpu_group_limits_who_gets_gpus(start_hub, kube, username):
         stop_and_wait(other, kube)
 
 
-def test_exhausted_gpus_are_explained_on_the_spawn_page(start_hub, kube, username):
+def test_exhausted_gpus_are_explained_on_the_spawn_page(release, kube, username):
     """3 GPUs per server, 2 in the cluster: the scheduler's reason reaches the progress stream."""
-    hub = start_hub({**BASE, "gpu": {"mode": 1, "count": 3}})
-    user = new_user(hub.url, admin_client(hub.url), username)
+    hub, admin = install(release, {"mode": 1, "count": 3})
+    user = new_user(hub.url, admin, username)
     try:
         status, body = request_start(user)
         assert status == 202, (status, body)  # pending: the pod exists but cannot be scheduled
