@@ -10,11 +10,11 @@ the host.
                                 # the cluster only if `up` created them)
     python ci/devenv.py status
 
-The end-to-end fixtures (tests/e2e/conftest.py) use the same pieces: ``install_chart`` for the installed chart
-(tests/e2e/test_installed.py), and ``Hub`` (a hub process on the host, configured by ci/hub/jupyterhub_config.py)
-for the tests that need knobs the chart cannot express. That host hub talks to the API server with a TokenRequest
-token of the ServiceAccount ``hub``, bound to Z2JH 4.4.0's hub Role plus the RBAC rendered from our chart; never
-with the admin kubeconfig.
+The end-to-end fixtures (tests/e2e/) use the same pieces: ``install_chart`` and the node agent for every
+installed release. ``Hub`` (a hub process on the host, configured by ci/hub/jupyterhub_config.py) serves the
+benchmarks (ci/bench/, one hub process whose event loop they measure) and tests/integration/test_hub_failures.py.
+That host hub talks to the API server with a TokenRequest token of the ServiceAccount ``hub``, bound to Z2JH
+4.4.0's hub Role plus the RBAC rendered from our chart (``prepare_namespace``); never with the admin kubeconfig.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
 
 
 def start_test_node_agent(admin: Path, namespace: str, state: Path, leave: str | None = None) -> subprocess.Popen:
-    """The node agent for an end-to-end test's namespace. Missing typed hostPaths (the Docker socket of the
+    """The node agent for an end-to-end release's namespace. Missing typed hostPaths (the Docker socket of the
     docker-sock group on a machine without Docker) get a stand-in there: those tests check the pod spec."""
     return start_node_agent(admin, state, namespace, standin_host_paths=True, leave=leave)
 

@@ -1,17 +1,15 @@
-"""End-to-end fixtures: the real control plane (kwok), a namespace per test module with the hub
-ServiceAccount's RBAC, the node agent (ci/node_agent.py, the ``node_agent`` fixture), and real hubs with our
-extensions.
+"""End-to-end fixtures: the real control plane (kwok) and the chart installed on it with helm (real Z2JH 4.4.0),
+its pods run by ci/node_agent.py as local processes, its hub configured by Z2JH's own jupyterhub_config.py.
 
-The cluster starts once per run (``ci/cluster.sh up`` provisions or reuses the binaries). Tests are
-marked ``cluster``; they skip only when Go is missing, with the reason printed.
+The cluster starts once per run (``ci/cluster.sh up`` provisions or reuses the binaries). Tests are marked
+``cluster``; they skip only when Go is missing, with the reason printed.
 
-Two kinds of hub. The modules in tests/e2e/chart/ drive the INSTALLED chart (one `helm upgrade --install` shared by
-that directory, see its conftest), as do test_installed.py and test_make_up.py (their own installs: upgrades,
-`make up`). The modules here drive a hub on the host (``start_hub``, configured by ci/hub/jupyterhub_config.py the
-way Z2JH's jupyterhub_config.py configures the chart's hub) where a test needs a knob one shared release cannot
-offer: settings that contradict the release's (storage off, a 20 s idle timeout, GPU auto mode, a docker-sock node
-selector, onUserDelete: delete, PostgreSQL), config snippets after ``configure(c)`` (a crashing server command,
-stub servers), a hub restarted in place with its database, a hub log to read, or exact user counts.
+Every module drives an installed chart's hub (``release.Release``):
+- tests/e2e/chart/: one release shared by the directory (its conftest);
+- tests/e2e/releases/: a release per module, upgraded to the other values a module tests (its conftest);
+- test_installed.py, test_make_up.py, test_chart_namespace.py: installs of their own (upgrades, ``make up``,
+  namespace handling).
+The subdirectories provide ``namespace`` and ``hub``; ``kube``, ``admin`` and ``service`` here follow them.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,8 +30,8 @@ sys.path.insert(0, str(REPO / "ci"))
 import devenv  # noqa: E402
 
 from .browser import browser, new_page  # noqa: E402, F401 - fixtures for the browser tests
-from .hubclient import PASSWORD, HubClient, ServiceClient, admin_client  # noqa: E402
-from .release import wait_removed  # noqa: E402
+from .hubclient import HubClient, ServiceClient, admin_client  # noqa: E402
+from .release import Release, wait_removed  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -94,67 +92,17 @@ class Kube:
 
 
 @pytest.fixture(scope="module")
-def namespace(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    name = f"e2e-{uuid.uuid4().hex[:6]}"
-    state = tmp_path_factory.mktemp(name)
-    devenv.prepare_namespace(admin_kubeconfig, name, state)
-    yield name
-    devenv.kubectl(admin_kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture(scope="module")
 def kube(admin_kubeconfig: Path, namespace: str) -> Kube:
     return Kube(admin_kubeconfig, namespace)
 
 
 @pytest.fixture(scope="module")
-def hub_kubeconfig(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh token for the hub ServiceAccount (the same thing the hub process uses)."""
-    return devenv.prepare_namespace(admin_kubeconfig, namespace, tmp_path_factory.mktemp("sa"))
-
-
-@pytest.fixture(scope="module")
-def node_agent(admin_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    proc = devenv.start_test_node_agent(admin_kubeconfig, namespace, tmp_path_factory.mktemp("node-agent"))
-    yield
-    devenv.stop_process(proc)
-
-
-@pytest.fixture(scope="module")
-def start_hub(namespace: str, hub_kubeconfig: Path, node_agent: None,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., devenv.Hub]]:
-    """Start a hub with the given ``custom.ds`` settings, extra ``hub.config`` sections and a later extraConfig
-    snippet (one per call; all stopped at module end). Its first admin's password is ``hubclient.PASSWORD``
-    (see ``admin_client``)."""
-    hubs: list[devenv.Hub] = []
-
-    def start(settings: dict | None = None, hub_config: dict | None = None, extra_config: str = "") -> devenv.Hub:
-        hub = devenv.Hub(namespace, hub_kubeconfig, tmp_path_factory.mktemp("hub"), settings=settings or {},
-                         hub_config=hub_config or {}, extra_config=extra_config, first_admin_password=PASSWORD)
-        hubs.append(hub)
-        return hub.start()
-
-    yield start
-    for hub in hubs:
-        hub.stop()
-
-
-@pytest.fixture(scope="module")
-def hub(start_hub: Callable[..., devenv.Hub]) -> devenv.Hub:
-    """A hub with default settings except GPUs off: gpu-1's two GPUs would cap concurrent test servers.
-
-    Modules that test GPUs or the defaults start their own hub with ``start_hub``.
-    """
-    return start_hub({"gpu": {"mode": 0}})
-
-
-@pytest.fixture(scope="module")
-def admin(hub: devenv.Hub) -> HubClient:
+def admin(hub: Release) -> HubClient:
     return admin_client(hub.url)
 
 
 @pytest.fixture(scope="module")
-def service(hub: devenv.Hub) -> ServiceClient:
+def service(hub: Release) -> ServiceClient:
     return ServiceClient(hub.url, hub.service_token)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 PASSWORD = "correct-horse-battery-9"
-# the test hubs' first admin gets this password (devenv.Hub passes it the way the chart passes its Secret)
+# the first admin's password in the tests' releases (release.Release pre-creates the chart's Secret with it)
 FIRST_ADMIN = "admin"
 
 
