@@ -161,10 +161,14 @@ class Release:
         return Path(pv["spec"]["hostPath"]["path"]) / "jupyterhub.sqlite"
 
     def wait_log(self, text: str, timeout: float = 60) -> str:
-        """The hub log once it contains ``text``."""
+        """The hub log once it contains ``text``. A log not there yet (a new pod's container not started, as a
+        kubelet answers too) is read again until the deadline."""
         deadline = time.monotonic() + timeout
         while True:
-            log = self.log_text()
+            try:
+                log = self.log_text()
+            except RuntimeError as e:
+                log = str(e)
             if text in log:
                 return log
             assert time.monotonic() < deadline, f"{text!r} not in the hub log after {timeout}s:\n{log[-3000:]}"

@@ -1,5 +1,6 @@
 """`make up` without Docker (ci/devenv.py): helm installs the chart on the local control plane, the node agent runs
-its pods; the printed URL and first login work; `down` uninstalls and stops only what `up` started."""
+its pods; the printed URL and first login work, and in Chromium a person signs up, is authorized, logs in and
+JupyterLab opens through the proxy; `down` uninstalls and stops only what `up` started."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import uuid
 import devenv
 import requests
 
+from .browser import expect, login
 from .conftest import REPO
-from .hubclient import admin_client
+from .hubclient import PASSWORD, HubClient, admin_client
 
 
 def alive(pid: int) -> bool:
@@ -25,7 +27,25 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_started(admin_kubeconfig, tmp_path):
+def sign_up_and_open_lab(page, url: str, admin: HubClient, person: str) -> None:
+    """The first steps `make up` prints, in Chromium: sign up, the admin authorizes, log in, start, JupyterLab."""
+    page.goto(f"{url}/hub/signup")
+    page.fill("#username_input", person)
+    if page.locator("#email_input").count():
+        page.fill("#email_input", f"{person}@example.org")
+    page.fill("#password_input", PASSWORD)
+    page.fill("#password_confirmation_input", PASSWORD)
+    page.click("#signup_submit")
+    page.wait_for_load_state()
+    assert admin.get(f"/hub/authorize/{person}").status_code == 200  # what the Authorize Users page does
+    login(page, url, person)
+    page.click("#start")
+    page.wait_for_url(re.compile(rf"/user/{person}/lab"), timeout=180_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
+
+
+def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_started(admin_kubeconfig, tmp_path,
+                                                                                          new_page):
     namespace = f"e2e-up-{uuid.uuid4().hex[:6]}"
     cli = [sys.executable, str(REPO / "ci" / "devenv.py"), "--namespace", namespace, "--state-dir", str(tmp_path)]
     record: dict = {}
@@ -46,6 +66,7 @@ def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_
         r = requests.get(f"{url}/user/admin/api/status", headers={"Authorization": f"token {admin.token()}"},
                          timeout=30)
         assert r.status_code == 200, r.text
+        sign_up_and_open_lab(new_page(), url, admin, f"p{uuid.uuid4().hex[:6]}")
         assert record["started_cluster"] is False  # the test session's cluster was already running
     finally:
         down = subprocess.run([*cli[:2], "down", *cli[2:]], capture_output=True, text=True, timeout=300)
