@@ -18,10 +18,12 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import devenv
+import pytest
 import yaml
 
 from .hubclient import PASSWORD
@@ -71,6 +73,12 @@ class Release:
     agent: subprocess.Popen | None = None
     stubs: subprocess.Popen | None = None
     installed_values: dict | None = None  # the overlay of the last install that succeeded
+
+    @classmethod
+    def new(cls, admin: Path, prefix: str, state_dirs: pytest.TempPathFactory) -> Release:
+        """A release to install in a new namespace ``<prefix>-<random>``, its state in a new temporary directory."""
+        namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        return cls(admin, namespace, state_dirs.mktemp(namespace))
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         return devenv.kubectl(self.admin, "-n", self.namespace, *args, check=check)

@@ -11,7 +11,6 @@ so the parent conftest's ``kube``, ``admin`` and ``service`` work unchanged agai
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +37,7 @@ E2E_ROLES = {
 
 @pytest.fixture(scope="session")
 def chart_hub(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    namespace = f"e2e-chart-{uuid.uuid4().hex[:6]}"
-    release = Release(admin_kubeconfig, namespace, tmp_path_factory.mktemp(namespace))
+    release = Release.new(admin_kubeconfig, "e2e-chart", tmp_path_factory)
     try:
         yield release.install(E2E_SETTINGS, values={"hub": {"loadRoles": E2E_ROLES}})
     finally:

@@ -13,7 +13,6 @@ override it with their settings.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from ..release import Release
 
 @pytest.fixture(scope="module")
 def release(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    namespace = f"e2e-{uuid.uuid4().hex[:6]}"
-    release = Release(admin_kubeconfig, namespace, tmp_path_factory.mktemp(namespace))
+    release = Release.new(admin_kubeconfig, "e2e", tmp_path_factory)
     yield release
     release.remove()
 

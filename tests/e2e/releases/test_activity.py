@@ -51,8 +51,7 @@ def pg_hub(admin_kubeconfig, tmp_path_factory) -> Iterator[Release]:
         pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/postgres.py install)")
     with postgres.TempPostgres() as pg:
         url = pg.create_database("jupyterhub")
-        namespace = f"e2e-pg-{uuid.uuid4().hex[:6]}"
-        release = Release(admin_kubeconfig, namespace, tmp_path_factory.mktemp(namespace))
+        release = Release.new(admin_kubeconfig, "e2e-pg", tmp_path_factory)
         try:
             release.install(SETTINGS, values={**ROLES, "hub": {**ROLES["hub"],
                                                                "db": {"type": "postgres", "url": url}}})
