@@ -318,12 +318,24 @@ def install_chart(admin: Path, namespace: str, values: list[Path] | None = None,
         helm(admin, *args, "--timeout", "5m")
 
 
-def proxy_url(admin: Path, namespace: str) -> str:
-    """proxy-public's address as the node agent serves it (a loopback address standing in for its ClusterIP)."""
+def service_url(admin: Path, namespace: str, name: str) -> str:
+    """``http://<address>:<first port>`` of a Service as the node agent serves it on this machine (a loopback
+    address standing in for its ClusterIP)."""
     import node_agent
-    svc = json.loads(kubectl(admin, "-n", namespace, "get", "service", "proxy-public", "-o", "json"))
+    svc = json.loads(kubectl(admin, "-n", namespace, "get", "service", name, "-o", "json"))
     port = svc["spec"]["ports"][0]["port"]
     return f"http://{node_agent.service_address(svc['spec']['clusterIP'], pod_net())}:{port}"
+
+
+def claim_dir(admin: Path, namespace: str, claim: str) -> Path:
+    """The directory on this machine behind a bound claim (the local hostPath provisioner's, see
+    ci/cluster/storageclass.yaml)."""
+    volume = kubectl(admin, "-n", namespace, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}").strip()
+    return Path(kubectl(admin, "get", "pv", volume, "-o", "jsonpath={.spec.hostPath.path}").strip())
+
+
+def proxy_url(admin: Path, namespace: str) -> str:
+    return service_url(admin, namespace, "proxy-public")
 
 
 def wait_http(url: str, timeout: float, what: str, log_hint: str = "") -> None:

@@ -84,6 +84,10 @@ class Kube:
         return {c["metadata"]["labels"]["jupyterhub-ds/volume"]: c
                 for c in self.items("pvc", f"hub.jupyter.org/username={username}")}
 
+    def pv_dir(self, claim: dict) -> Path:
+        """The directory on this machine that holds a claim's files."""
+        return devenv.claim_dir(self.kubeconfig, self.namespace, claim["metadata"]["name"])
+
     def wait_user_pod_gone(self, username: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while self.user_pods(username):

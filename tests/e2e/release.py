@@ -13,7 +13,6 @@ pre-created in the chart's Secret (the chart keeps an existing one, helm adopts 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import subprocess
 import threading
@@ -58,16 +57,15 @@ def first_admin_secret(namespace: str, password: str) -> dict:
 
 @dataclass
 class Release:
-    """The installed counterpart of ``devenv.Hub``: ``url``, ``service_token``, ``hub_config`` and ``log_text()``
-    as there, ``stop``/``start``/``restart`` act on the hub Deployment, ``db_file`` is the hub's SQLite database
-    in its claim (Z2JH's default ``hub.db.type: sqlite-pvc``)."""
+    """The installed counterpart of ``devenv.Hub``: ``url``, ``service_token`` and ``hub_config`` as there;
+    ``log_text()`` reads the hub's log, ``stop``/``start`` act on the hub Deployment, ``db_file`` is the hub's
+    SQLite database in its claim (Z2JH's default ``hub.db.type: sqlite-pvc``)."""
 
     admin: Path
     namespace: str
     state: Path
     service_token: str = field(default_factory=lambda: os.urandom(16).hex())
     url: str = ""
-    hub_config: dict = field(default_factory=dict)
     # set: ci/stub_servers.py answers for the single-user pods (counts on this port) and the node agent leaves them
     stub_stats_port: int | None = None
     agent: subprocess.Popen | None = None
@@ -102,7 +100,6 @@ class Release:
         if overlay == self.installed_values:
             return self
         self.installed_values = None  # unknown until this install succeeds
-        self.hub_config = hub_config or {}
         self.values_file.write_text(yaml.safe_dump({"jupyterhub": overlay}))
         self.reinstall(wait)
         if wait:
@@ -137,11 +134,6 @@ class Release:
         self.kubectl("rollout", "status", "deployment/hub", f"--timeout={int(timeout)}s")
         self.url = devenv.wait_installed(self.admin, self.namespace, timeout)
 
-    def hub_pod(self) -> dict | None:
-        pods = [p for p in json.loads(self.kubectl("get", "pods", "-l", "component=hub", "-o", "json"))["items"]
-                if not p["metadata"].get("deletionTimestamp")]
-        return pods[0] if pods else None
-
     def log_text(self) -> str:
         """The hub container's log since its pod started (``kubectl logs deploy/hub``)."""
         return self.kubectl("logs", "deployment/hub", "--tail=-1")
@@ -156,17 +148,15 @@ class Release:
         self.wait_hub()
         return self
 
-    def restart(self) -> Release:
-        self.stop()
-        return self.start()
+    @property
+    def hub_config(self) -> dict:
+        """The ``hub.config`` sections of the last install."""
+        return (self.installed_values or {}).get("hub", {}).get("config", {})
 
     @property
     def db_file(self) -> Path:
-        """jupyterhub.sqlite in the hub-db-dir claim's directory (the local hostPath provisioner's, on this
-        machine)."""
-        claim = json.loads(self.kubectl("get", "pvc", "hub-db-dir", "-o", "json"))
-        pv = json.loads(devenv.kubectl(self.admin, "get", "pv", claim["spec"]["volumeName"], "-o", "json"))
-        return Path(pv["spec"]["hostPath"]["path"]) / "jupyterhub.sqlite"
+        """jupyterhub.sqlite in the hub-db-dir claim's directory on this machine."""
+        return devenv.claim_dir(self.admin, self.namespace, "hub-db-dir") / "jupyterhub.sqlite"
 
     def wait_log(self, text: str, timeout: float = 60) -> str:
         """The hub log once it contains ``text``. A log not there yet (a new pod's container not started, as a

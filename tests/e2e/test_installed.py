@@ -75,14 +75,9 @@ def ready(pod: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
 
 
-def pv_dir(kube: Kube, claim: dict) -> Path:
-    pv = json.loads(devenv.kubectl(kube.kubeconfig, "get", "pv", claim["spec"]["volumeName"], "-o", "json"))
-    return Path(pv["spec"]["hostPath"]["path"])
-
-
 def link_volumes(kube: Kube, username: str) -> None:
     """The two symlinks of the module docstring, in the user's workspace claim."""
-    workspace = pv_dir(kube, kube.user_claims(username)["workspace"])
+    workspace = kube.pv_dir(kube.user_claims(username)["workspace"])
     for name, target in (("home", "/home/jovyan"), ("shared", "/mnt/shared")):
         if not (workspace / name).is_symlink():
             (workspace / name).symlink_to(target)
@@ -138,7 +133,7 @@ def test_user_data_lives_in_the_users_volumes(installed, admin, users):
     r = contents(installed, alice, token, "shared/from-alice.txt", "for everyone")
     assert r.status_code == 201, r.text
     claims = kube.user_claims(alice.username)
-    assert (pv_dir(kube, claims["home"]) / "jovyan" / "notes.txt").read_text() == "alice's notes"
+    assert (kube.pv_dir(claims["home"]) / "jovyan" / "notes.txt").read_text() == "alice's notes"
 
     # stop/start: same claims, same data
     alice.stop_server()

@@ -12,7 +12,6 @@ as that PV, and so that claim, is. (tests/e2e/test_installed.py writes through a
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +23,6 @@ SETTINGS = {"gpu": {"mode": 0}, "storage": {"resetTimeoutSeconds": 60}}
 @pytest.fixture(scope="module")
 def hub(release):
     return release.install(SETTINGS)
-
-
-def pv_dir(kube, claim: dict) -> Path:
-    pv = kube.json("pv", claim["spec"]["volumeName"])
-    path = Path(pv["spec"]["hostPath"]["path"])
-    assert path.is_dir(), f"the provisioner's directory {path} of {claim['metadata']['name']} is not here"
-    return path
 
 
 def mounted_claims(kube, username: str) -> set[str]:
@@ -74,7 +66,7 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
         assert c["metadata"]["annotations"]["hub.jupyter.org/username"] == username
         assert c["metadata"]["labels"]["hub.jupyter.org/username"] == username
     marker = f"data of {username} {uuid.uuid4().hex}"
-    (pv_dir(kube, old["home"]) / "marker.txt").write_text(marker)
+    (kube.pv_dir(old["home"]) / "marker.txt").write_text(marker)
 
     # the hub database is lost: same cluster, same release, empty database (the hub-db-dir claim keeps its
     # directory, the SQLite file in it is gone)
@@ -91,7 +83,7 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
     (fresh_key,) = set(by_owner) - {old_key}
     fresh = by_owner[fresh_key]
     assert set(fresh) == {"home", "workspace", "cache"} and fresh_key != old_key
-    assert not (pv_dir(kube, fresh["home"]) / "marker.txt").exists()
+    assert not (kube.pv_dir(fresh["home"]) / "marker.txt").exists()
 
     # refused while the server runs; users cannot adopt
     status, body = adopt(admin, username, owner=old_key, current="orphan")
@@ -127,7 +119,7 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
     adopted = kube.json("pvc", old["home"]["metadata"]["name"])
     assert adopted["metadata"]["uid"] == old["home"]["metadata"]["uid"]
     assert adopted["metadata"]["annotations"]["jupyterhub-ds/adopted-by"] == "admin"
-    assert (pv_dir(kube, adopted) / "marker.txt").read_text() == marker
+    assert (kube.pv_dir(adopted) / "marker.txt").read_text() == marker
     # nothing was deleted: the fresh claims are kept, labelled orphaned, and can be adopted back
     for c in fresh.values():
         kept = kube.json("pvc", c["metadata"]["name"])

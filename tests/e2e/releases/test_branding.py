@@ -9,13 +9,11 @@ missing file.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import struct
 import zlib
 
 import devenv
-import node_agent
 import pytest
 import requests
 
@@ -50,13 +48,6 @@ def file_hub(release):
     return release.install({"storage": {"enabled": False}, "branding": {
         "logo": "logo.png", "favicon": "favicon.ico", "labMainIcon": "lab-main.svg",
         "labSplashIcon": f"{CDN}/splash.svg"}}, **FILES)
-
-
-def service_url(kube, name: str, url: str) -> str:
-    """``url`` (http://<service>:<port>/...) as this machine reaches it: the node agent serves each Service on a
-    loopback address standing in for its ClusterIP."""
-    svc = json.loads(kube("get", "service", name, "-o", "json"))
-    return url.replace(f"//{name}:", f"//{node_agent.service_address(svc['spec']['clusterIP'], devenv.pod_net())}:")
 
 
 def icon_links(html: str) -> list[str]:
@@ -106,7 +97,8 @@ def test_lab_icons_are_fully_qualified_hub_urls_in_the_pod(file_hub, file_admin,
         assert main == "http://hub:8081/hub/ds-branding/lab-main.svg"
         assert env["JUPYTERLAB_SPLASH_ICON_URI"] == f"{CDN}/splash.svg"
         # what the lab server does with it: download the icon from the hub (through the hub Service)
-        assert requests.get(service_url(kube, "hub", main), timeout=10).content == SVG
+        hub_service = devenv.service_url(kube.kubeconfig, kube.namespace, "hub")
+        assert requests.get(main.replace("http://hub:8081", hub_service), timeout=10).content == SVG
     finally:
         stop_quietly(user)
         kube.wait_user_pod_gone(username)
