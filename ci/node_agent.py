@@ -989,6 +989,14 @@ class Agent:
             await f.stop()
 
 
+def private_workdir(workdir: Path) -> None:
+    """Secrets and ServiceAccount tokens are written below the work directory: nobody but its owner may read
+    them (``umask 077`` for everything the agent writes, the directory itself ``0700``)."""
+    os.umask(0o077)
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.chmod(0o700)
+
+
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--namespace", action="append", default=[], help="only these namespaces (repeatable)")
@@ -1002,6 +1010,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leave", action="append", default=[], metavar="KEY=VALUE",
                         help="run no pod with these labels (another process serves them)")
     opts = parser.parse_args(argv)
+    private_workdir(opts.workdir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s node-agent %(message)s", stream=sys.stderr)
     leave = dict(label.split("=", 1) for label in opts.leave)
     agent = Agent(opts.namespace, opts.workdir.resolve(), opts.pod_net, opts.kubeconfig, opts.standin_host_paths,

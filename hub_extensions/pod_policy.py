@@ -32,9 +32,28 @@ def builtin_groups(settings: GroupsSettings) -> list[str]:
     return list(dict.fromkeys([settings.docker_sock.group, settings.docker_privileged.group]))
 
 
-def group_names(user: Any) -> set[str]:
-    """The user's group names now (ORM groups, read at spawn time rather than remembered)."""
-    return {g.name for g in getattr(user, "groups", None) or []}
+def root_groups_honoured(settings: GroupsSettings, managed: bool) -> bool:
+    """Whether membership of the two built-in groups may give root on a node.
+
+    With ``Authenticator.manage_groups`` an identity provider sets every membership, so whoever controls a
+    group of that name there (often any project owner) would hand out root; only ``allow_managed_root`` says
+    the site trusts its provider with that.
+    """
+    return not managed or settings.allow_managed_root
+
+
+def group_names(user: Any, settings: GroupsSettings) -> set[str]:
+    """The user's group names now (ORM groups, read at spawn time rather than remembered), without the
+    built-in root groups when they come from an identity provider that is not trusted with root."""
+    names = {g.name for g in getattr(user, "groups", None) or []}
+    managed = bool(getattr(getattr(user, "authenticator", None), "manage_groups", False))
+    if not root_groups_honoured(settings, managed):
+        ignored = names & set(builtin_groups(settings))
+        if ignored:
+            log.warning("Ignoring %s for %s: groups come from the identity provider (manage_groups) and "
+                        "custom.ds.groups.allowManagedRoot is false", ", ".join(sorted(ignored)), user.name)
+        names -= ignored
+    return names
 
 
 # ---------------------------------------------------------------- the patches

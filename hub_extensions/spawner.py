@@ -209,7 +209,7 @@ class DsKubeSpawner(KubeSpawner):
         granted = apply_pod_policy(
             pod, settings,
             owner=self.ds_owner if settings.storage.enabled else None,
-            groups=pod_policy.group_names(self.user),
+            groups=pod_policy.group_names(self.user, settings.groups),
             gpu_answer=gpu.auto_answer(settings.gpu),
             icons=self.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, self.hub)))
         if granted:

@@ -126,3 +126,19 @@ def test_pods_with_a_left_label_are_not_run():
     labelled = {**running, "metadata": {**running["metadata"], "labels": {"component": "singleuser-server"}}}
     assert not agent.runnable(labelled)
     assert node_agent.Agent([], Path("/nonexistent"), 1, None).runnable(labelled)
+
+
+def test_the_work_directory_holding_secrets_is_private(tmp_path):
+    import os
+    import stat
+
+    workdir = tmp_path / "agent"
+    old = os.umask(0o022)
+    try:
+        node_agent.private_workdir(workdir)
+        (workdir / "secret").write_text("token")
+        assert os.umask(0o022) == 0o077  # what the agent (and every file it writes) runs with
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((workdir / "secret").stat().st_mode) == 0o600

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from types import SimpleNamespace
 
 import pytest
 from jupyterhub import orm
@@ -89,8 +90,28 @@ def test_apply_groups_patches_exactly_the_member_groups(groups, expected):
 
 
 def test_group_names_reads_orm_like_groups():
-    assert pod_policy.group_names(fake_user(groups=["a", "b"])) == {"a", "b"}
-    assert pod_policy.group_names(fake_user()) == set()
+    assert pod_policy.group_names(fake_user(groups=["a", "b"]), GROUPS) == {"a", "b"}
+    assert pod_policy.group_names(fake_user(), GROUPS) == set()
+
+
+def managed_user(groups: list[str], manage_groups: bool) -> object:
+    user = fake_user(groups=groups)
+    user.authenticator = SimpleNamespace(manage_groups=manage_groups)
+    return user
+
+
+def test_an_identity_provider_cannot_grant_root_unless_allowed(caplog):
+    """Attack: with manage_groups, whoever controls a provider group named docker-privileged would get root on a
+    node. The built-in groups patch nothing then, unless the site sets allowManagedRoot."""
+    groups = ["docker-sock", "docker-privileged", "course"]
+    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.pod_policy"):
+        assert pod_policy.group_names(managed_user(groups, True), GROUPS) == {"course"}
+    assert "allowManagedRoot" in caplog.text
+    pod = bare_pod()
+    assert pod_policy.apply_groups(pod, GROUPS, pod_policy.group_names(managed_user(groups, True), GROUPS)) == []
+    assert pod_policy.group_names(managed_user(groups, False), GROUPS) == set(groups)
+    trusting = GroupsSettings(allow_managed_root=True)
+    assert pod_policy.group_names(managed_user(groups, True), trusting) == set(groups)
 
 
 # ---------------------------------------------------------------- through KubeSpawner (no cluster)

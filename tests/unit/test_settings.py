@@ -55,6 +55,12 @@ def test_defaults_are_the_upstream_layout():
     ({"gpu": {"group": ""}}, "jupyterhub.custom.ds.gpu.group: expected a non-empty string, got \"\""),
     ({"storage": {"shared": {"existingClaim": "Bad Name"}}},
      "storage.shared.existingClaim: expected a string matching"),
+    # admin scripts run in every user's server: never from a volume every user can write
+    ({"lab": {"auxScriptsPath": "/mnt/shared/lab/scripts"}},
+     "jupyterhub.custom.ds.lab.auxScriptsPath: expected a path users cannot write (e.g. a read-only ConfigMap "
+     "mount), got '/mnt/shared/lab/scripts' on the user-writable volume at /mnt/shared"),
+    ({"lab": {"auxMenuPath": "/home/lab/workspace/"}}, "lab.auxMenuPath: expected a path users cannot write"),
+    ({"lab": {"auxMenuPath": "menus"}}, "lab.auxMenuPath: expected a string matching"),
 ])
 def test_bad_settings_name_the_key(raw, message):
     with pytest.raises(SettingsError) as err:
@@ -126,3 +132,10 @@ def test_schema_is_strict_and_documented():
             walk(node["items"])
 
     walk(schema)
+
+
+def test_aux_paths_outside_user_volumes_are_accepted():
+    s = load_settings({"lab": {"auxScriptsPath": "/etc/jupyterhub-ds/lab/scripts", "auxMenuPath": "/mnt/sharedx"}})
+    assert s.lab.aux_scripts_path == "/etc/jupyterhub-ds/lab/scripts"
+    # with the shared volume off, its mount path is no longer user-writable
+    load_settings({"storage": {"shared": {"enabled": False}}, "lab": {"auxScriptsPath": "/mnt/shared/scripts"}})
