@@ -260,7 +260,8 @@ def _page_data(user: Any) -> dict[str, Any]:
         "server": server_info(user, spawner),
         "image": getattr(spawner, "image", None),
         "pod": pod_summary(pod, settings.gpu.resource),
-        "capabilities": capabilities(settings, pod_policy.group_names(user, settings.groups), gpu.auto_answer(settings.gpu), pod),
+        "capabilities": capabilities(settings, pod_policy.group_names(user, settings.groups),
+                                     gpu.auto_answer(settings.gpu), pod),
         "last_failure": getattr(spawner, "ds_last_failure", None),
     }
 
@@ -327,7 +328,8 @@ class DashboardHandler(DsAPIHandler):
             user_name=user.name, server=server_info(user, spawner), pod=pod, events=events, log_tail=log_tail,
             log_error=log_error, last_failure=getattr(spawner, "ds_last_failure", None),
             usage_now=await usage(spawner), session=culler.session_info(spawner, settings.culler),
-            caps=capabilities(settings, pod_policy.group_names(user, settings.groups), gpu.auto_answer(settings.gpu), raw_pod),
+            caps=capabilities(settings, pod_policy.group_names(user, settings.groups), gpu.auto_answer(settings.gpu),
+                              raw_pod),
             image=getattr(spawner, "image", None), volumes=volumes)
         self.write_json(doc)
 
