@@ -413,7 +413,7 @@ jupyterhub-ds is up in {time.monotonic() - t0:.0f}s: the chart installed with he
   URL:          {url}/hub/        (proxy-public; or: {kc} kubectl -n {namespace} port-forward svc/proxy-public 8080:80
                                   and open http://127.0.0.1:8080/hub/)
   First login:  user "{first_admin}", password: {password}
-                (from the Secret {FIRST_ADMIN_SECRET}, as the README's Accounts section says: {kc} kubectl
+                (from the Secret {FIRST_ADMIN_SECRET}, as docs/admin/accounts.md says: {kc} kubectl
                  -n {namespace} get secret {FIRST_ADMIN_SECRET} -o jsonpath='{{.data.password}}' | base64 -d)
                 Others sign up at {url}/hub/signup; authorize them at {url}/hub/authorize.
   Cluster:      {kc} kubectl -n {namespace} get pods,pvc
