@@ -45,16 +45,16 @@ def test_settings_reach_the_environment_as_strings():
         "mlflow": {"enabled": False, "trackingUri": "http://mlflow:5001", "port": 5001, "host": "127.0.0.1",
                    "workers": 4},
         "resourcesMonitor": False, "tensorboard": False, "tensorboardLogdir": "/home/lab/tb",
-        "tfCppMinLogLevel": 0, "auxScriptsPath": "/mnt/shared/start-platform.d",
-        "auxMenuPath": "/mnt/shared/lab-utils.d", "timezone": "Europe/Warsaw"}}).lab
+        "tfCppMinLogLevel": 0, "auxScriptsPath": "/etc/jupyterhub-ds/start-platform.d",
+        "auxMenuPath": "/etc/jupyterhub-ds/lab-utils.d", "timezone": "Europe/Warsaw"}}).lab
     env = labenv.lab_environment(lab, gpu.GpuDecision(True, True), {"JUPYTERLAB_MAIN_ICON_URI": "https://x/i.svg"})
     assert env == {
         "ENABLE_GPU_SUPPORT": "1", "ENABLE_GPUSTAT": "1", "NVIDIA_DETECTED": "1",
         "ENABLE_SERVICE_MLFLOW": "0", "ENABLE_SERVICE_RESOURCES_MONITOR": "0", "ENABLE_SERVICE_TENSORBOARD": "0",
         "MLFLOW_TRACKING_URI": "http://mlflow:5001", "MLFLOW_PORT": "5001", "MLFLOW_HOST": "127.0.0.1",
         "MLFLOW_WORKERS": "4", "TENSORBOARD_LOGDIR": "/home/lab/tb", "TF_CPP_MIN_LOG_LEVEL": "0",
-        "JUPYTERLAB_AUX_SCRIPTS_PATH": "/mnt/shared/start-platform.d",
-        "JUPYTERLAB_AUX_MENU_PATH": "/mnt/shared/lab-utils.d", "JUPYTERLAB_TIMEZONE": "Europe/Warsaw",
+        "JUPYTERLAB_AUX_SCRIPTS_PATH": "/etc/jupyterhub-ds/start-platform.d",
+        "JUPYTERLAB_AUX_MENU_PATH": "/etc/jupyterhub-ds/lab-utils.d", "JUPYTERLAB_TIMEZONE": "Europe/Warsaw",
         "JUPYTERLAB_MAIN_ICON_URI": "https://x/i.svg",
     }
 
