@@ -45,7 +45,7 @@ class BroadcastHandler(NotificationsAPIHandler):
         if broadcast.group is not None and orm.Group.find(self.db, broadcast.group) is None:
             raise web.HTTPError(400, f"No such group: {broadcast.group}")
         targets = notifications.select_targets(self.users.values(), broadcast, self.may_notify)
-        result = await notifications.deliver(targets, broadcast, self.settings[notifications.TOKEN_SETTING])
+        result = await notifications.send(self.db, targets, broadcast)  # a token per delivery, deleted after
         for d in result["details"]:
             self.log.info("[Notification] %s/%s: %r (%s) - %s%s", d["username"], d["server_name"],
                           broadcast.message[:50], broadcast.variant, d["status"].upper(),

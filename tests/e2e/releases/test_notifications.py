@@ -168,39 +168,49 @@ def test_a_named_server_receives_too(hub, admin, users, tokens, drained):
             time.sleep(0.5)
 
 
-def test_broadcasts_add_no_tokens(hub, admin, tokens, drained):
+def notifier_tokens(hub) -> int:
+    with sqlite3.connect(hub.db_file) as db:
+        return db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
+                          "where s.name = 'jupyterhub-ds-notifier'").fetchone()[0]
+
+
+def test_broadcasts_leave_no_tokens(hub, admin, tokens, drained):
+    """Each delivery has a token of its own, deleted when the broadcast ends: none at rest, none after."""
     before = token_rows(hub)
+    assert notifier_tokens(hub) == 0
     for i in range(3):
         assert broadcast(admin, {"message": f"n{i}"}).json()["successful"] == 2
-    assert token_rows(hub) == before
+    assert token_rows(hub) == before and notifier_tokens(hub) == 0
     assert len(pending(hub, tokens, "alice")) == 3
 
 
-def test_the_notifier_service_holds_only_access_servers(hub, admin):
+def test_the_notifier_service_has_access_servers_and_no_token(hub, admin):
     r = admin.api("GET", "/services/jupyterhub-ds-notifier")
     assert r.status_code == 200, r.text
     assert r.json()["roles"] == ["jupyterhub-ds-notifier"]
     with sqlite3.connect(hub.db_file) as db:
         (scopes,) = db.execute("select scopes from roles where name = 'jupyterhub-ds-notifier'").fetchone()
-        (count,) = db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
-                              "where s.name = 'jupyterhub-ds-notifier'").fetchone()
-    assert json.loads(scopes) == ["access:servers"] and count == 1
+    assert json.loads(scopes) == ["access:servers", "read:services:name!service=jupyterhub-ds-notifier"]
+    assert notifier_tokens(hub) == 0
 
 
-def test_a_restart_rotates_the_token_and_leaves_one(hub, admin, tokens):
-    """Runs last: restarts the hub. The new token replaces the old one and still reaches the servers."""
-    def notifier_tokens() -> int:
-        with sqlite3.connect(hub.db_file) as db:
-            return db.execute("select count(*) from api_tokens t join services s on t.service_id = s.id "
-                              "where s.name = 'jupyterhub-ds-notifier'").fetchone()[0]
-
+def test_a_restart_purges_tokens_left_behind(hub, admin, tokens):
+    """Runs last: restarts the hub. A token left by an earlier version (its standing config token) or by a hub
+    that died mid-broadcast is deleted at start; broadcasts still reach the servers."""
+    with sqlite3.connect(hub.db_file) as db:
+        (service_id,) = db.execute("select id from services where name = 'jupyterhub-ds-notifier'").fetchone()
+        db.execute("insert into api_tokens (service_id, hashed, prefix, client_id, scopes, note, created) values "
+                   "(?, 'sha512:1:00:left-behind', 'left', 'jupyterhub', '[\"access:servers\"]', 'from config', "
+                   "'2020-01-01 00:00:00')", (service_id,))
+    assert notifier_tokens(hub) == 1
     hub.stop()
     hub.start()
     deadline = time.monotonic() + 30
-    while notifier_tokens() != 1 and time.monotonic() < deadline:
+    while notifier_tokens(hub) != 0 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert notifier_tokens() == 1
+    assert notifier_tokens(hub) == 0
     pending(hub, tokens, "alice")
     r = admin.api("POST", "/notifications/broadcast", json={"message": "after restart", "recipients": ["alice"]})
     assert r.status_code == 200 and r.json()["successful"] == 1, r.text
     assert [n["message"] for n in pending(hub, tokens, "alice")] == ["after restart"]
+    assert notifier_tokens(hub) == 0

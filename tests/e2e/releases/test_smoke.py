@@ -74,3 +74,8 @@ def test_gpu_pod_lands_on_gpu_node_and_plain_pod_does_not(kube):
         assert _scheduled_node(kube, "plain-pod") == "cpu-1"
     finally:
         kube("delete", "pod", "gpu-pod", "plain-pod", "--wait=false", check=False)
+
+
+def test_the_started_hub_froze_its_start_up_objects(hub):
+    """config.freeze_gc_when_started ran in the real hub: full collections no longer scan start-up objects."""
+    assert "start-up objects frozen out of garbage collection" in hub.wait_log("start-up objects frozen")
