@@ -12,17 +12,31 @@ admin too, so nobody could ever log in as them). Our API handlers (``accounts_ha
 
 Passwords are bcrypt-hashed in NativeAuthenticator's ``users_info`` table; a generated one is also kept
 (in clear) for 5 minutes in memory for the admin who created it, handed out once, never logged.
+
+Nobody takes over an account by signing up first: a sign-up is refused for any name that is already a hub user
+(users from ``allowed_users``, ``load_groups``, ``load_roles`` included), and an admin creating a user over an
+earlier sign-up replaces that sign-up's credential with a generated one (recorded in the event trail). The first
+admin's credential is created from the Secret once per name (:class:`FirstAdminProvisioned`).
+
+Sign-up and login never stall the hub: bcrypt runs in threads of its own (:func:`off_loop`), a sign-up costs a
+few single-row queries (NativeAuthenticator ran one per ``users_info`` row), at most ``maxPendingSignups`` wait
+for an admin and at most :data:`MAX_SIGNUPS_HASHING` hash at once. Failed logins are counted per (user name,
+client address) in the hub database (:mod:`hub_extensions.lockout`; NativeAuthenticator's own lockout,
+``allowed_failed_logins``, is not used), the address read as :mod:`hub_extensions.client_address` says.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import dbm
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +45,15 @@ from jupyterhub import orm
 from jupyterhub.utils import maybe_future
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.orm import UserInfo
-from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, event, inspect
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, LargeBinary, Unicode, event, inspect, or_
 from sqlalchemy.orm import attributes, object_session
 from tornado import web
 from traitlets import Any as AnyTrait
+from traitlets import default
 from xkcdpass import xkcd_password
 
+from . import lockout, trail
+from .client_address import request_address
 from .settings import VALUES_PATH, AccountsSettings, SettingsError
 
 FIRST_ADMIN_PASSWORD_ENV = "JUPYTERHUB_DS_FIRST_ADMIN_PASSWORD"
@@ -47,6 +64,13 @@ BCRYPT_MAX_BYTES = 72  # bcrypt 5 refuses longer passwords
 
 #: "kind:name" of the admin (or service) creating users in the current request; None everywhere else.
 CREATED_BY: contextvars.ContextVar[str | None] = contextvars.ContextVar("jupyterhub_ds_created_by", default=None)
+
+#: ``Authenticator.username_pattern``'s default here (a site's own value replaces it; ``""`` turns it off). It
+#: refuses control characters (C0, DEL, C1: ``bob\nINFO ...`` forges log lines), whitespace, invisible and
+#: bidirectional-control characters (a name that looks like another one), "/" and "," (JupyterHub's and
+#: NativeAuthenticator's separators). ``match`` anchors at the start, ``\Z`` at the very end.
+USERNAME_PATTERN = (r"[^\x00-\x20\x7f-\xa0\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+                    r"\ufeff\ufff9-\ufffb\s/,]+\Z")
 
 NATIVE_NAMES = {"native", "nativeauthenticator", "nativeauthenticator.NativeAuthenticator",
                 "nativeauthenticator.nativeauthenticator.NativeAuthenticator"}
@@ -88,6 +112,39 @@ def generate_password(settings: AccountsSettings, words: list[str]) -> str:
 def hash_password(password: str) -> bytes:
     """bcrypt hash as NativeAuthenticator stores it (bytes, salt included)."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt())
+
+
+def check_password(password: str, hashed: bytes) -> bool:
+    """bcrypt's own (constant-time) check; False for what bcrypt refuses (over 72 bytes, a damaged hash)."""
+    try:
+        return bcrypt.checkpw(password.encode(), hashed)
+    except ValueError:
+        return False
+
+
+# bcrypt (~0.25 s at cost 12) runs in these threads, never on the event loop (bcrypt lets go of the GIL while
+# it hashes). Sign-ups get one thread and logins two of their own, so a sign-up flood never delays a login.
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+POOL_THREADS = {"signup": 1, "login": 2}
+#: sign-ups hashing or waiting to hash at most; more are answered "busy" (503) without hashing
+MAX_SIGNUPS_HASHING = 32
+SIGNUPS_BUSY = "The hub is busy with other sign-ups: try again in a minute."
+
+
+async def off_loop(pool: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in the named bcrypt pool (made at first use)."""
+    if pool not in _POOLS:
+        _POOLS[pool] = ThreadPoolExecutor(POOL_THREADS[pool], thread_name_prefix=f"ds-bcrypt-{pool}")
+    return await asyncio.get_running_loop().run_in_executor(_POOLS[pool], fn, *args)
+
+
+class SignupRefused(Exception):
+    """A sign-up refused with a reason the visitor should read, and the status to answer."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 # ---------------------------------------------------------------- credentials handed out once
@@ -163,10 +220,22 @@ class GeneratedPassword(orm.Base):
     password = Column(LargeBinary, nullable=False)
 
 
+class FirstAdminProvisioned(orm.Base):
+    """The first admin's credential was created from the Secret under ``name``. Never again: a first admin
+    deleted or renamed later does not come back with the install-time password at the next start (no foreign
+    key, so the row outlives the user)."""
+
+    __tablename__ = "ds_first_admin_provisioned"
+    name = Column(Unicode(255), primary_key=True)
+    created = Column(DateTime, nullable=False, default=orm.utcnow)
+
+
 def ensure_tables(bind: Any) -> None:
-    """Create our table next to JupyterHub's (as NativeAuthenticator does for ``users_info``)."""
-    if GeneratedPassword.__tablename__ not in inspect(bind).get_table_names():
-        GeneratedPassword.__table__.create(bind)
+    """Create our tables next to JupyterHub's (as NativeAuthenticator does for ``users_info``)."""
+    existing = inspect(bind).get_table_names()
+    for table in (GeneratedPassword.__table__, FirstAdminProvisioned.__table__):
+        if table.name not in existing:
+            table.create(bind)
 
 
 # ---------------------------------------------------------------- renames move the credential
@@ -211,6 +280,25 @@ class DsNativeAuthenticator(NativeAuthenticator):
         self.ds_words = wordlist(self.ds_accounts)
         self.ds_credentials = CredentialStore()
         self._warned_no_first_admin_password = False
+        lockout.ensure_table(self.db.bind)
+        self.ds_lockout = lockout.LoginFailures(self.db, self.ds_accounts.lockout)
+        self.ds_signup_attempts = lockout.SlidingWindow()
+        self._signups_hashing = 0
+        self._cap_logged = -60.0
+        if self.allowed_failed_logins:
+            self.log.info("NativeAuthenticator.allowed_failed_logins (%d) is not used: the lockout is "
+                             "custom.ds.accounts.lockout (per user name and client address, kept in the database)",
+                             self.allowed_failed_logins)
+        if self.check_common_password:  # NativeAuthenticator reads its list lazily: not on the event loop
+            self.is_password_common("")
+
+    @default("username_pattern")
+    def _ds_username_pattern(self) -> str:
+        return USERNAME_PATTERN
+
+    @default("username_regex")
+    def _ds_username_regex(self) -> Any:  # upstream compiles only when the pattern is set, not for a default
+        return re.compile(self.username_pattern) if self.username_pattern else None
 
     # --- who may sign up
     def is_admin_name(self, username: str) -> bool:
@@ -222,17 +310,140 @@ class DsNativeAuthenticator(NativeAuthenticator):
         return bool(user is not None and user.admin)
 
     def signup_refused(self, username: str) -> str | None:
-        """Why ``username`` may not sign up (None: it may)."""
-        if not self.ds_accounts.allow_admin_signup and self.is_admin_name(username):
-            return (f'"{self.normalize_username(username)}" is an admin account and cannot be claimed by '
+        """Why ``username`` may not sign up (None: it may). Checked on the normalized name, as stored."""
+        name = self.normalize_username(username)
+        if not self.validate_username(name):
+            return (f"{name!r} is not a valid user name: it may not contain spaces, commas, slashes, control, "
+                    "invisible or bidirectional characters.")
+        if not self.ds_accounts.allow_admin_signup and self.is_admin_name(name):
+            return (f'"{name}" is an admin account and cannot be claimed by '
                     "signing up. Log in with the password your hub operator gave you, or ask an admin "
                     "to create your account.")
+        if orm.User.find(self.db, name) is not None and not (self.ds_accounts.allow_admin_signup
+                                                             and self.is_admin_name(name)):
+            return (f'"{name}" is already an account on this hub and cannot be claimed by signing up. Log in '
+                    "with its password, or ask an admin to set one.")
         return None
 
-    def create_user(self, username: str, password: str, **kwargs: Any) -> Any:
-        if self.signup_refused(username):
+    async def create_user(self, username: str, password: str, **kwargs: Any) -> UserInfo | None:
+        """A sign-up: the cheap checks, then bcrypt off the event loop, then the row. None when refused for
+        NativeAuthenticator's reasons (its page words them); :class:`SignupRefused` with a reason of ours."""
+        name = self.normalize_username(username)
+        if (not self.enable_signup or not self.validate_username(name) or self.user_exists(name)
+                or self.signup_refused(name)):
             return None
-        return super().create_user(username, password, **kwargs)
+        problem = self.password_problem(name, password)
+        if problem:
+            raise SignupRefused(problem, 400)
+        if not self.is_password_strong(password):
+            return None
+        pre_authorized = self.open_signup or name in self.admin_users or name in (self.allowed_users or set())
+        if not pre_authorized:
+            self._check_pending_room(self._signups_hashing)
+        if self.signups_busy():
+            raise SignupRefused(SIGNUPS_BUSY, 503)
+        self._signups_hashing += 1
+        try:
+            hashed = await off_loop("signup", hash_password, password)
+        finally:
+            self._signups_hashing -= 1
+        if self.user_exists(name) or self.signup_refused(name):
+            return None  # a sign-up (or a hub user) of the same name came first
+        if not pre_authorized:
+            self._check_pending_room(0)  # exact now: nothing awaits between this count and the insert
+        info = self._new_signup(name, hashed, pre_authorized, **kwargs)
+        if info is None:
+            return None
+        if self.allow_self_approval_for and not pre_authorized and re.match(self.allow_self_approval_for,
+                                                                              info.email or ""):
+            url = self.generate_approval_url(name)
+            await asyncio.get_running_loop().run_in_executor(None, self.send_approval_email, info.email, url)
+            info.login_email_sent = True
+            if self.user_exists(name):
+                return None
+        self.db.add(info)
+        self.db.commit()
+        return info
+
+    def signups_busy(self) -> bool:
+        """As many sign-ups as :data:`MAX_SIGNUPS_HASHING` are being hashed: turn more away at once."""
+        return self._signups_hashing >= MAX_SIGNUPS_HASHING
+
+    def pending_signups(self) -> int:
+        """Sign-ups waiting for an admin's authorization (one COUNT query)."""
+        return (self.db.query(UserInfo)
+                .filter(or_(UserInfo.is_authorized.is_(False), UserInfo.is_authorized.is_(None))).count())
+
+    def _check_pending_room(self, in_flight: int) -> None:
+        cap = self.ds_accounts.max_pending_signups
+        if self.pending_signups() + in_flight >= cap:
+            if time.monotonic() - self._cap_logged >= 60:  # once a minute, not once per refused sign-up
+                self._cap_logged = time.monotonic()
+                self.log.warning("Sign-ups refused: %d already wait for authorization (maxPendingSignups)", cap)
+            raise SignupRefused(f"The hub already has {cap} sign-ups waiting for an admin, the most it takes: try "
+                                "again once an admin has authorized or discarded some.", 503)
+
+    @staticmethod
+    def _new_signup(name: str, hashed: bytes, pre_authorized: bool, **kwargs: Any) -> UserInfo | None:
+        """The ``users_info`` row of a sign-up (not added yet); None for an e-mail address it refuses."""
+        try:
+            return UserInfo(username=name, password=hashed, is_authorized=pre_authorized, **kwargs)
+        except AssertionError:
+            return None
+
+    def add_data_from_firstuse(self) -> None:
+        """FirstUseAuthenticator's users imported at start (``import_from_firstuse``), hashed here since the hub
+        serves nothing yet: NativeAuthenticator's import calls ``create_user``, which is asynchronous here."""
+        with dbm.open(self.firstuse_db_path, "c", 0o600) as db:
+            for key in db.keys():
+                name, password = self.normalize_username(key.decode()), db[key].decode()
+                info = None
+                if self.validate_username(name) and not self.user_exists(name) and self.is_password_strong(password):
+                    info = self._new_signup(name, hash_password(password), self.open_signup)
+                if info is None:
+                    raise ValueError(f"User {name} was not imported: check the password rules and the user name")
+                self.db.add(info)
+                self.db.commit()
+        if self.delete_firstuse_db_after_import:
+            self.delete_dbm_db()
+
+    # --- logins
+    def client_address(self, handler: Any) -> str:
+        """The request's client address key (``forwardedHops``); "unknown" without a request."""
+        return request_address(handler, self.ds_accounts.forwarded_hops) if handler is not None else "unknown"
+
+    def login_blocked(self, handler: Any, username: str) -> tuple[str, float] | None:
+        """Why a login as ``username`` from this client is refused now, and for how many seconds (None: it may
+        try)."""
+        name = self.normalize_username(username or "")
+        wait = self.ds_lockout.blocked_for(name, self.client_address(handler))
+        if not wait:
+            return None
+        return f"Too many failed logins for {name} from your address: try again in {math.ceil(wait)} seconds.", wait
+
+    async def authenticate(self, handler: Any, data: dict[str, Any]) -> str | None:
+        """NativeAuthenticator's check with bcrypt off the event loop, behind our lockout per (user name, client
+        address) in the database; NativeAuthenticator's own lockout (``allowed_failed_logins``) is not used."""
+        name = self.normalize_username(data.get("username") or "")
+        address = self.client_address(handler)
+        if self.ds_lockout.blocked_for(name, address):
+            return None  # the login page says why: DsLoginHandler asks login_blocked first
+        # counted as a failure before hashing, so guesses sent at once cannot all pass the check above
+        blocked = self.ds_lockout.failed(name, address)
+        info = self.get_user(name)
+        valid = info is not None and await off_loop("login", check_password, data.get("password") or "", info.password)
+        if valid and info.has_2fa:
+            valid = info.is_valid_token(data.get("2fa"))
+        if valid:
+            self.ds_lockout.succeeded(name, address)
+            if not info.is_authorized and handler is not None:
+                handler.ds_not_authorized = True  # for the login page's message, without hashing again
+            return name if info.is_authorized else None
+        if blocked:
+            message = f"{self.ds_accounts.lockout.failures} failed logins from {address}: blocked for {blocked:.0f} s"
+            trail.record("account", name, message=message, action="lockout", address=address, seconds=blocked)
+            self.log.warning("Login lockout: %s from %s blocked for %.0f s", name, address, blocked)
+        return None
 
     # --- users appear
     async def add_user(self, user: Any) -> None:
@@ -243,20 +454,42 @@ class DsNativeAuthenticator(NativeAuthenticator):
         elif user.name == self.ds_accounts.first_admin:
             await self._ensure_first_admin(user)
 
+    def _drop_signups(self, name: str) -> str | None:
+        """Delete every credential row of ``name`` (uncommitted); the replaced one's state, or None."""
+        rows = self.db.query(UserInfo).filter(UserInfo.username == name).all()
+        for info in rows:
+            self.db.delete(info)
+        if rows:
+            self.db.flush()
+        return None if not rows else "authorized" if any(i.is_authorized for i in rows) else "pending"
+
     async def _give_generated_password(self, user: Any, creator: str) -> None:
-        if self.get_user(user.name) is not None:
-            return  # a credential exists (e.g. a pending sign-up): never overwrite it
+        """A credential only the creating admin knows. A sign-up under the same name, pending or authorized, is
+        replaced: whoever signed up is not who the admin creates (under open sign-up "authorized" proves nothing).
+        The replacement is logged and recorded in the event trail for the admin to see."""
         password = generate_password(self.ds_accounts, self.ds_words)
         hashed = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        replaced = self._drop_signups(user.name)
         self.db.add(UserInfo(username=user.name, password=hashed, is_authorized=True))
         if self.ds_accounts.force_password_change:
             self.db.merge(GeneratedPassword(user_id=user.id, password=hashed))
         self.db.commit()
         self.ds_credentials.put(user.name, creator, password)
         self.log.info("Generated a password for %s (created by %s)", user.name, creator)
+        if replaced is not None:
+            message = (f"The {replaced} sign-up's credential of {user.name} was replaced by a generated password "
+                       f"(user created by {creator})")
+            self.log.warning("%s", message)
+            trail.record("account", user.name, message=message, replaced_signup=replaced, by=creator)
 
     async def _ensure_first_admin(self, user: Any) -> None:
-        if self.get_user(user.name) is not None:
+        """The Secret's password, once per name (:class:`FirstAdminProvisioned`)."""
+        if self.db.get(FirstAdminProvisioned, user.name) is not None:
+            return
+        existing = self.get_user(user.name)
+        if existing is not None and existing.is_authorized:  # provisioned before the record existed: keep it
+            self.db.add(FirstAdminProvisioned(name=user.name))
+            self.db.commit()
             return
         password = os.environ.get(FIRST_ADMIN_PASSWORD_ENV, "")
         if not password:
@@ -266,9 +499,12 @@ class DsNativeAuthenticator(NativeAuthenticator):
                 self._warned_no_first_admin_password = True
             return
         hashed = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        replaced = self._drop_signups(user.name)  # a pending sign-up under the admin's name is nobody's admin
         self.db.add(UserInfo(username=user.name, password=hashed, is_authorized=True))
+        self.db.add(FirstAdminProvisioned(name=user.name))
         self.db.commit()
-        self.log.info("Created the first admin's credential for %s from %s", user.name, FIRST_ADMIN_PASSWORD_ENV)
+        self.log.info("Created the first admin's credential for %s from %s%s", user.name, FIRST_ADMIN_PASSWORD_ENV,
+                      " (replacing a pending sign-up)" if replaced else "")
 
     def delete_user(self, user: Any) -> Any:
         self.ds_credentials.forget(user.name)
@@ -291,15 +527,44 @@ class DsNativeAuthenticator(NativeAuthenticator):
             return False
         return True
 
+    def must_change_first(self, user: Any) -> bool:
+        """Whether the forced change is on and ``user`` has not made it yet."""
+        return bool(self.ds_accounts.force_password_change and self.must_change_password(user))
+
+    def change_password_error(self, action: str) -> web.HTTPError:
+        """403 pointing to the change-password page (JSON message for the API, a link on HTML pages)."""
+        url = f"{self.ds_hub_prefix}change-password"
+        e = web.HTTPError(403, f"Change your password before {action}: {url}")
+        e.jupyterhub_message = f"Change your password before {action}: {url}"
+        e.jupyterhub_html_message = (f'Your password was generated by an admin. <a href="{url}">Change your '
+                                     f"password</a> before {action}.")
+        return e
+
     def pre_spawn_start(self, user: Any, spawner: Any) -> None:
-        if self.ds_accounts.force_password_change and self.must_change_password(user):
-            url = f"{self.ds_hub_prefix}change-password"
-            e = web.HTTPError(403, f"Change your password before starting a server: {url}")
-            e.jupyterhub_message = f"Change your password before starting a server: {url}"
-            e.jupyterhub_html_message = (f'Your password was generated by an admin. <a href="{url}">Change your '
-                                         "password</a> before starting a server.")
-            raise e
+        """Refuse the user's OWN start until the forced change; an admin or a service starting the server for
+        them goes through (JupyterHub sets ``spawner.handler`` to the requesting handler before this call). The
+        user still cannot open that server: ``DsOAuthAuthorizeHandler`` refuses them until they change it."""
+        handler = getattr(spawner, "handler", None)
+        requester = getattr(handler, "current_user", None)
+        own = requester is not None and getattr(requester, "kind", "user") == "user" and requester.name == user.name
+        if own and self.must_change_first(user):
+            raise self.change_password_error("starting a server")
         return super().pre_spawn_start(user, spawner)
+
+    # --- password policy
+    def password_problem(self, username: str, password: str) -> str | None:
+        """Why ``password`` may not be ``username``'s (None: it may): the configured minimum length, bcrypt's
+        72 bytes, NativeAuthenticator's common-password list (when on), not the user name itself."""
+        shortest = max(self.minimum_password_length, self.ds_accounts.min_password_length)
+        if len(password) < shortest:
+            return f"The password must have at least {shortest} characters."
+        if len(password.encode()) > BCRYPT_MAX_BYTES:
+            return f"The password may have at most {BCRYPT_MAX_BYTES} bytes."
+        if password.casefold() == self.normalize_username(username).casefold():
+            return "The password may not be the user name."
+        if self.check_common_password and self.is_password_common(password):
+            return "The password is too common: choose another one."
+        return None
 
     @property
     def ds_hub_prefix(self) -> str:
@@ -331,6 +596,11 @@ def configure(c: Any, settings: AccountsSettings) -> bool:
         return False
     c.JupyterHub.authenticator_class = DsNativeAuthenticator
     c.DsNativeAuthenticator.ds_accounts = settings
+    sections = (c.Authenticator, c.NativeAuthenticator, c.DsNativeAuthenticator)
+    if not any("check_common_password" in s for s in sections):
+        c.DsNativeAuthenticator.check_common_password = True
+    if not any("minimum_password_length" in s for s in sections):  # password_problem applies the setting anyway
+        c.DsNativeAuthenticator.minimum_password_length = settings.min_password_length
     c.Authenticator.admin_users = {*c.Authenticator.get("admin_users", set()), settings.first_admin}
     listen_for_renames()
     return True

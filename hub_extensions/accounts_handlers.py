@@ -5,27 +5,59 @@ JupyterHub puts the authenticator's handlers before its own, so these win for th
 - ``/api/users`` and ``/api/users/<name>``: JupyterHub's handlers, with ``POST`` marking "created by this
   admin" (:data:`~hub_extensions.accounts.CREATED_BY`) so ``add_user`` generates a password.
 - ``POST /api/admin/credentials``: the generated passwords, once, to the admin who created them.
-- ``/signup``: refuses admin names with a clear message (NativeAuthenticator would pre-authorize them).
-- ``GET /api/ds/signups`` and ``POST /api/ds/signups/<name>`` ``{"authorized": bool}``: NativeAuthenticator's
-  sign-ups as JSON, and an idempotent authorize (its page's ``/authorize/<name>`` toggles, answers HTML and is
-  not usable by a service such as ``kubectl jupyterhub``).
-- ``/discard/<name>``: refused for hub users (deleting a user must go through JupyterHub, which applies the
-  storage policy); ``/authorize``: our page, without Discard for hub users.
+- ``/signup``: refuses admin names with a clear message (NativeAuthenticator would pre-authorize them); at most
+  ``signupsPerMinute`` attempts per client address (429), at most ``maxPendingSignups`` waiting (503); bcrypt off
+  the event loop.
+- ``/login``: the lockout per (user name, client address) says why (429); the password is checked once, off the
+  event loop (NativeAuthenticator's page checked a failed one a second time, on the loop).
+- ``GET /api/ds/signups`` (``offset``, ``limit``, ``state``), ``POST /api/ds/signups/<name>``
+  ``{"authorized": bool}`` and ``DELETE /api/ds/signups/<name>`` (discard): NativeAuthenticator's sign-ups as
+  JSON, an idempotent authorize, a discard refused for hub users (deleting a user must go through JupyterHub,
+  which applies the storage policy). ``/authorize``: our page, which calls these with XSRF.
+- ``GET /authorize/<name>`` and ``GET /discard/<name>``: NativeAuthenticator changed state on a GET (a link an
+  attacker makes an admin open); here they change nothing (405).
+- ``/change-password`` and ``/change-password/<name>``: the password policy
+  (:meth:`~hub_extensions.accounts.DsNativeAuthenticator.password_problem`), bcrypt off the event loop.
+- ``/api/oauth2/authorize`` and ``POST /api/users/<name>/tokens``: refused to a user who must still change an
+  admin-generated password (an admin may start their server; they may not use it before the change).
+
+Sign-ups are not hub users, so a grant filtered to a group cannot cover them: every sign-up and credential route
+needs unfiltered ``admin:users``. Names are normalized as the authenticator does before any check.
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
+import math
 from typing import Any
+from urllib.parse import urlencode
 
+import requests
 from jupyterhub import orm
+from jupyterhub.apihandlers.auth import OAuthAuthorizeHandler
 from jupyterhub.apihandlers.base import APIHandler
-from jupyterhub.apihandlers.users import UserAPIHandler, UserListAPIHandler
+from jupyterhub.apihandlers.users import UserAPIHandler, UserListAPIHandler, UserTokenListAPIHandler
+from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
-from nativeauthenticator.handlers import AuthorizationAreaHandler, DiscardHandler, SignUpHandler
+from nativeauthenticator.handlers import (
+    AuthorizationAreaHandler,
+    ChangePasswordAdminHandler,
+    ChangePasswordHandler,
+    SignUpHandler,
+)
+from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 from nativeauthenticator.orm import UserInfo
 from tornado import web
 
-from .accounts import CREATED_BY, NotOwner
+from . import scopes
+from .accounts import CREATED_BY, SIGNUPS_BUSY, NotOwner, SignupRefused, check_password, hash_password
+from .client_address import request_address
+from .handlers import Utf8JsonBody, needs_unfiltered_scope
+
+RECAPTCHA_VERIFY_URL = "https://www.google.com/recaptcha/api/siteverify"
+PAGE_LIMIT = 200  # default and largest page of sign-ups
+SIGNUP_STATES = ("pending", "authorized")
 
 
 def creator_of(handler: Any) -> str:
@@ -34,9 +66,15 @@ def creator_of(handler: Any) -> str:
     return f"{getattr(entity, 'kind', 'user')}:{entity.name}"
 
 
-class DsUserListAPIHandler(UserListAPIHandler):
+class DsUserListAPIHandler(Utf8JsonBody, UserListAPIHandler):
     """JupyterHub's ``/api/users``; users created by ``POST`` get generated passwords."""
 
+    def get_api_pagination(self) -> tuple[int, int]:
+        """JupyterHub's, with the offset kept within SQL's 64-bit integers (a larger one was a 500)."""
+        offset, limit = super().get_api_pagination()
+        return min(offset, 2**63 - 1), limit
+
+    @needs_scope("admin:users")  # before creator_of: an anonymous request gets JupyterHub's 403, not a 500
     async def post(self) -> None:
         token = CREATED_BY.set(creator_of(self))
         try:
@@ -45,9 +83,10 @@ class DsUserListAPIHandler(UserListAPIHandler):
             CREATED_BY.reset(token)
 
 
-class DsUserAPIHandler(UserAPIHandler):
+class DsUserAPIHandler(Utf8JsonBody, UserAPIHandler):
     """JupyterHub's ``/api/users/<name>``; a user created by ``POST`` gets a generated password."""
 
+    @needs_scope("admin:users")  # as JupyterHub's own post: checked before creator_of reads current_user
     async def post(self, user_name: str) -> None:
         token = CREATED_BY.set(creator_of(self))
         try:
@@ -72,9 +111,10 @@ class CredentialsAPIHandler(APIHandler):
     """``POST /api/admin/credentials`` ``{"usernames": [...]}`` -> ``{"credentials": [{"username", "password"}]}``.
 
     Only passwords this admin generated in the last 5 minutes and not yet read; a second read gets none.
+    Unfiltered ``admin:users`` only: a password is a whole account, whoever holds it.
     """
 
-    @needs_scope("admin:users")
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def post(self) -> None:
         try:
             body = self.get_json_body()
@@ -101,6 +141,53 @@ def signup_json(info: Any, hub_users: set[str]) -> dict[str, Any]:
             "hub_user": info.username in hub_users}
 
 
+def parse_signups_query(state: str | None, offset: str | None, limit: str | None) -> tuple[str | None, int, int]:
+    """``state``/``offset``/``limit`` query arguments -> (state or None, offset, limit); ValueError with the reason."""
+    if state not in (None, "", *SIGNUP_STATES):
+        raise ValueError(f"state: expected one of {', '.join(SIGNUP_STATES)}, got {state!r}")
+    try:
+        first = int(offset) if offset not in (None, "") else 0
+        size = int(limit) if limit not in (None, "") else PAGE_LIMIT
+    except ValueError:
+        raise ValueError("offset and limit: expected integers") from None
+    if first < 0:
+        raise ValueError(f"offset: expected at least 0, got {first}")
+    if not 1 <= size <= PAGE_LIMIT:
+        raise ValueError(f"limit: expected 1 to {PAGE_LIMIT}, got {size}")
+    return state or None, first, size
+
+
+def signups_page(db: Any, state: str | None, offset: int, limit: int) -> tuple[list[Any], int, set[str]]:
+    """One page of sign-ups by name, how many match in all, and which of the page's names are hub users."""
+    query = db.query(UserInfo)
+    if state == "pending":
+        query = query.filter(UserInfo.is_authorized.isnot(True))
+    elif state == "authorized":
+        query = query.filter(UserInfo.is_authorized.is_(True))
+    total = query.count()
+    infos = query.order_by(UserInfo.username, UserInfo.id).offset(offset).limit(limit).all()
+    names = [i.username for i in infos]
+    hub_users = {n for (n,) in db.query(orm.User.name).filter(orm.User.name.in_(names))} if names else set()
+    return infos, total, hub_users
+
+
+def pagination(offset: int, limit: int, total: int, url: str, state: str | None) -> dict[str, Any]:
+    """JupyterHub's ``_pagination`` shape: ``next`` is None on the last page."""
+    nxt = None
+    if offset + limit < total:
+        query = {"offset": offset + limit, "limit": limit, **({"state": state} if state else {})}
+        nxt = {"offset": offset + limit, "limit": limit, "url": f"{url}?{urlencode(query)}"}
+    return {"offset": offset, "limit": limit, "total": total, "next": nxt}
+
+
+def page_query(handler: Any) -> tuple[str | None, int, int]:
+    try:
+        return parse_signups_query(handler.get_argument("state", None), handler.get_argument("offset", None),
+                                   handler.get_argument("limit", None))
+    except ValueError as e:
+        raise web.HTTPError(400, str(e)) from None
+
+
 def parse_authorized(body: Any) -> bool:
     """``{"authorized": true|false}`` (an empty body means true) -> the flag; ValueError otherwise."""
     if body is None:
@@ -111,20 +198,30 @@ def parse_authorized(body: Any) -> bool:
 
 
 class SignupsAPIHandler(APIHandler):
-    """``GET /api/ds/signups``: ``{"signups": [{"username", "email", "authorized", "hub_user"}]}``."""
+    """``GET /api/ds/signups?offset=&limit=&state=pending|authorized``:
+    ``{"signups": [{"username", "email", "authorized", "hub_user"}], "_pagination": {offset, limit, total, next}}``."""
 
-    @needs_scope("admin:users")
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def get(self) -> None:
-        infos = self.db.query(UserInfo).order_by(UserInfo.username).all()
-        names = [i.username for i in infos]
-        hub_users = {n for (n,) in self.db.query(orm.User.name).filter(orm.User.name.in_(names))} if names else set()
-        self.write({"signups": [signup_json(i, hub_users) for i in infos]})
+        state, offset, limit = page_query(self)
+        infos, total, hub_users = signups_page(self.db, state, offset, limit)
+        self.write({"signups": [signup_json(i, hub_users) for i in infos],
+                    "_pagination": pagination(offset, limit, total, f"{self.hub.base_url}api/ds/signups", state)})
 
 
 class SignupAPIHandler(APIHandler):
-    """``POST /api/ds/signups/<name>`` ``{"authorized": bool}``: set (not toggle) a sign-up's authorization."""
+    """``POST /api/ds/signups/<name>`` ``{"authorized": bool}``: set (not toggle) a sign-up's authorization.
+    ``DELETE``: discard a sign-up that is not authorized and never became a hub user (204)."""
 
-    @needs_scope("admin:users")
+    def signup(self, user_name: str) -> tuple[str, Any]:
+        """The normalized name and its sign-up (404 without one): ``BOB`` is ``bob``, as at login."""
+        name = self.authenticator.normalize_username(user_name)
+        info = self.db.query(UserInfo).filter(UserInfo.username == name).first()
+        if info is None:
+            raise web.HTTPError(404, f"No sign-up named {name}")
+        return name, info
+
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def post(self, user_name: str) -> None:
         try:
             authorized = parse_authorized(self.get_json_body())
@@ -132,58 +229,283 @@ class SignupAPIHandler(APIHandler):
             raise web.HTTPError(400, 'Expected a JSON object {"authorized": true|false}') from None
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
-        info = self.db.query(UserInfo).filter(UserInfo.username == user_name).first()
-        if info is None:
-            raise web.HTTPError(404, f"No sign-up named {user_name}")
+        name, info = self.signup(user_name)
         if bool(info.is_authorized) != authorized:
             info.is_authorized = authorized
             self.db.commit()
-            self.log.info("Sign-up %s %s by %s", user_name, "authorized" if authorized else "unauthorized",
+            self.log.info("Sign-up %s %s by %s", name, "authorized" if authorized else "unauthorized",
                           self.current_user.name)
-        hub_user = self.find_user(user_name) is not None
-        self.write(signup_json(info, {user_name} if hub_user else set()))
+        hub_user = self.find_user(name) is not None
+        self.write(signup_json(info, {name} if hub_user else set()))
+
+    @needs_unfiltered_scope(scopes.ADMIN)
+    async def delete(self, user_name: str) -> None:
+        name, info = self.signup(user_name)
+        if self.find_user(name) is not None:
+            raise web.HTTPError(409, f"{name} is a hub user: delete the user from the admin page "
+                                     "(Admin > Edit User > Delete User), which applies the storage policy, "
+                                     "instead of discarding the sign-up.")
+        if info.is_authorized:
+            raise web.HTTPError(409, f"The sign-up {name} is authorized: unauthorize it before discarding it.")
+        self.db.query(UserInfo).filter(UserInfo.username == name).delete()
+        self.db.commit()
+        self.authenticator.ds_credentials.forget(name)
+        self.log.info("Sign-up %s discarded by %s", name, self.current_user.name)
+        self.set_status(204)
+        self.finish()
+
+
+class DsLoginHandler(NativeLoginHandler):
+    """NativeAuthenticator's login page, with the password checked once, off the event loop (its own handler
+    checks a failed one again, on the loop, to word the message), and a client the lockout blocks told so (429)."""
+
+    async def post(self) -> None:
+        data = {arg: self.get_argument(arg, strip=arg == "username") for arg in self.request.body_arguments
+                if arg != "_xsrf"}
+        username = data.get("username", "")
+        blocked = self.authenticator.login_blocked(self, username)
+        if blocked is not None:
+            message, wait = blocked
+            self.set_status(429)
+            self.set_header("Retry-After", str(math.ceil(wait)))
+            self.finish(await self._render(login_error=message, username=username))
+            return
+        user = await self.login_user(data)
+        if user:
+            self._jupyterhub_user = user
+            self.redirect(self.get_next_url(user))
+            return
+        error = "Invalid username or password."
+        if getattr(self, "ds_not_authorized", False):  # set by authenticate: right password, not authorized yet
+            error = f"User {username} has not been authorized by an administrator yet."
+        self.finish(await self._render(login_error=error, username=username))
 
 
 class DsSignUpHandler(SignUpHandler):
-    """NativeAuthenticator's sign-up, refusing admin names with a message that says why."""
+    """NativeAuthenticator's sign-up page and messages, with our ``create_user`` (bcrypt off the event loop,
+    awaited here), at most ``signupsPerMinute`` attempts per client address (429), and admin names, a password
+    the policy refuses and a full queue of pending sign-ups refused with a message that says why."""
 
     async def post(self) -> None:
-        if not self.authenticator.enable_signup:
+        auth = self.authenticator
+        if not auth.enable_signup:
             raise web.HTTPError(404)
-        refused = self.authenticator.signup_refused(self.get_body_argument("username", "", strip=False))
-        if refused is None:
-            return await super().post()
+        limit = auth.ds_accounts.signups_per_minute
+        wait = auth.ds_signup_attempts.take(request_address(self, auth.ds_accounts.forwarded_hops), limit)
+        if wait:
+            return self._turn_away(429, f"Too many sign-up attempts from your address (at most {limit} a minute): "
+                                        f"try again in {math.ceil(wait)} seconds.", wait)
+        if auth.signups_busy():  # before any query: a flood from many addresses ends here
+            return self._turn_away(503, SIGNUPS_BUSY, 60)
+        username = self.get_body_argument("username", "", strip=False)
+        refused = auth.signup_refused(username)
+        if refused is not None:
+            return await self._answer(403, refused)
+        password = self.get_body_argument("signup_password", "", strip=False)
+        matches = password == self.get_body_argument("signup_password_confirmation", "", strip=False)
+        human = await self._passed_recaptcha()
+        taken = auth.user_exists(username)
+        user = None
+        if human and matches and not taken:
+            try:
+                user = await auth.create_user(username, password,
+                                              email=self.get_body_argument("email", "", strip=False),
+                                              has_2fa=bool(self.get_body_argument("2fa", "", strip=False)))
+            except SignupRefused as e:
+                if e.status == 503:
+                    return self._turn_away(503, e.message, 60)
+                return await self._answer(e.status, e.message)
+        alert, message = self.get_result_message(user, human, taken, matches, username in auth.admin_users)
+        await self._answer(200, message, alert, two_factor_auth_user=user.has_2fa if user else "",
+                           two_factor_auth_value=user.otp_secret if user else "")
+
+    async def _answer(self, status: int, message: str, alert: str = "alert-danger", **extra: Any) -> None:
+        auth = self.authenticator
         html = await self.render_template(
-            "signup.html", ask_email=self.authenticator.ask_email_on_signup, result_message=refused,
-            alert="alert-danger", two_factor_auth=self.authenticator.allow_2fa,
-            recaptcha_key=self.authenticator.recaptcha_key, tos=self.authenticator.tos)
-        self.set_status(403)
+            "signup.html", ask_email=auth.ask_email_on_signup, result_message=message, alert=alert,
+            two_factor_auth=auth.allow_2fa, recaptcha_key=auth.recaptcha_key, tos=auth.tos, **extra)
+        self.set_status(status)
         self.finish(html)
 
+    def _turn_away(self, status: int, message: str, retry_after: float) -> None:
+        """A refusal a flood gets many of: a short page, no template (rendering one would cost the event loop
+        more than the rest of the refusal)."""
+        self.set_status(status)
+        self.set_header("Retry-After", str(math.ceil(retry_after)))
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(f"<!DOCTYPE html><title>{status} {self._reason}</title><p>{html.escape(message)}</p>"
+                    f'<p><a href="{html.escape(self.hub.base_url)}signup">Back to the sign-up page</a></p>')
 
-class DsDiscardHandler(DiscardHandler):
-    """Discard a sign-up; refused for hub users, whose deletion must run JupyterHub's (and our storage) policy."""
+    async def _passed_recaptcha(self) -> bool:
+        """True without reCAPTCHA; with it, Google's verdict, asked off the event loop."""
+        auth = self.authenticator
+        if not auth.recaptcha_key:
+            return True
+        response = self.get_body_argument("g-recaptcha-response", "", strip=True)
+        if not response:
+            return False
 
-    @needs_scope("admin:users")
+        def verify() -> bool:
+            r = requests.post(RECAPTCHA_VERIFY_URL, data={"secret": auth.recaptcha_secret, "response": response},
+                              timeout=10)
+            return bool(r.json().get("success"))
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, verify)
+        except (requests.RequestException, ValueError) as e:
+            self.log.error("reCAPTCHA verification failed: %s", e)
+            return False
+
+
+class NoChangeOnGetHandler(BaseHandler):
+    """NativeAuthenticator's ``GET /authorize/<name>`` (a toggle) and ``GET /discard/<name>``: any page an admin
+    opens could link there. Here they change nothing; the Authorize Users page posts to the sign-ups API."""
+
     async def get(self, user_name: str) -> None:
-        if self.find_user(user_name) is not None:
-            raise web.HTTPError(409, f"{user_name} is a hub user: delete the user from the admin page "
-                                     "(Admin > Edit User > Delete User), which applies the storage policy, "
-                                     "instead of discarding the sign-up.")
-        return await super().get(user_name)
+        raise web.HTTPError(405, "This address changes nothing: authorize, unauthorize and discard sign-ups on "
+                                 f"the Authorize Users page ({self.hub.base_url}authorize).")
 
 
 class DsAuthorizationAreaHandler(AuthorizationAreaHandler):
-    """The authorization page (our template): Discard is offered only for sign-ups that are not hub users."""
+    """The authorization page (our template), paged like the API; Discard only for sign-ups that are not hub
+    users. Its buttons call the sign-ups API (POST/DELETE with XSRF) through ds-static/authorize.js."""
 
-    @needs_scope("admin:users")
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def get(self) -> None:
-        infos = self.db.query(UserInfo).order_by(UserInfo.username).all()
-        names = [i.username for i in infos]
-        hub_users = {n for (n,) in self.db.query(orm.User.name).filter(orm.User.name.in_(names))} if names else set()
-        html = await self.render_template("ds-authorize.html", sign_ups=infos, hub_usernames=hub_users,
-                                          ask_email=self.authenticator.ask_email_on_signup)
+        state, offset, limit = page_query(self)
+        infos, total, hub_users = signups_page(self.db, state, offset, limit)
+        html = await self.render_template(
+            "ds-authorize.html", sign_ups=infos, hub_usernames=hub_users,
+            ask_email=self.authenticator.ask_email_on_signup, state=state or "",
+            page=pagination(offset, limit, total, f"{self.hub.base_url}authorize", state),
+            prev_offset=max(offset - limit, 0) if offset else None)
         self.finish(html)
+
+
+async def bcrypt_matches(password: str, hashed: bytes) -> bool:
+    """bcrypt's check off the event loop (a change of password is rare: the default executor)."""
+    return await asyncio.get_running_loop().run_in_executor(None, check_password, password, hashed)
+
+
+async def bcrypt_hash(password: str) -> bytes:
+    return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+
+
+class DsChangePasswordHandler(ChangePasswordHandler):
+    """A user's own change: the password policy, a new password (a forced change cannot keep the generated one),
+    bcrypt off the event loop."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        user = self.current_user
+        old = self.get_body_argument("old_password", strip=False)
+        new = self.get_body_argument("new_password", strip=False)
+        confirmation = self.get_body_argument("new_password_confirmation", strip=False)
+        info = self.authenticator.get_user(user.name)
+        alert, message = "alert-danger", None
+        if info is None or not await bcrypt_matches(old, info.password):
+            message = "Your current password was incorrect. Please try again."
+        elif new != confirmation:
+            message = "Your new password didn't match the confirmation. Please try again."
+        elif new == old:
+            message = "The new password must differ from your current one."
+        else:
+            message = self.authenticator.password_problem(user.name, new)
+        if message is None:
+            hashed = await bcrypt_hash(new)
+            info = self.authenticator.get_user(user.name)
+            info.password = hashed
+            self.db.commit()
+            self.log.info("%s changed their password", user.name)
+            alert, message = "alert-success", "Your password has been changed successfully!"
+        html = await self.render_template("change-password.html", user_name=user.name, result_message=message,
+                                          alert=alert)
+        self.finish(html)
+
+
+class DsChangePasswordAdminHandler(ChangePasswordAdminHandler):
+    """An admin sets a user's password: unfiltered ``admin:users`` (a delegate's ``admin:users!group=x`` must not
+    take over the first admin), the password policy, bcrypt off the event loop. A hub user without a credential
+    (from ``allowed_users``, ``load_groups``, ``load_roles``: they cannot sign up) gets one, authorized."""
+
+    def target(self, user_name: str) -> str:
+        name = self.authenticator.normalize_username(user_name)
+        if self.authenticator.get_user(name) is None and self.find_user(name) is None:
+            raise web.HTTPError(404, f"No such user: {name}")
+        return name
+
+    @needs_unfiltered_scope(scopes.ADMIN)
+    async def get(self, user_name: str) -> None:
+        name = self.target(user_name)
+        self.finish(await self.render_template("change-password-admin.html", user_name=name))
+
+    @needs_unfiltered_scope(scopes.ADMIN)
+    async def post(self, user_name: str) -> None:
+        name = self.target(user_name)
+        new = self.get_body_argument("new_password", strip=False)
+        confirmation = self.get_body_argument("new_password_confirmation", strip=False)
+        alert = "alert-danger"
+        if new != confirmation:
+            message = "The new password didn't match the confirmation. Please try again."
+        else:
+            message = self.authenticator.password_problem(name, new)
+        if message is None:
+            hashed = await bcrypt_hash(new)
+            info = self.authenticator.get_user(name)
+            if info is None:
+                self.db.add(UserInfo(username=name, password=hashed, is_authorized=True))
+            else:
+                info.password = hashed
+            self.db.commit()
+            self.log.info("Password of %s set by %s", name, self.current_user.name)
+            alert, message = "alert-success", f"The password for {name} has been changed successfully"
+        html = await self.render_template("change-password-admin.html", user_name=name, result_message=message,
+                                          alert=alert)
+        self.finish(html)
+
+
+class DsOAuthAuthorizeHandler(OAuthAuthorizeHandler):
+    """JupyterHub's OAuth authorization (how a browser gets into a single-user server or a service), refused to a
+    user who must still change an admin-generated password: an admin may start their server, they may not use it
+    before the change."""
+
+    def refuse_before_change(self) -> None:
+        user = self.current_user
+        if user is not None and getattr(user, "kind", "user") == "user" and self.authenticator.must_change_first(user):
+            raise self.authenticator.change_password_error("opening a server")
+
+    async def get(self) -> None:
+        self.refuse_before_change()
+        return await super().get()
+
+    def post(self) -> None:
+        self.refuse_before_change()
+        try:  # oauthlib decodes the body outside any error handling: not UTF-8 would be a 500
+            self.request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise web.HTTPError(400, "The request body is not UTF-8") from None
+        return super().post()
+
+
+class DsUserTokenListAPIHandler(Utf8JsonBody, UserTokenListAPIHandler):
+    """JupyterHub's token creation, refused for a user's own tokens before the forced change (a token would
+    reach their server without the OAuth step above)."""
+
+    async def post(self, user_name: str) -> None:
+        requester = self.current_user
+        if requester is not None and getattr(requester, "kind", "user") == "user" and requester.name == user_name:
+            if self.authenticator.must_change_first(requester):
+                raise self.authenticator.change_password_error("creating tokens")
+        return await super().post(user_name)
+
+    async def authenticate(self, data: Any) -> Any:
+        """A password in the body (a request without a session): checked first, so a stranger learns nothing about
+        an account; JupyterHub turns the refusal into its plain 403."""
+        name = await super().authenticate(data)
+        user = self.find_user(name.get("name") if isinstance(name, dict) else name) if name else None
+        if user is not None and self.authenticator.must_change_first(user):
+            raise self.authenticator.change_password_error("creating tokens")
+        return name
 
 
 def handlers() -> list[tuple[str, type]]:
@@ -194,7 +516,13 @@ def handlers() -> list[tuple[str, type]]:
         (r"/api/admin/credentials", CredentialsAPIHandler),
         (r"/api/ds/signups", SignupsAPIHandler),
         (r"/api/ds/signups/([^/]+)", SignupAPIHandler),
+        (r"/api/oauth2/authorize", DsOAuthAuthorizeHandler),
+        (r"/api/users/([^/]+)/tokens", DsUserTokenListAPIHandler),
+        (r"/login", DsLoginHandler),
         (r"/signup", DsSignUpHandler),
-        (r"/discard/([^/]*)", DsDiscardHandler),
+        (r"/discard/([^/]*)", NoChangeOnGetHandler),
+        (r"/authorize/([^/]*)", NoChangeOnGetHandler),
         (r"/authorize", DsAuthorizationAreaHandler),
+        (r"/change-password", DsChangePasswordHandler),
+        (r"/change-password/([^/]+)", DsChangePasswordAdminHandler),
     ]

@@ -1,7 +1,8 @@
 """``/hub/api/activity`` (upstream's shapes) and the ``/hub/activity`` page: thin handlers over :mod:`.activity`.
 
 Scopes (:mod:`hub_extensions.scopes`): reading needs ``custom:ds-activity:read``, reset and sample need
-``custom:ds-activity:admin``; admins pass with ``admin:users``. Others get JSON 403 (JupyterHub's
+``custom:ds-activity:admin``; admins pass with ``admin:users``. Every one of them unfiltered: the monitor is
+about every user, so a grant filtered to a group (``...!group=x``) gets 403 too. Others get JSON 403 (JupyterHub's
 ``APIHandler.write_error``). XSRF is JupyterHub's for cookie-authenticated POSTs. A metrics API that is down
 is not an error here: the answer carries nulls and ``metrics_note``.
 """
@@ -9,11 +10,10 @@ is not an error here: the answer carries nulls and ``metrics_note``.
 from __future__ import annotations
 
 from jupyterhub.handlers.base import BaseHandler
-from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import activity, scopes
-from .handlers import DsAPIHandler
+from .handlers import DsAPIHandler, holds_unfiltered, needs_unfiltered_scope
 from .settings import Settings
 
 
@@ -30,7 +30,7 @@ def _monitor(settings: Settings) -> activity.ActivityMonitor:
 class ActivityHandler(DsAPIHandler):
     """``GET``: one row per user (status, usage, score, time remaining, volumes)."""
 
-    @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
     async def get(self) -> None:
         self.write_json(await _monitor(self.ds_settings).report_json(self.users))
 
@@ -38,7 +38,7 @@ class ActivityHandler(DsAPIHandler):
 class ResetHandler(DsAPIHandler):
     """``POST``: delete every sample and score; ``{success, deleted}``."""
 
-    @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
     async def post(self) -> None:
         mon = _monitor(self.ds_settings)
         if not await mon.ensure_ready():
@@ -51,7 +51,7 @@ class ResetHandler(DsAPIHandler):
 class SampleHandler(DsAPIHandler):
     """``POST``: record one sample for every user now (the sampler's own tick); ``{success, total, ...}``."""
 
-    @needs_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ACTIVITY_ADMIN, scopes.ADMIN)
     async def post(self) -> None:
         mon = _monitor(self.ds_settings)
         if not await mon.ensure_ready():
@@ -64,12 +64,12 @@ class ActivityPageHandler(BaseHandler):
     """``GET /hub/activity``: the table (``ds-activity.html``, ``activity.js``) filled from the API."""
 
     @web.authenticated
-    @needs_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
     async def get(self) -> None:
         settings: Settings = self.settings["jupyterhub_ds"]
         if not settings.activity.enabled:
             raise web.HTTPError(404, "The activity monitor is off")
-        can_reset = any(s in self.parsed_scopes for s in (scopes.ACTIVITY_ADMIN, scopes.ADMIN))
+        can_reset = holds_unfiltered(self, (scopes.ACTIVITY_ADMIN, scopes.ADMIN))
         html = await self.render_template("ds-activity.html", ds_activity={
             "refreshSeconds": max(settings.activity.resources_update_seconds, 5),
             "targetHours": settings.activity.target_hours,

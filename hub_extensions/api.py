@@ -7,7 +7,9 @@ Errors are JSON ``{"status": n, "message": "..."}`` (JupyterHub's ``APIHandler.w
 Scopes (:mod:`hub_extensions.scopes`), each filtered to the target user: listing volumes needs
 ``custom:ds-volumes:read``, resetting them ``custom:ds-volumes:reset`` (every user holds both for
 themselves; admins pass with ``admin:users``). Restarting needs ``servers``. Adoption needs
-``admin:users``. A single-user server's own token holds none of these.
+unfiltered ``admin:users``: it moves claims of ANOTHER owner key (a lost or deleted account's data) to the user,
+so a delegate filtered to a group could otherwise hand any orphaned data to a member. A single-user server's
+own token holds none of these.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import k8s, kube_events, locks, scopes, storage, trail
-from .handlers import DsAPIHandler
+from .handlers import DsAPIHandler, needs_unfiltered_scope
 from .settings import Settings
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
@@ -88,7 +90,7 @@ def record_reset(namespace: str, user: str, by: str, result: storage.ResetResult
 class AdoptableVolumesHandler(DsAPIHandler):
     """``GET``: claims recorded for this user name under another owner key (e.g. after a lost hub database)."""
 
-    @needs_scope(scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def get(self, user_name: str) -> None:
         require_storage(self.ds_settings)
         user, spawner = self.target(user_name)
@@ -107,7 +109,7 @@ class AdoptVolumesHandler(DsAPIHandler):
     the claims record who adopted them and when, and the hub log says so at warning level.
     """
 
-    @needs_scope(scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def post(self, user_name: str) -> None:
         require_storage(self.ds_settings)
         user, spawner = self.target(user_name)

@@ -12,11 +12,10 @@ import os
 from typing import Any
 
 import jupyterhub
-from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import __version__, capacity, gpu, health, k8s, scopes
-from .handlers import DsAPIHandler
+from .handlers import DsAPIHandler, needs_unfiltered_scope
 
 CLUSTER_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ)
 HEALTH_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ, scopes.HEALTH_READ)
@@ -31,10 +30,8 @@ def refresh_seconds(settings: Any) -> float:
 class ClusterHandler(DsAPIHandler):
     """``GET``: nodes with allocatable, requested and used CPU/memory/GPUs (cached, shared by every tab)."""
 
-    @needs_scope(*CLUSTER_SCOPES)
+    @needs_unfiltered_scope(*CLUSTER_SCOPES)
     async def get(self) -> None:
-        if not self.holds_unfiltered(CLUSTER_SCOPES):
-            raise web.HTTPError(403, "The cluster panel needs admin:users or custom:ds-activity:read (unfiltered)")
         from kubespawner import KubeSpawner  # its reflectors dict is shared by every subclass
 
         ds = self.settings["jupyterhub_ds"]

@@ -15,7 +15,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import notifications, scopes
-from .handlers import DsAPIHandler
+from .handlers import DsAPIHandler, covered_groups
 
 
 class NotificationsAPIHandler(DsAPIHandler):
@@ -42,8 +42,12 @@ class BroadcastHandler(NotificationsAPIHandler):
             broadcast = notifications.check_broadcast(self.get_json_body())
         except notifications.NotificationError as e:
             raise web.HTTPError(e.status, e.message) from e
-        if broadcast.group is not None and orm.Group.find(self.db, broadcast.group) is None:
-            raise web.HTTPError(400, f"No such group: {broadcast.group}")
+        if broadcast.group is not None:
+            covered = covered_groups(self, (scopes.NOTIFY, scopes.ADMIN))
+            if covered is not None and broadcast.group not in covered:  # the same answer whether it exists or not
+                raise web.HTTPError(403, f"Your grant does not cover the group {broadcast.group}")
+            if orm.Group.find(self.db, broadcast.group) is None:
+                raise web.HTTPError(400, f"No such group: {broadcast.group}")
         targets = notifications.select_targets(self.users.values(), broadcast, self.may_notify)
         result = await notifications.send(self.db, targets, broadcast)  # a token per delivery, deleted after
         for d in result["details"]:
@@ -59,7 +63,8 @@ class NotificationsPageHandler(BaseHandler):
     @web.authenticated
     @needs_scope(scopes.NOTIFY, scopes.ADMIN)
     async def get(self) -> None:
-        groups = sorted(name for (name,) in self.db.query(orm.Group.name))
+        covered = covered_groups(self, (scopes.NOTIFY, scopes.ADMIN))  # a delegate sees only the groups granted
+        groups = sorted(name for (name,) in self.db.query(orm.Group.name) if covered is None or name in covered)
         html = await self.render_template("ds-notifications.html", variants=notifications.VARIANTS,
                                           max_message=notifications.MAX_MESSAGE, groups=groups)
         self.finish(html)

@@ -24,6 +24,50 @@ about all users). Admins pass with ``admin:users``; nobody holds them by default
 ``custom:ds-health:read`` lets a monitoring service read the details of ``/hub/api/ds/health``
 (checks, counts) without seeing any user's activity; admins pass with ``admin:users``.
 
+Filtered grants (``<scope>!group=x``, ``<scope>!user=y``) stay filtered. JupyterHub's ``needs_scope`` on a
+method without a user argument lets any filtered grant through, so each endpoint is one of two kinds:
+
+- per user (``/api/users/<name>/...``): ``needs_scope`` checks the grant against ``<name>``; a user the grant
+  does not cover gets JupyterHub's 404 ("No access to resources or resources not found": the same answer as
+  for a user that does not exist);
+- hub-wide (about every user, or about data of no user): ``handlers.needs_unfiltered_scope``; a filtered
+  grant gets 403 naming the scopes it needs unfiltered.
+
+Each endpoint (under ``/hub``), method: scopes accepted (any one); what a filtered grant gets; status codes.
+``read``/``reset``/``activity:*``/``health``/``notify`` stand for ``custom:ds-volumes:read`` and the others above.
+
+Per user (a filtered grant answers for the covered users only; others get 404):
+
+- ``GET /api/users/<name>/manage-volumes``: ``read``, ``admin:users``; 200 403 404 503
+- ``DELETE /api/users/<name>/manage-volumes``: ``reset``, ``admin:users``; 200 207 400 403 404 409 503
+- ``POST /api/users/<name>/restart-server``: ``servers``; 200 202 403 404 409 503
+- ``GET /api/users/<name>/session-info``: ``read:servers``; 200 403 404
+- ``POST /api/users/<name>/extend-session``: ``servers``; 200 400 403 404 409
+- ``GET /api/users/<name>/dashboard``: ``read:servers`` (volumes as manage-volumes GET); 200 403 404
+- ``GET /api/notifications/active-servers``: ``notify``, ``admin:users``; lists covered users' servers; 200 403
+- ``POST /api/notifications/broadcast``: ``notify``, ``admin:users``; reaches covered users only; 200 400 403
+- ``GET /notifications`` (page): ``notify``, ``admin:users``; the form; 200 302 403
+
+Hub-wide (unfiltered only; a filtered grant gets 403 naming the scopes, or, on a ``<name>`` route for a user it
+does not cover, JupyterHub's 404 first):
+
+- ``GET /api/users/<name>/adoptable-volumes``, ``POST .../adopt-volumes``: ``admin:users``; 200 400 403 404 409 503
+- ``GET /api/ds/events``, ``DELETE /api/ds/events``: ``admin:users``; 200 400 403
+- ``GET /api/activity``: ``activity:read``, ``admin:users``; 200 403 404 503
+- ``POST /api/activity/reset``, ``POST /api/activity/sample``: ``activity:admin``, ``admin:users``; 200 403 404 503
+- ``GET /activity`` (page): ``activity:read``, ``admin:users``; 200 302 403 404
+- ``GET /settings`` (page): ``admin:users``; 200 302 403
+- ``GET /api/ds/cluster``: ``activity:read``, ``admin:users``; 200 403 503
+- ``GET /api/ds/health``: anyone gets ``{"status": "ok"}``; the details need ``admin:users``, ``activity:read``
+  or ``health`` unfiltered (a filtered grant gets ``{"status": "ok"}``); 200
+
+Public files, no scope: ``GET /ds-static/*``, ``/ds-branding/*``, ``/ds-lab-favicon/*``; 200 404.
+
+Adoption is hub-wide although it names a user: it moves the claims of ANOTHER owner key (a lost or deleted
+account's data) to the user. The trail and the activity monitor could in principle answer for the covered users
+only, but their counts, totals and reset act on everyone; a delegate reads a member's state through the per-user
+endpoints instead. Pages answer JupyterHub's HTML 403 page, API routes JSON ``{"status", "message"}``.
+
 The scopes are defined here at import, before any handler is decorated (``needs_scope`` rejects unknown
 scopes when it decorates), and again by JupyterHub from ``c.JupyterHub.custom_scopes`` with the same
 definitions (JupyterHub accepts an identical redefinition).

@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jupyterhub.handlers.base import BaseHandler
-from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import scopes
+from .handlers import needs_unfiltered_scope
 from .settings import VALUES_PATH, Settings, camel, to_values
 
 MASK = "********"
@@ -140,10 +140,11 @@ def versions(chart_version: str | None) -> dict[str, str]:
 
 
 class SettingsPageHandler(BaseHandler):
-    """``GET /hub/settings``: the read-only settings table (``ds-settings.html``), for ``admin:users``."""
+    """``GET /hub/settings``: the read-only settings table (``ds-settings.html``), for unfiltered ``admin:users``
+    (the hub's whole configuration: a delegate's ``admin:users!group=x`` gets 403)."""
 
     @web.authenticated
-    @needs_scope(scopes.ADMIN)
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def get(self) -> None:
         settings: Settings = self.settings["jupyterhub_ds"]
         info = self.settings.get(INFO_SETTING) or {}

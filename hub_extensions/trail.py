@@ -2,7 +2,8 @@
 
 A bounded in-memory table (the last ``SIZE`` events; the oldest fall off) in the hub process, read by admins
 through ``GET /hub/api/ds/events`` (filters ``user``, ``kind``, ``since``, ``limit``) and cleared with
-``DELETE``. It is lost when the hub restarts; the Kubernetes Events (:mod:`hub_extensions.kube_events`)
+``DELETE``; both need unfiltered ``admin:users`` (a delegate's ``admin:users!group=x`` does not read or clear
+other users' events). It is lost when the hub restarts; the Kubernetes Events (:mod:`hub_extensions.kube_events`)
 outlive it for their TTL. Recording is a dict append: no I/O on the event loop.
 """
 
@@ -15,13 +16,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from .handlers import DsAPIHandler
+from . import scopes
+from .handlers import DsAPIHandler, needs_unfiltered_scope
 
 SIZE = 5000
-KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset")
+KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset", "account")
 
 _events: deque[dict[str, Any]] = deque(maxlen=SIZE)
 _ids = itertools.count(1)
@@ -76,9 +77,9 @@ def select(events: Iterable[dict[str, Any]], user: str | None = None, kind: str 
 
 
 class EventsHandler(DsAPIHandler):
-    """``GET`` lists the trail (admins: unfiltered ``admin:users``); ``DELETE`` clears it."""
+    """``GET`` lists the trail, ``DELETE`` clears it; both for unfiltered ``admin:users`` only."""
 
-    @needs_scope("admin:users")
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def get(self) -> None:
         try:
             limit = int(self.get_argument("limit", "100"))
@@ -89,7 +90,7 @@ class EventsHandler(DsAPIHandler):
             raise web.HTTPError(400, message) from e
         self.write_json({"events": events, "total": len(_events), "capacity": SIZE, "now": time.time()})
 
-    @needs_scope("admin:users")
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def delete(self) -> None:
         n = clear()
         self.log.info("Event trail cleared by %s (%d events)", self.current_user.name, n)

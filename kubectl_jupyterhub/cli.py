@@ -168,10 +168,22 @@ def server_summary(user: dict[str, Any]) -> str:
     return "running" if s.get("ready") else "starting"
 
 
+def pending_signups(ctx: Ctx) -> list[dict[str, Any]]:
+    """Every page of ``GET /ds/signups?state=pending`` (following ``_pagination.next``; one page on older hubs)."""
+    signups: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        _, data = ctx.feature("GET", "/ds/signups", "Listing sign-ups", state="pending", offset=offset, limit=200)
+        signups += data["signups"]
+        nxt = (data.get("_pagination") or {}).get("next")
+        if not nxt or not data["signups"]:
+            return signups
+        offset = nxt["offset"]
+
+
 def cmd_users_list(ctx: Ctx) -> None:
     if ctx.args.pending:
-        _, data = ctx.feature("GET", "/ds/signups", "Listing sign-ups")
-        rows = [s for s in data["signups"] if not s["authorized"]]
+        rows = [s for s in pending_signups(ctx) if not s["authorized"]]  # a hub before paging ignores ``state``
         return output.emit(ctx.fmt, rows, rows, [("NAME", "username"), ("EMAIL", "email"),
                                                  ("AUTHORIZED", "authorized")])
     users = ctx.hub.paged("/users")

@@ -78,7 +78,8 @@ def main() -> None:
                 u.post(f"{url}/hub/signup", timeout=60, data={
                     "username": name, "signup_password": "bench-password-1234",
                     "signup_password_confirmation": "bench-password-1234", "_xsrf": u.cookies.get("_xsrf")})
-                assert s.get(f"{url}/hub/authorize/{name}", timeout=30).status_code == 200
+                r = s.post(f"{url}/hub/api/ds/signups/{name}", json={"authorized": True}, headers=headers, timeout=30)
+                assert r.status_code == 200, (r.status_code, r.text)
                 r = u.post(f"{url}/hub/login", timeout=30, allow_redirects=False, data={
                     "username": name, "password": "bench-password-1234", "_xsrf": u.cookies.get("_xsrf")})
                 assert r.status_code == 302, r.status_code

@@ -63,8 +63,6 @@ c.KubeSpawner.tolerations = [
 c.JupyterHub.authenticator_class = "native"
 c.Authenticator.allow_all = True
 c.NativeAuthenticator.open_signup = False
-c.NativeAuthenticator.allowed_failed_logins = 5
-c.NativeAuthenticator.seconds_before_next_try = 600
 # the first admin (custom.ds.accounts.firstAdmin) is added to admin_users by hub_extensions.configure
 
 # --- values a test passes as hub.config (Z2JH loads hub.config sections the same way, before extraConfig)

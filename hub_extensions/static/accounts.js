@@ -154,7 +154,7 @@
     var note = modalEl.querySelector("[data-ds-role=note]");
     note.textContent = without.length
       ? "No generated password for: " + without.join(", ") +
-        " (they already had a password, e.g. from signing up, or it was already shown)."
+        " (already shown once, or created over 5 minutes ago)."
       : "";
     note.hidden = !without.length;
     var errorEl = modalEl.querySelector("[data-ds-role=error]");

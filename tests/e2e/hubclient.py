@@ -95,10 +95,23 @@ def admin_client(url: str, password: str = PASSWORD) -> HubClient:
     return HubClient(url, FIRST_ADMIN).login(password)
 
 
+def set_password(admin: HubClient, username: str, password: str = PASSWORD) -> None:
+    """What an admin does at /hub/change-password/<name> (NativeAuthenticator's form; a hub user without a
+    credential gets one)."""
+    admin.get(f"/hub/change-password/{username}")
+    r = admin.session.post(f"{admin.url}/hub/change-password/{username}", timeout=30, data={
+        "new_password": password, "new_password_confirmation": password, "_xsrf": admin._xsrf()})
+    assert r.status_code == 200 and "changed successfully" in r.text, (r.status_code, r.text[-300:])
+
+
 def new_user(url: str, admin: HubClient, username: str) -> HubClient:
-    """Sign up ``username``, have the admin authorize them (NativeAuthenticator), and log in."""
+    """Sign up ``username``, have the admin authorize them (NativeAuthenticator), and log in. A hub user from the
+    config (``load_roles``, ``load_groups``, ``allowed_users``) cannot sign up: the admin sets their password."""
     user = HubClient(url, username)
+    if admin.api("GET", f"/users/{username}").status_code == 200:
+        set_password(admin, username)
+        return user.login()
     user.signup()
-    r = admin.get(f"/hub/authorize/{username}")
-    assert r.status_code == 200, r.status_code
+    r = admin.api("POST", f"/ds/signups/{username}", json={"authorized": True})  # what the Authorize page does
+    assert r.status_code == 200, (r.status_code, r.text)
     return user.login()

@@ -29,6 +29,10 @@ from .hubclient import PASSWORD
 
 # what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/hub/jupyterhub_config.py)
 E2E_SCOPES = ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"]
+# custom.ds settings under every test's own: here every client reaches the hub from one address (the node agent's
+# Service forwarder connects to the proxy from 127.0.0.1), so the sign-up rate limit per address would refuse a
+# module's users after the fifth; test_signup_flood sets the shipped limit back on a release of its own
+E2E_BASE_SETTINGS = {"accounts": {"signupsPerMinute": 10000}}
 # the name of a test's later snippet among hub.extraConfig's keys: Z2JH runs them in key order, ours
 # (`jupyterhub-ds`) and ci/local-values.yaml's (`zz-local-node-agent`) before it
 LATER_SNIPPET_KEY = "zzz-e2e-later"
@@ -96,7 +100,7 @@ class Release:
         }
         if extra_config:
             hub["extraConfig"] = {LATER_SNIPPET_KEY: extra_config}
-        overlay = merged({"hub": hub, "custom": {"ds": settings or {}}}, values or {})
+        overlay = merged({"hub": hub, "custom": {"ds": merged(E2E_BASE_SETTINGS, settings or {})}}, values or {})
         if overlay == self.installed_values:
             return self
         self.installed_values = None  # unknown until this install succeeds

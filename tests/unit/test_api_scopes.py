@@ -1,19 +1,38 @@
 """Our scopes in the JupyterHub config (custom scopes, the user role's grants) and the versioned UI assets.
 
-The scopes themselves are proven against a real hub in tests/e2e/chart/test_scopes.py.
+The scopes themselves are proven against a real hub in tests/e2e/chart/test_scopes.py; here every jupyterhub-ds
+endpoint is also run with a grant filtered to one group (JupyterHub's own scope checks on a real ORM database):
+hub-wide endpoints refuse it, per-user ones answer for the group's members only (tests/e2e/adversarial/
+test_filtered_grants.py performs the same attacks on an installed chart).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
+from unittest import mock
 
 import pytest
+from jupyterhub import orm
 from jupyterhub import scopes as jh_scopes
+from tornado import httputil, web
 from traitlets.config import Config
 
-from hub_extensions import api, configure, scopes
+from hub_extensions import (
+    activity_api,
+    api,
+    cluster_api,
+    configure,
+    culler_api,
+    dashboard,
+    notifications_handlers,
+    scopes,
+    settings_page,
+    trail,
+)
+from hub_extensions.settings import Settings
 
 
 def test_custom_scopes_are_defined_for_the_decorators():
@@ -95,3 +114,153 @@ def test_configure_hands_the_hashes_to_the_templates():
     c = Config()
     configure(c, {"gpu": {"mode": 0}})
     assert c.JupyterHub.template_vars.get_value({})["ds_assets"] == api.asset_versions()
+
+
+# --- filtered grants stay filtered (issue 20, item 4) ---
+#
+# Every jupyterhub-ds endpoint's method is run with a request holding one grant, the real JupyterHub scope
+# machinery (needs_scope, expand/parse, group membership in a real ORM database) deciding. The handler's body is
+# stopped where it would start working (its first call past the scope check raises ``Reached``): the table says
+# only whether the check let the request through.
+
+COURSE = "course-x"
+
+
+class Reached(Exception):
+    """The request got past the scope check into the handler's body."""
+
+
+def _reach(*args, **kwargs):
+    raise Reached(args, kwargs)
+
+
+async def _reach_async(*args, **kwargs):
+    raise Reached(args, kwargs)
+
+
+@pytest.fixture
+def hub_db():
+    """A real JupyterHub database: ``member`` in the course group, ``outsider`` not."""
+    db = orm.new_session_factory("sqlite://")()
+    course = orm.Group(name=COURSE)
+    member, outsider = orm.User(name="member"), orm.User(name="outsider")
+    member.groups.append(course)
+    db.add_all([course, member, outsider])
+    db.commit()
+    return db
+
+
+@pytest.fixture
+def stopped_bodies(monkeypatch):
+    """The first calls of the handlers' bodies that do not go through ``self`` raise ``Reached`` too."""
+    monkeypatch.setattr(activity_api, "_monitor", _reach)
+    monkeypatch.setattr(api, "require_storage", _reach)
+    monkeypatch.setattr(cluster_api.capacity, "cache", _reach)
+
+
+def probe(cls, method: str, grant: str | None, db):
+    """A ``cls`` handler for a request holding ``grant`` (expanded as JupyterHub expands a role's scopes)."""
+    app = web.Application(db=db, jupyterhub_ds=Settings(), users={}, hub=mock.Mock(base_url="/hub/"))
+    handler = cls(app, httputil.HTTPServerRequest(method=method.upper(), uri="/hub/probe", connection=mock.Mock()))
+    handler._jupyterhub_user = mock.Mock(name="caller")
+    handler.expanded_scopes = jh_scopes.expand_scopes({grant}) if grant else set()
+    handler.parsed_scopes = jh_scopes.parse_scopes(handler.expanded_scopes)
+    return handler
+
+
+def run(cls, method: str, grant: str | None, db, *args: str) -> str:
+    """``reached`` (the scope check let it through), ``403`` or ``404`` (refused), for a request holding ``grant``."""
+    stopped = type(f"Probe{cls.__name__}", (cls,), {
+        "target": _reach, "write_json": _reach, "fail": _reach, "finish": _reach, "render_template": _reach_async})
+    try:
+        asyncio.run(getattr(probe(stopped, method, grant, db), method)(*args))
+    except Reached:
+        return "reached"
+    except web.HTTPError as e:
+        assert e.status_code in (403, 404), (e.status_code, e.log_message)
+        if e.status_code == 404:
+            assert e.log_message == "No access to resources or resources not found", e.log_message
+        return str(e.status_code)
+    raise AssertionError(f"{cls.__name__}.{method} neither refused nor reached its body")
+
+
+def _endpoints():
+    """(handler class, method, accepted scopes, per user?) for every jupyterhub-ds endpoint with a scope check."""
+    return [
+        (api.ManageVolumesHandler, "get", (scopes.READ, scopes.RESET, scopes.ADMIN), True),
+        (api.ManageVolumesHandler, "delete", (scopes.RESET, scopes.ADMIN), True),
+        (api.RestartServerHandler, "post", ("servers", "admin:servers"), True),
+        (culler_api.SessionInfoHandler, "get", ("read:servers", "servers", "admin:servers"), True),
+        (culler_api.ExtendSessionHandler, "post", ("servers", "admin:servers"), True),
+        (dashboard.DashboardHandler, "get", ("read:servers", "servers", "admin:servers"), True),
+        (api.AdoptableVolumesHandler, "get", (scopes.ADMIN,), False),
+        (api.AdoptVolumesHandler, "post", (scopes.ADMIN,), False),
+        (trail.EventsHandler, "get", (scopes.ADMIN,), False),
+        (trail.EventsHandler, "delete", (scopes.ADMIN,), False),
+        (activity_api.ActivityHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
+        (activity_api.ResetHandler, "post", (scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
+        (activity_api.SampleHandler, "post", (scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
+        (activity_api.ActivityPageHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
+        (settings_page.SettingsPageHandler, "get", (scopes.ADMIN,), False),
+        (cluster_api.ClusterHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
+        # the notification endpoints filter their answer per user themselves (tested in test_notifications)
+        (notifications_handlers.NotificationsPageHandler, "get", (scopes.NOTIFY, scopes.ADMIN), None),
+    ]
+
+
+_CASES = [(cls, method, scope, per_user) for cls, method, accepted, per_user in _endpoints() for scope in accepted]
+
+
+@pytest.mark.parametrize(("cls", "method", "scope", "per_user"), _CASES,
+                         ids=[f"{c.__name__}.{m}-{s}" for c, m, s, _ in _CASES])
+def test_a_grant_filtered_to_a_group_covers_only_that_group(hub_db, stopped_bodies, cls, method, scope, per_user):
+    filtered = f"{scope}!group={COURSE}"
+    if per_user:
+        assert run(cls, method, filtered, hub_db, "member") == "reached"
+        assert run(cls, method, filtered, hub_db, "outsider") == "404"  # JupyterHub's answer: as if not there
+        assert run(cls, method, filtered, hub_db, "nobody") == "404"
+        assert run(cls, method, scope, hub_db, "outsider") == "reached"
+        assert run(cls, method, None, hub_db, "member") == "403"
+    elif per_user is False:
+        args = ("member",) if cls.__name__.startswith("Adopt") else ()
+        assert run(cls, method, filtered, hub_db, *args) == "403"
+        assert run(cls, method, f"{scope}!user=member", hub_db, *args) == "403"
+        assert run(cls, method, scope, hub_db, *args) == "reached"
+        assert run(cls, method, None, hub_db, *args) == "403"
+    else:
+        assert run(cls, method, filtered, hub_db) == "reached"
+
+
+def test_the_refusal_names_the_unfiltered_scopes(hub_db):
+    handler = probe(trail.EventsHandler, "delete", f"admin:users!group={COURSE}", hub_db)
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(handler.delete())
+    assert e.value.status_code == 403
+    assert "[admin:users] without a filter" in e.value.log_message
+
+
+def test_health_details_need_an_unfiltered_grant(hub_db, monkeypatch):
+    async def details(*args, **kwargs):
+        return {"status": "ok", "checks": "all"}
+
+    monkeypatch.setattr(cluster_api.health, "details", details)
+    monkeypatch.setattr(cluster_api.gpu, "status", lambda settings: None)
+    written = []
+    monkeypatch.setattr(cluster_api.HealthHandler, "write_json",
+                        lambda self, payload, status=200: written.append(payload))
+    for grant in (f"{scopes.ADMIN}!group={COURSE}", f"{scopes.HEALTH_READ}!user=member", None,
+                  scopes.HEALTH_READ):
+        asyncio.run(probe(cluster_api.HealthHandler, "get", grant, hub_db).get())
+    assert written == [{"status": "ok"}] * 3 + [{"status": "ok", "checks": "all"}]
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe\xfa", b"{\"volumes\": \"\xe9\"}"])
+def test_a_body_that_is_not_utf8_is_a_400_not_a_500(hub_db, body):
+    """JupyterHub's ``get_json_body`` decodes outside its ``try``; found by the fuzz pass (tests/e2e/fuzzing.py)."""
+    handler = probe(api.AdoptVolumesHandler, "post", scopes.ADMIN, hub_db)
+    handler.request.body = body
+    with pytest.raises(web.HTTPError) as e:
+        handler.get_json_body()
+    assert e.value.status_code == 400 and "not UTF-8" in e.value.log_message
+    handler.request.body = b'{"owner": "k"}'
+    assert handler.get_json_body() == {"owner": "k"}

@@ -107,3 +107,22 @@ def test_configure_passes_server_version_to_every_page():
     assert template_vars["server_version"] == jupyterhub.__version__
     assert template_vars["ds_version"] == __version__
     assert [v["name"] for v in template_vars["ds_volumes"]] == ["home", "workspace", "cache"]
+
+
+def test_a_filtered_grant_gets_no_links_to_hub_wide_pages():
+    """Authorize Users, Activity and Settings need an unfiltered grant (they answer 403 otherwise); Notifications
+    works filtered (it reaches the covered users)."""
+    from jupyterhub.scopes import Scope
+
+    group = {"group": {"course-x"}}
+    filtered = render_home("stopped", ds_accounts=True, ds_activity_enabled=True, parsed_scopes={
+        "admin:users": group, "custom:ds-activity:read": group, "custom:ds-notifications:send": group})
+    assert 'id="ds-nav-notifications"' in filtered
+    for link in ("ds-nav-authorize", "ds-nav-activity", "ds-nav-settings"):
+        assert f'id="{link}"' not in filtered
+    admin = render_home("stopped", ds_accounts=True, ds_activity_enabled=True,
+                        parsed_scopes={"admin:users": Scope.ALL})
+    for link in ("ds-nav-authorize", "ds-nav-activity", "ds-nav-settings", "ds-nav-notifications"):
+        assert f'id="{link}"' in admin
+    reader = render_home("stopped", ds_activity_enabled=True, parsed_scopes={"custom:ds-activity:read": Scope.ALL})
+    assert 'id="ds-nav-activity"' in reader and 'id="ds-nav-settings"' not in reader

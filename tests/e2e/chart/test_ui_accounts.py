@@ -61,10 +61,12 @@ def test_admin_adds_two_users_and_sees_their_passwords_once(hub, admin, new_page
 
 
 def test_authorize_page_offers_discard_only_for_signups(hub, admin, new_page):
-    member, waiting = f"m{uuid.uuid4().hex[:8]}", f"w{uuid.uuid4().hex[:8]}"
+    member, waiting, other = (f"{c}{uuid.uuid4().hex[:8]}" for c in "mwo")
     new_user(hub.url, admin, member)
-    admin.get(f"/hub/authorize/{member}")  # unauthorized again, but still a hub user
+    # unauthorized again, but still a hub user
+    assert admin.api("POST", f"/ds/signups/{member}", json={"authorized": False}).status_code == 200
     HubClient(hub.url, waiting).signup()
+    HubClient(hub.url, other).signup()
     page = new_page()
     login(page, hub.url, admin.username)
     page.goto(f"{hub.url}/hub/authorize")
@@ -74,9 +76,14 @@ def test_authorize_page_offers_discard_only_for_signups(hub, admin, new_page):
     expect(member_row.locator(".ds-discard")).to_have_count(0)
     expect(member_row.locator(".ds-toggle")).to_have_text("Authorize")
     expect(waiting_row.locator(".ds-discard")).to_have_count(1)
-    waiting_row.locator(".ds-discard").click()
+    waiting_row.locator(".ds-discard").click()  # DELETE /hub/api/ds/signups/<name> with XSRF, then a reload
     page.wait_for_url(re.compile(r"/hub/authorize$"))
     expect(page.locator(f'#ds-authorize-table tr[data-username="{waiting}"]')).to_have_count(0)
+    other_row = page.locator(f'#ds-authorize-table tr[data-username="{other}"]')
+    other_row.locator(".ds-toggle").click()  # POST {"authorized": true}
+    expect(other_row).to_contain_text("authorized")
+    expect(other_row.locator(".ds-toggle")).to_have_text("Unauthorize")
+    HubClient(hub.url, other).login()
 
 
 def test_navbar_links_for_admin_and_user(hub, admin, username, new_page):

@@ -204,13 +204,18 @@ def test_credentials_only_for_the_admin_who_created_them(hub, admin):
     assert [c["username"] for c in r.json()["credentials"]] == [created]
 
 
-def test_existing_signup_is_not_overwritten_by_an_admin_create(hub, admin):
+def test_admin_create_over_a_signup_replaces_its_credential(hub, admin):
+    """Whoever signed up first is not who the admin creates: the sign-up's password stops working, the admin gets a
+    generated one, and the event trail says what was replaced."""
     (name,) = names(1)
     HubClient(hub.url, name).signup()  # waiting for authorization; not a hub user yet
-    before = db_rows(hub, "SELECT password FROM users_info WHERE username = ?", name)
     assert admin.api("POST", "/users", json={"usernames": [name]}).status_code == 201
-    assert db_rows(hub, "SELECT password FROM users_info WHERE username = ?", name) == before
-    assert admin.api("POST", "/admin/credentials", json={"usernames": [name]}).json() == {"credentials": []}
+    assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", name) == [(1,)]
+    (credential,) = admin.api("POST", "/admin/credentials", json={"usernames": [name]}).json()["credentials"]
+    assert login_fails(hub.url, name, PASSWORD)
+    HubClient(hub.url, name).login(credential["password"])
+    events = admin.api("GET", "/ds/events", params={"user": name, "kind": "account"}).json()["events"]
+    assert [e["replaced_signup"] for e in events] == ["pending"], events
 
 
 # ---------------------------------------------------------------- rename and discard (bugs on main)
@@ -239,28 +244,31 @@ def test_discard_refuses_hub_users_and_keeps_their_claims(hub, admin, kube, user
     kube.wait_user_pod_gone(username)
     claims = {c["metadata"]["name"] for c in kube.user_claims(username).values()}
     assert len(claims) == 3
-    admin.get(f"/hub/authorize/{username}")  # unauthorize: NativeAuthenticator would now let Discard delete it
-    r = admin.get(f"/hub/discard/{username}")
-    assert r.status_code == 409 and "delete the user from the admin page" in r.text
+    r = admin.api("POST", f"/ds/signups/{username}", json={"authorized": False})  # NativeAuthenticator's Discard
+    assert r.status_code == 200, r.text                                            # would now delete it
+    r = admin.api("DELETE", f"/ds/signups/{username}")
+    assert r.status_code == 409 and "delete the user from the admin page" in r.json()["message"]
     assert admin.api("GET", f"/users/{username}").status_code == 200
     assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", username) == [(1,)]
     assert {c["metadata"]["name"] for c in kube.user_claims(username).values()} == claims
-    page = admin.get("/hub/authorize").text
-    assert f"discard/{username}" not in page and f"authorize/{username}" in page
+    row = admin.get("/hub/authorize").text.split(f'<tr data-username="{username}"')[1].split("</tr>")[0]
+    assert "ds-discard" not in row and 'data-ds-action="authorize"' in row
 
 
 def test_discard_of_a_signup_that_never_became_a_hub_user_still_works(hub, admin):
     (name,) = names(1)
     HubClient(hub.url, name).signup()
-    assert f"discard/{name}" in admin.get("/hub/authorize").text
-    r = admin.get(f"/hub/discard/{name}", allow_redirects=False)
-    assert r.status_code == 302
+    row = admin.get("/hub/authorize").text.split(f'<tr data-username="{name}"')[1].split("</tr>")[0]
+    assert "ds-discard" in row
+    r = admin.api("DELETE", f"/ds/signups/{name}")
+    assert r.status_code == 204, r.text
     assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", name) == [(0,)]
+    assert admin.api("DELETE", f"/ds/signups/{name}").status_code == 404
 
 
 def test_discard_needs_admin_users(hub, admin, username):
     user = new_user(hub.url, admin, username)
-    r = user.get(f"/hub/discard/{username}")
+    r = user.api("DELETE", f"/ds/signups/{username}")
     assert r.status_code == 403
 
 
@@ -351,9 +359,17 @@ def test_users_created_at_start_get_no_generated_password(release):
     assert db_rows(hub, "SELECT COUNT(*) FROM users_info WHERE username = ?", early) == [(0,)]
     admin = admin_client(hub.url)
     assert admin.api("POST", "/admin/credentials", json={"usernames": [early]}).json() == {"credentials": []}
-    # such a user signs up (NativeAuthenticator pre-authorizes allowed_users) and logs in
-    assert signup_form(hub.url, early).status_code == 200
-    HubClient(hub.url, early).login()
+    # nobody may claim such a user by signing up (NativeAuthenticator would pre-authorize the claim) ...
+    r = signup_form(hub.url, early)
+    assert r.status_code == 403 and "already an account on this hub" in r.text
+    assert login_fails(hub.url, early, PASSWORD)
+    # ... an admin sets their password instead
+    page = admin.get(f"/hub/change-password/{early}")
+    assert page.status_code == 200
+    r = admin.session.post(f"{hub.url}/hub/change-password/{early}", timeout=30, data={
+        "new_password": NEW_PASSWORD, "new_password_confirmation": NEW_PASSWORD, "_xsrf": admin._xsrf()})
+    assert r.status_code == 200 and "changed successfully" in r.text, r.text[-500:]
+    HubClient(hub.url, early).login(NEW_PASSWORD)
 
 
 def test_first_admin_name_follows_the_setting(release):
