@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from _loopstall import LoopStall  # ci/bench/_loopstall.py, beside this script
 
-from hub_extensions import notifications
+from hub_extensions import config, notifications
 
 
 def serve(port_queue: multiprocessing.Queue, stats_queue: multiprocessing.Queue, latency: float, hub: str) -> None:
@@ -127,10 +127,15 @@ def notifier_rows(db: object) -> int:
     return db.query(orm.APIToken).join(orm.Service).filter(orm.Service.name == notifications.SERVICE_NAME).count()
 
 
-async def run(servers: int, port: int, db: object) -> tuple[float, float, dict]:
+async def run(servers: int, port: int, db: object, freeze: bool = True) -> tuple[float, float, dict]:
     host = f"http://127.0.0.1:{port}"
     users = [SimpleNamespace(name=f"u{i:04d}", groups=[], spawners={"": SimpleNamespace(
         ready=True, server=SimpleNamespace(host=host, base_url=f"/user/u{i:04d}/"))}) for i in range(servers)]
+    if freeze:  # what the hub does once started (hub_extensions.config): start-up objects out of full collections
+        started = asyncio.get_running_loop().create_future()
+        config.freeze_gc_when_started(started)
+        started.set_result(None)
+        await asyncio.sleep(0)
     async with LoopStall(0.01) as stall:
         start = time.perf_counter()
         broadcast = notifications.check_broadcast({"message": "Maintenance at 18:00", "variant": "warning"})
@@ -183,14 +188,17 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=20, help="--direct: stub answer delay, ms")
     parser.add_argument("--check-tokens", action="store_true",
                         help="--direct: each stub checks its token with GET /hub/api/user on the measured loop")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="--direct: leave start-up objects to the garbage collector (as before the hub froze them)")
     opts = parser.parse_args()
     if not opts.direct:
         return through_the_hub(opts.servers)
     with tempfile.TemporaryDirectory() as tmp:
-        return direct(opts.servers, opts.latency, Path(tmp) / "jupyterhub.sqlite", check=opts.check_tokens)
+        return direct(opts.servers, opts.latency, Path(tmp) / "jupyterhub.sqlite", check=opts.check_tokens,
+                      freeze=not opts.no_freeze)
 
 
-def direct(servers: int, latency: float, db_path: Path, check: bool = False) -> int:
+def direct(servers: int, latency: float, db_path: Path, check: bool = False, freeze: bool = True) -> int:
     from tornado.netutil import bind_sockets
 
     db = hub_database(db_path)
@@ -208,7 +216,7 @@ def direct(servers: int, latency: float, db_path: Path, check: bool = False) -> 
         server = HTTPServer(token_api(db))
         server.add_sockets(api_sockets)
         try:
-            return await run(servers, port, db)
+            return await run(servers, port, db, freeze)
         finally:
             server.stop()
 
@@ -222,6 +230,7 @@ def direct(servers: int, latency: float, db_path: Path, check: bool = False) -> 
         child.terminate()
     left = notifier_rows(db)
     checked = "each checks its token with GET /hub/api/user on the measured loop" if check else "no token check"
+    checked += "; start-up objects frozen" if freeze else "; nothing frozen"
     print(f"broadcast to {servers} STUB servers ({latency:g} ms each; {checked}), concurrency "
           f"{notifications.CONCURRENCY}: {wall:.2f} s wall, longest event-loop stall {stall * 1000:.0f} ms")
     print(f"  answer: total {result['total']}, successful {result['successful']}, failed {result['failed']}")
