@@ -16,10 +16,10 @@ help:
 
 # --- dependencies (all installed by the project itself; nothing by hand)
 $(VENV)/.installed: pyproject.toml requirements/hub-image.txt requirements/test.txt
-	@$(PYTHON) ci/postgres.py install  # PostgreSQL for the tests (Debian packages), pg_config for psycopg2
+	@$(PYTHON) -m ci.dev.postgres install  # PostgreSQL for the tests (Debian packages), pg_config for psycopg2
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt \
-		pycurl  # Z2JH's jupyterhub_config.py uses the curl HTTP client (hub pods run by ci/node_agent.py)
+		pycurl  # Z2JH's jupyterhub_config.py uses the curl HTTP client (hub pods run by ci/dev/node_agent.py)
 	touch $@
 
 $(SU_VENV)/.installed: requirements/singleuser.txt
@@ -32,21 +32,21 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 deps: $(VENV)/.installed $(SU_VENV)/.installed node_modules/.installed
-	@$(PYTHON) ci/postgres.py install
-	@$(PY) ci/get_helm.py >/dev/null
-	@ci/browser.sh
+	@$(PYTHON) -m ci.dev.postgres install
+	@$(PY) -m ci.dev.get_helm >/dev/null
+	@ci/dev/browser.sh
 
 # --- checks
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hub_extensions kubectl_jupyterhub ci tests
 
 chart-schema: $(VENV)/.installed
-	$(PY) ci/chart.py sync-schema
-	$(PY) ci/chart.py sync-readme
+	$(PY) -m ci.chart sync-schema
+	$(PY) -m ci.chart sync-readme
 
 # the control plane's binaries are built before pytest (a cold build takes minutes; no test timeout applies)
 k8s-binaries:
-	@if command -v go >/dev/null; then ci/provision-k8s.sh >/dev/null; else echo "go missing: cluster tests will skip"; fi
+	@if command -v go >/dev/null; then ci/dev/provision-k8s.sh >/dev/null; else echo "go missing: cluster tests will skip"; fi
 
 test: deps lint k8s-binaries
 	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
@@ -57,10 +57,11 @@ test-fast: deps lint
 test-e2e: deps k8s-binaries
 	$(PY) -m pytest -ra -m cluster $(PYTEST_ARGS) tests/e2e
 
-# benchmarks (not part of `make test`): every ci/bench/*.py; ci/bench/provision.sh (a cold control-plane
-# build, ~9 min) is run by hand
+# benchmarks (not part of `make test`): every module ci/bench/[!_]*.py, run as `python -m ci.bench.<name>`;
+# ci/bench/provision.sh (a cold control-plane build, ~9 min) is run by hand
 bench: $(VENV)/.installed
-	@for script in ci/bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in ci/bench/[!_]*.py; do module=ci.bench.$$(basename $$script .py); echo "== python -m $$module"; \
+		$(PY) -m $$module || exit 1; done
 
 # against a kind install made by `make up` on a machine with Docker (CI workflow .github/workflows/kind.yaml)
 test-kind: deps
@@ -68,11 +69,11 @@ test-kind: deps
 
 # --- running it
 cluster: deps
-	@ci/cluster.sh up
+	@ci/dev/cluster.sh up
 
 up: deps
-	@if docker info >/dev/null 2>&1; then ci/kind/up.sh; else $(PY) ci/devenv.py up; fi
+	@if docker info >/dev/null 2>&1; then ci/kind/up.sh; else $(PY) -m ci.dev.devenv up; fi
 
 down:
 	@if docker info >/dev/null 2>&1 && command -v kind >/dev/null && kind get clusters 2>/dev/null | grep -qx jupyterhub-ds; then \
-		kind delete cluster --name jupyterhub-ds; else $(PY) ci/devenv.py down; fi
+		kind delete cluster --name jupyterhub-ds; else $(PY) -m ci.dev.devenv down; fi

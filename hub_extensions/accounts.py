@@ -22,7 +22,9 @@ Sign-up and login never stall the hub: bcrypt runs in threads of its own (:func:
 few single-row queries (NativeAuthenticator ran one per ``users_info`` row), at most ``maxPendingSignups`` wait
 for an admin and at most :data:`MAX_SIGNUPS_HASHING` hash at once. Failed logins are counted per (user name,
 client address) in the hub database (:mod:`hub_extensions.lockout`; NativeAuthenticator's own lockout,
-``allowed_failed_logins``, is not used), the address read as :mod:`hub_extensions.client_address` says.
+``allowed_failed_logins``, is not used), the address read as :mod:`hub_extensions.client_address` says; a browser
+that logged in as the name before is counted apart (:data:`KNOWN_BROWSER_COOKIE`), so strangers sharing its address
+cannot lock that user out of it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
 CREDENTIALS_TTL_SECONDS = 300
 MIN_PASSWORD_BITS = 40
 BCRYPT_MAX_BYTES = 72  # bcrypt 5 refuses longer passwords
+
+#: A signed cookie (JupyterHub's cookie secret) naming who last logged in from this browser: its failed logins as that
+#: name are counted apart from its address's, so strangers behind the same address (a load balancer that hides
+#: client addresses, a NAT) cannot lock that user out of a browser they logged in from before.
+KNOWN_BROWSER_COOKIE = "jupyterhub-ds-known-browser"
+KNOWN_BROWSER_DAYS = 30
+KNOWN_BROWSER = "known-browser"  # the lockout's "address" for such a browser
 
 #: "kind:name" of the admin (or service) creating users in the current request; None everywhere else.
 CREATED_BY: contextvars.ContextVar[str | None] = contextvars.ContextVar("jupyterhub_ds_created_by", default=None)
@@ -129,6 +138,12 @@ POOL_THREADS = {"signup": 1, "login": 2}
 #: sign-ups hashing or waiting to hash at most; more are answered "busy" (503) without hashing
 MAX_SIGNUPS_HASHING = 32
 SIGNUPS_BUSY = "The hub is busy with other sign-ups: try again in a minute."
+#: logins hashing or waiting to hash at most (two threads check ~8 a second); more are answered "busy" (503)
+MAX_LOGINS_HASHING = 32
+LOGINS_BUSY = "The hub is busy checking other logins: try again in a minute."
+#: what a login name without a credential is checked against (bcrypt, cost 12, of a random password nobody kept),
+#: so that answer takes as long as for a real account: the time says nothing about which names exist
+DUMMY_HASH = b"$2b$12$4uSxF4GOxRL2cag5HNKiL.QBqRW5Rq/1QRdPF3CAJfqkG/0wVUL26"
 
 
 async def off_loop(pool: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -284,6 +299,8 @@ class DsNativeAuthenticator(NativeAuthenticator):
         self.ds_lockout = lockout.LoginFailures(self.db, self.ds_accounts.lockout)
         self.ds_signup_attempts = lockout.SlidingWindow()
         self._signups_hashing = 0
+        self._logins_hashing = 0
+        self.ds_login_attempts = lockout.SlidingWindow()
         self._cap_logged = -60.0
         if self.allowed_failed_logins:
             self.log.info("NativeAuthenticator.allowed_failed_logins (%d) is not used: the lockout is "
@@ -412,11 +429,28 @@ class DsNativeAuthenticator(NativeAuthenticator):
         """The request's client address key (``forwardedHops``); "unknown" without a request."""
         return request_address(handler, self.ds_accounts.forwarded_hops) if handler is not None else "unknown"
 
+    def lockout_address(self, handler: Any, name: str) -> str:
+        """Where the lockout counts a login as ``name``: :data:`KNOWN_BROWSER` for a browser holding our signed
+        cookie for ``name`` (it logged in as them before), else the client address."""
+        get_cookie = getattr(handler, "get_signed_cookie", None)
+        if get_cookie is not None:
+            value = get_cookie(KNOWN_BROWSER_COOKIE, max_age_days=KNOWN_BROWSER_DAYS)
+            if value is not None and value.decode("utf-8", "replace") == name:
+                return KNOWN_BROWSER
+        return self.client_address(handler)
+
+    def remember_browser(self, handler: Any, name: str) -> None:
+        """After a successful login: this browser's failures as ``name`` count apart from now on."""
+        set_cookie = getattr(handler, "set_signed_cookie", None)
+        if set_cookie is not None:
+            set_cookie(KNOWN_BROWSER_COOKIE, name, expires_days=KNOWN_BROWSER_DAYS, path=self.ds_hub_prefix,
+                       httponly=True, secure=handler.request.protocol == "https")
+
     def login_blocked(self, handler: Any, username: str) -> tuple[str, float] | None:
         """Why a login as ``username`` from this client is refused now, and for how many seconds (None: it may
         try)."""
         name = self.normalize_username(username or "")
-        wait = self.ds_lockout.blocked_for(name, self.client_address(handler))
+        wait = self.ds_lockout.blocked_for(name, self.lockout_address(handler, name))
         if not wait:
             return None
         return f"Too many failed logins for {name} from your address: try again in {math.ceil(wait)} seconds.", wait
@@ -425,25 +459,51 @@ class DsNativeAuthenticator(NativeAuthenticator):
         """NativeAuthenticator's check with bcrypt off the event loop, behind our lockout per (user name, client
         address) in the database; NativeAuthenticator's own lockout (``allowed_failed_logins``) is not used."""
         name = self.normalize_username(data.get("username") or "")
-        address = self.client_address(handler)
+        # before any query or hash: attempts per client address, then the hashing queue (the login page says why)
+        wait = self.ds_login_attempts.take(self.client_address(handler), self.ds_accounts.logins_per_minute)
+        if wait or self._logins_hashing >= MAX_LOGINS_HASHING:
+            if handler is not None:
+                handler.ds_login_refused = (429, wait) if wait else (503, 60.0)
+            return None
+        address = self.lockout_address(handler, name)
         if self.ds_lockout.blocked_for(name, address):
             return None  # the login page says why: DsLoginHandler asks login_blocked first
         # counted as a failure before hashing, so guesses sent at once cannot all pass the check above
         blocked = self.ds_lockout.failed(name, address)
         info = self.get_user(name)
-        valid = info is not None and await off_loop("login", check_password, data.get("password") or "", info.password)
+        self._logins_hashing += 1
+        try:  # a name without a credential costs the same hash: the time says nothing about which names exist
+            valid = await off_loop("login", check_password, data.get("password") or "",
+                                   info.password if info is not None else DUMMY_HASH)
+        finally:
+            self._logins_hashing -= 1
+        valid = valid and info is not None
         if valid and info.has_2fa:
             valid = info.is_valid_token(data.get("2fa"))
         if valid:
             self.ds_lockout.succeeded(name, address)
             if not info.is_authorized and handler is not None:
                 handler.ds_not_authorized = True  # for the login page's message, without hashing again
+            if info.is_authorized:
+                self.remember_browser(handler, name)
             return name if info.is_authorized else None
         if blocked:
             message = f"{self.ds_accounts.lockout.failures} failed logins from {address}: blocked for {blocked:.0f} s"
             trail.record("account", name, message=message, action="lockout", address=address, seconds=blocked)
             self.log.warning("Login lockout: %s from %s blocked for %.0f s", name, address, blocked)
         return None
+
+    async def current_password_matches(self, handler: Any, username: str, password: str) -> bool:
+        """A signed-in user's current password (the change-password page), checked as a login is: counted by the
+        lockout before hashing, bcrypt in the login threads. A session is not the password: it must not guess it
+        without limit. Ask :meth:`login_blocked` first."""
+        address = self.lockout_address(handler, username)
+        self.ds_lockout.failed(username, address)
+        info = self.get_user(username)
+        if info is None or not await off_loop("login", check_password, password, info.password):
+            return False
+        self.ds_lockout.succeeded(username, address)
+        return True
 
     # --- users appear
     async def add_user(self, user: Any) -> None:
@@ -462,6 +522,17 @@ class DsNativeAuthenticator(NativeAuthenticator):
         if rows:
             self.db.flush()
         return None if not rows else "authorized" if any(i.is_authorized for i in rows) else "pending"
+
+    def replace_credential(self, name: str, hashed: bytes, by: str) -> None:
+        """An authorized credential for ``name`` in place of any sign-up row (committed); a replaced sign-up is
+        logged and recorded in the event trail."""
+        replaced = self._drop_signups(name)
+        self.db.add(UserInfo(username=name, password=hashed, is_authorized=True))
+        self.db.commit()
+        if replaced is not None:
+            message = f"The {replaced} sign-up's credential of {name} was replaced (by {by})"
+            self.log.warning("%s", message)
+            trail.record("account", name, message=message, replaced_signup=replaced, by=by)
 
     async def _give_generated_password(self, user: Any, creator: str) -> None:
         """A credential only the creating admin knows. A sign-up under the same name, pending or authorized, is

@@ -17,7 +17,8 @@ JupyterHub puts the authenticator's handlers before its own, so these win for th
 - ``GET /authorize/<name>`` and ``GET /discard/<name>``: NativeAuthenticator changed state on a GET (a link an
   attacker makes an admin open); here they change nothing (405).
 - ``/change-password`` and ``/change-password/<name>``: the password policy
-  (:meth:`~hub_extensions.accounts.DsNativeAuthenticator.password_problem`), bcrypt off the event loop.
+  (:meth:`~hub_extensions.accounts.DsNativeAuthenticator.password_problem`), bcrypt off the event loop; a user's
+  wrong current passwords count as failed logins (the lockout).
 - ``/api/oauth2/authorize`` and ``POST /api/users/<name>/tokens``: refused to a user who must still change an
   admin-generated password (an admin may start their server; they may not use it before the change).
 
@@ -51,9 +52,9 @@ from nativeauthenticator.orm import UserInfo
 from tornado import web
 
 from . import scopes
-from .accounts import CREATED_BY, SIGNUPS_BUSY, NotOwner, SignupRefused, check_password, hash_password
+from .accounts import CREATED_BY, LOGINS_BUSY, SIGNUPS_BUSY, NotOwner, SignupRefused, hash_password
 from .client_address import request_address
-from .handlers import Utf8JsonBody, needs_unfiltered_scope
+from .handlers import Utf8JsonBody, holds_unfiltered, needs_unfiltered_scope
 
 RECAPTCHA_VERIFY_URL = "https://www.google.com/recaptcha/api/siteverify"
 PAGE_LIMIT = 200  # default and largest page of sign-ups
@@ -67,14 +68,17 @@ def creator_of(handler: Any) -> str:
 
 
 class DsUserListAPIHandler(Utf8JsonBody, UserListAPIHandler):
-    """JupyterHub's ``/api/users``; users created by ``POST`` get generated passwords."""
+    """JupyterHub's ``/api/users``; users created by ``POST`` (unfiltered ``admin:users``: new users are in no
+    group a delegate manages) get generated passwords."""
 
     def get_api_pagination(self) -> tuple[int, int]:
         """JupyterHub's, with the offset kept within SQL's 64-bit integers (a larger one was a 500)."""
         offset, limit = super().get_api_pagination()
         return min(offset, 2**63 - 1), limit
 
-    @needs_scope("admin:users")  # before creator_of: an anonymous request gets JupyterHub's 403, not a 500
+    # before creator_of: an anonymous request gets JupyterHub's 403, not a 500. Unfiltered: the request names no
+    # user, so a grant filtered to a group would pass JupyterHub's check and create anyone
+    @needs_unfiltered_scope(scopes.ADMIN)
     async def post(self) -> None:
         token = CREATED_BY.set(creator_of(self))
         try:
@@ -83,11 +87,33 @@ class DsUserListAPIHandler(Utf8JsonBody, UserListAPIHandler):
             CREATED_BY.reset(token)
 
 
+def check_new_name(handler: Any, name: Any) -> None:
+    """400 unless ``name`` is a user name as the authenticator stores it: normalized and valid (JupyterHub's own
+    ``POST /api/users/<name>`` and rename take the name as sent)."""
+    auth = handler.authenticator
+    if not isinstance(name, str) or auth.normalize_username(name) != name or not auth.validate_username(name):
+        raise web.HTTPError(400, f"Invalid user name {name!r}: expected it normalized (lowercase) and without spaces, "
+                                 "commas, slashes, control, invisible or bidirectional characters")
+
+
 class DsUserAPIHandler(Utf8JsonBody, UserAPIHandler):
-    """JupyterHub's ``/api/users/<name>``; a user created by ``POST`` gets a generated password."""
+    """JupyterHub's ``/api/users/<name>``; a user created by ``POST`` gets a generated password. New names (create,
+    rename) follow the one name rule; a grant filtered to a group renames nobody into an ``admin_users`` name
+    (JupyterHub makes that user an admin at its next start)."""
+
+    @needs_scope("admin:users")
+    async def patch(self, user_name: str) -> None:
+        body = self.get_json_body()
+        if isinstance(body, dict) and "name" in body and body["name"] != user_name:
+            check_new_name(self, body["name"])
+            if body["name"] in self.authenticator.admin_users and not holds_unfiltered(self, (scopes.ADMIN,)):
+                raise web.HTTPError(403, f"{body['name']} is an admin name: renaming a user to it needs "
+                                         f"[{scopes.ADMIN}] without a filter")
+        return await super().patch(user_name)
 
     @needs_scope("admin:users")  # as JupyterHub's own post: checked before creator_of reads current_user
     async def post(self, user_name: str) -> None:
+        check_new_name(self, user_name)
         token = CREATED_BY.set(creator_of(self))
         try:
             await super().post(user_name)
@@ -107,7 +133,7 @@ def parse_usernames(body: Any) -> list[str]:
     return names
 
 
-class CredentialsAPIHandler(APIHandler):
+class CredentialsAPIHandler(Utf8JsonBody, APIHandler):
     """``POST /api/admin/credentials`` ``{"usernames": [...]}`` -> ``{"credentials": [{"username", "password"}]}``.
 
     Only passwords this admin generated in the last 5 minutes and not yet read; a second read gets none.
@@ -209,7 +235,7 @@ class SignupsAPIHandler(APIHandler):
                     "_pagination": pagination(offset, limit, total, f"{self.hub.base_url}api/ds/signups", state)})
 
 
-class SignupAPIHandler(APIHandler):
+class SignupAPIHandler(Utf8JsonBody, APIHandler):
     """``POST /api/ds/signups/<name>`` ``{"authorized": bool}``: set (not toggle) a sign-up's authorization.
     ``DELETE``: discard a sign-up that is not authorized and never became a hub user (204)."""
 
@@ -230,6 +256,14 @@ class SignupAPIHandler(APIHandler):
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
         name, info = self.signup(user_name)
+        user = self.find_user(name)
+        if authorized and not info.is_authorized and user is not None and user.last_activity is None:
+            # the hub made this user (config, an admin) and nobody has logged in as them: whoever signed up under
+            # the name is not known to be them
+            raise web.HTTPError(409, f"{name} is a hub user who has never logged in, and this sign-up was made by "
+                                     f"whoever chose the name: set {name}'s password at "
+                                     f"{self.hub.base_url}change-password/{name} (it replaces the sign-up) instead "
+                                     "of authorizing it.")
         if bool(info.is_authorized) != authorized:
             info.is_authorized = authorized
             self.db.commit()
@@ -274,6 +308,15 @@ class DsLoginHandler(NativeLoginHandler):
         if user:
             self._jupyterhub_user = user
             self.redirect(self.get_next_url(user))
+            return
+        refused = getattr(self, "ds_login_refused", None)  # set by authenticate: too many attempts, or busy
+        if refused is not None:
+            status, wait = refused
+            self.set_status(status)
+            self.set_header("Retry-After", str(math.ceil(wait)))
+            message = (f"Too many login attempts from your address: try again in {math.ceil(wait)} seconds."
+                       if status == 429 else LOGINS_BUSY)
+            self.finish(await self._render(login_error=message, username=username))
             return
         error = "Invalid username or password."
         if getattr(self, "ds_not_authorized", False):  # set by authenticate: right password, not authorized yet
@@ -382,18 +425,13 @@ class DsAuthorizationAreaHandler(AuthorizationAreaHandler):
         self.finish(html)
 
 
-async def bcrypt_matches(password: str, hashed: bytes) -> bool:
-    """bcrypt's check off the event loop (a change of password is rare: the default executor)."""
-    return await asyncio.get_running_loop().run_in_executor(None, check_password, password, hashed)
-
-
 async def bcrypt_hash(password: str) -> bytes:
     return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
 
 
 class DsChangePasswordHandler(ChangePasswordHandler):
     """A user's own change: the password policy, a new password (a forced change cannot keep the generated one),
-    bcrypt off the event loop."""
+    bcrypt off the event loop, the current password under the login lockout."""
 
     @web.authenticated
     async def post(self) -> None:
@@ -401,9 +439,12 @@ class DsChangePasswordHandler(ChangePasswordHandler):
         old = self.get_body_argument("old_password", strip=False)
         new = self.get_body_argument("new_password", strip=False)
         confirmation = self.get_body_argument("new_password_confirmation", strip=False)
-        info = self.authenticator.get_user(user.name)
+        blocked = self.authenticator.login_blocked(self, user.name)
         alert, message = "alert-danger", None
-        if info is None or not await bcrypt_matches(old, info.password):
+        if blocked is not None:  # the lockout counts wrong current passwords as failed logins
+            message = blocked[0]
+            self.set_status(429)
+        elif not await self.authenticator.current_password_matches(self, user.name, old):
             message = "Your current password was incorrect. Please try again."
         elif new != confirmation:
             message = "Your new password didn't match the confirmation. Please try again."
@@ -452,11 +493,11 @@ class DsChangePasswordAdminHandler(ChangePasswordAdminHandler):
         if message is None:
             hashed = await bcrypt_hash(new)
             info = self.authenticator.get_user(name)
-            if info is None:
-                self.db.add(UserInfo(username=name, password=hashed, is_authorized=True))
-            else:
+            if info is not None and info.is_authorized:
                 info.password = hashed
-            self.db.commit()
+                self.db.commit()
+            else:  # none, or a sign-up nobody authorized: the admin's password replaces it (e-mail and 2FA too)
+                self.authenticator.replace_credential(name, hashed, f"user:{self.current_user.name}")
             self.log.info("Password of %s set by %s", name, self.current_user.name)
             alert, message = "alert-success", f"The password for {name} has been changed successfully"
         html = await self.render_template("change-password-admin.html", user_name=name, result_message=message,

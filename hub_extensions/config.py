@@ -115,6 +115,11 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         ds_accounts = accounts.configure(c, settings.accounts)
     except SettingsError as e:
         _stop(str(e))
+    if ds_accounts:  # the lockout and the sign-up limit read X-Forwarded-For from the proxy pods only
+        from . import client_address
+
+        namespace = c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default")
+        client_address.start_background(namespace)
     c.JupyterHub.extra_handlers.extend(api.handlers())
     scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
     c.JupyterHub.extra_handlers.extend(culler_api.handlers())

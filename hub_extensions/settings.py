@@ -241,6 +241,9 @@ class AccountsSettings:
     min_password_length: int = setting(
         12, "Shortest password a user may choose at sign-up or when changing it (NativeAuthenticator's "
         "common-password check is on too).", minimum=8, maximum=72)
+    logins_per_minute: int = setting(
+        30, "Login attempts one client address may make per minute, whatever the name; more are answered 429 "
+        "before any password is checked or counted.", minimum=1, maximum=10000)
     signups_per_minute: int = setting(
         5, "Sign-up attempts one client address may make per minute; more are answered 429.", minimum=1,
         maximum=10000)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 
 try:
-    from ._release import VERSION as __version__  # the krew archive records its version (ci/krew_plugin.py)
+    from ._release import VERSION as __version__  # the krew archive records its version (ci/release/krew_plugin.py)
 except ImportError:
     try:
         __version__ = metadata.version("jupyterhub-ds")

@@ -25,7 +25,7 @@ KIND_CONFIG = REPO / "ci" / "kind" / "kind-config.yaml"
 UP_SH = REPO / "ci" / "kind" / "up.sh"
 YAMLLINT_CONFIG = REPO / ".yamllint.yaml"
 CHART_YAML = REPO / "chart" / "Chart.yaml"
-CHART_CLI = REPO / "ci" / "chart.py"
+CHART_CLI = REPO / "ci" / "chart"  # python -m ci.chart
 BIN = Path(sys.executable).parent
 
 # Settings up.sh reads from the environment: cleared so the defaults are what the tests see.
@@ -237,11 +237,11 @@ def test_proxy_is_exposed_on_the_mapped_node_port(up_config: dict[str, str], hel
 
 
 def test_helm_values_of_up_sh_render(helm_args: list[str], up_config: dict[str, str]) -> None:
-    """The chart, on the real Z2JH dependency (see ci/chart.py), accepts up.sh's values."""
+    """The chart, on the real Z2JH dependency (see ci/chart/), accepts up.sh's values."""
     if not CHART_CLI.exists():
-        pytest.skip("ci/chart.py (chart rendering helper) is not there")
+        pytest.skip("ci/chart/ (chart rendering helper) is not there")
     proc = subprocess.run(
-        [sys.executable, str(CHART_CLI), "render", *helm_args],
+        [sys.executable, "-m", "ci.chart", "render", *helm_args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -255,7 +255,7 @@ def test_helm_values_of_up_sh_render(helm_args: list[str], up_config: dict[str, 
     # The shared claim must bind to up.sh's hostPath PersistentVolume: no dynamic provisioning.
     assert [c["spec"].get("storageClassName") for c in claims] == [""]
     services = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "proxy-public"]
-    (service,) = services  # the real Z2JH chart renders (ci/chart.py: network or the offline archive)
+    (service,) = services  # the real Z2JH chart renders (ci/chart/: network or the offline archive)
     assert service["spec"]["type"] == "NodePort"
     ports = {p["name"]: p.get("nodePort") for p in service["spec"]["ports"]}
     assert ports["http"] == int(up_config["PROXY_NODE_PORT"])

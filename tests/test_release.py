@@ -1,8 +1,8 @@
-"""The release, checked offline: workflows (actionlint), the chart packaging step (ci/package_chart.py with the
+"""The release, checked offline: workflows (actionlint), the chart packaging step (ci/release/package_chart.py with the
 real Z2JH dependency), the krew package (validate-krew-manifest, then a real ``kubectl krew install`` from the
 local archive) and ``pip install`` of the distribution putting ``kubectl jupyterhub`` on PATH.
 
-The Go tools are built once from the Go module proxy (ci/go_tools.py); without Go those tests skip, saying so.
+The Go tools are built once from the Go module proxy (ci/release/go_tools.py); without Go those tests skip, saying so.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import base64
 import hashlib
 import os
 import subprocess
-import sys
 import tarfile
 import venv
 from pathlib import Path
@@ -19,15 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ci import chart
+from ci.dev import get_helm
+from ci.release import go_tools, krew_plugin, package_chart
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "ci"))
-
-import get_helm  # noqa: E402
-import go_tools  # noqa: E402
-import krew_plugin  # noqa: E402
-import package_chart  # noqa: E402
-
-import chart  # noqa: E402
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 RELEASE = REPO / ".github" / "workflows" / "release.yaml"
@@ -58,9 +53,9 @@ def test_release_workflow_publishes_what_the_readme_installs():
     assert set(images) == {"hub", "singleuser"}
     assert all("linux/arm64" in m["platforms"] for m in images.values())
     steps = "\n".join(s.get("run", "") for job in jobs.values() for s in job["steps"])
-    assert 'ci/package_chart.py "$VERSION" --registry "$REGISTRY"' in steps
+    assert 'python -m ci.release.package_chart "$VERSION" --registry "$REGISTRY"' in steps
     assert 'helm push "dist/jupyterhub-ds-$VERSION.tgz" "oci://$REGISTRY/charts"' in steps
-    assert 'ci/krew_plugin.py "$VERSION"' in steps and "gh release create" in steps
+    assert 'python -m ci.release.krew_plugin "$VERSION"' in steps and "gh release create" in steps
     readme = (REPO / "README.md").read_text()
     assert "oci://ghcr.io/jupyterhub-ds/charts/jupyterhub-ds" in readme
     assert "kubectl krew install --manifest-url" in readme and "pip install" in readme

@@ -3,17 +3,17 @@
 What is real: the control plane (kube-apiserver, scheduler, kwok nodes and pods, metrics-server), JupyterHub
 with our extensions and configurable-http-proxy, KubeSpawner's spawn path (a pod per server, the hub polls
 each server URL until it answers, a proxy route per server). What stands in: the single-user servers are
-STUBS (``ci/stub_servers.py``: one asyncio process answering on every pod IP, see its docstring), and
+STUBS (``ci/dev/stub_servers.py``: one asyncio process answering on every pod IP, see its docstring), and
 the pods' CPU/memory usage comes from kwok usage annotations (``kwok.x-k8s.io/usage-cpu``/``-memory``,
-``ci/cluster/kwok/usage-from-annotation.yaml``), varied per pod by a ``modify_pod_hook``.
+``ci/dev/cluster/kwok/usage-from-annotation.yaml``), varied per pod by a ``modify_pod_hook``.
 
 Ten extra kwok nodes (``fleet-0`` .. ``fleet-9``, 110 pods each, pod CIDRs ``127.<net>.20x.0/24``) hold the
 pods; requests are small (10m / 32Mi) so scheduling is never the limit. The hub runs a loop-lag probe
 (:data:`PROBE`, a bench-only handler at ``/hub/api/bench/loop-lag``: the longest event-loop stall since the
 last read, measured by a 10 ms ticker inside the hub process).
 
-    python ci/bench/_fleet.py up [--users 1000]   # leaves it running; prints the state file
-    python ci/bench/_fleet.py down
+    python -m ci.bench._fleet up [--users 1000]   # leaves it running; prints the state file
+    python -m ci.bench._fleet down
 
 The benchmarks call :func:`fleet` (``with fleet(1000) as f: ...``), which reuses a fleet left up by
 ``_fleet.py up`` (state in the cache) or brings one up and down around the run. The cluster is
@@ -37,10 +37,10 @@ from pathlib import Path
 
 os.environ.setdefault("JHDS_CLUSTER", "bench")
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci"))
 
 import aiohttp  # noqa: E402
-import devenv  # noqa: E402
+
+from ci.dev import devenv  # noqa: E402  (after JHDS_CLUSTER is set)
 
 NODES = 10
 FLEET_LABEL = "jupyterhub-ds/bench"

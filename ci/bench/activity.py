@@ -2,7 +2,7 @@
 """Benchmark: the activity monitor and the cluster panel at 1,000 running servers (issue 11's scale targets).
 
 Runs against ``ci/bench/_fleet.py``: a real hub on the local control plane with 1,000 users whose servers
-JupyterHub started (pods on ten kwok nodes, proxy routes) and which are served by STUBS (``ci/stub_servers.py``,
+JupyterHub started (pods on ten kwok nodes, proxy routes) and which are served by STUBS (``ci/dev/stub_servers.py``,
 one process answering every pod IP); usage comes from kwok usage annotations through the real
 metrics-server. Figures:
 
@@ -22,7 +22,7 @@ metrics-server. Figures:
 Parts 1 (activity), 2 (activity) and 3 need the activity monitor's API (``/hub/api/activity*``); when the
 hub answers 404 there they are reported as not run. Exits 1 when a measured target is missed.
 
-    python ci/bench/activity.py [--users 1000] [--samples 1000000] [--seconds 60]
+    python -m ci.bench.activity [--users 1000] [--samples 1000000] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -36,13 +36,10 @@ import sqlite3
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _fleet import Fleet, fleet  # ci/bench/_fleet.py, beside this script
+from ci.bench._fleet import Fleet, fleet
 
 COUNTER = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$', re.M)
 
@@ -187,7 +184,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     opts = parser.parse_args()
     ok = True
-    stub = "servers are STUBS (ci/stub_servers.py: one process on every pod IP), usage from kwok annotations"
+    stub = "servers are STUBS (ci/dev/stub_servers.py: one process on every pod IP), usage from kwok annotations"
     with fleet(opts.users) as f:
         print(f"fleet: {opts.users} users with running servers ({stub}); hub {f.url}")
         print(" ", seed_samples(f, opts.samples))

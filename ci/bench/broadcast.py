@@ -3,7 +3,7 @@
 
 Default (``--fleet``): through the REAL hub API. ``ci/bench/_fleet.py`` brings up (or reuses) a hub on the
 local control plane with 1,000 users whose servers were started by JupyterHub (pods, proxy routes) and
-are served by STUBS (``ci/stub_servers.py``); ``POST /hub/api/notifications/broadcast`` is called once with
+are served by STUBS (``ci/dev/stub_servers.py``); ``POST /hub/api/notifications/broadcast`` is called once with
 an admin token, the stubs count the deliveries and Authorization headers, the hub's own loop-lag probe
 gives its longest event-loop stall, and ``api_tokens`` is counted before and after in the hub database
 (the notifier service's rows must be 0 after: every delivery token is deleted when the broadcast ends).
@@ -24,7 +24,7 @@ server per 5 minutes, now once per delivery.
 Target: ≤ 5 s, 1,000 deliveries recorded, each with its own token accepted for that server only, no stall
 over 100 ms, 0 tokens left. Exits 1 when a target is missed.
 
-    python ci/bench/broadcast.py [--servers 1000] [--direct [--latency 20] [--check-tokens]]
+    python -m ci.bench.broadcast [--servers 1000] [--direct [--latency 20] [--check-tokens]]
 """
 
 from __future__ import annotations
@@ -45,10 +45,7 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from _loopstall import LoopStall  # ci/bench/_loopstall.py, beside this script
-
+from ci.bench._loopstall import LoopStall
 from hub_extensions import config, notifications
 
 
@@ -152,7 +149,7 @@ def notifier_tokens_in(path: Path) -> int:
 
 
 def through_the_hub(servers: int) -> int:
-    from _fleet import fleet
+    from ci.bench._fleet import fleet
 
     with fleet(servers) as f:
         update_stall = f.after_activity_update(limit=float(os.environ.get("JHDS_BENCH_UPDATE_WAIT", "90")))
@@ -167,7 +164,7 @@ def through_the_hub(servers: int) -> int:
         stats = f.stub_stats()
         new_tokens = f.db_count("api_tokens") - tokens_before
         left = notifier_tokens_in(f.db_path())
-    print(f"broadcast through the hub API to {result['total']} running STUB servers (ci/stub_servers.py; "
+    print(f"broadcast through the hub API to {result['total']} running STUB servers (ci/dev/stub_servers.py; "
           f"real hub, proxy, pods): {wall:.2f} s wall, longest hub event-loop stall {stall * 1000:.0f} ms")
     print(f"  answer: total {result['total']}, successful {result['successful']}, failed {result['failed']}")
     print(f"  stubs recorded {stats['deliveries']} deliveries to {stats['distinct']} servers; "

@@ -12,10 +12,10 @@ task every 5 ms measures it). Target (issue 12): a pass <= 200 ms, a stall <= 50
 
 ``--fleet`` measures the same inside a real hub instead: ``ci/bench/_fleet.py``'s JupyterHub with 1,000
 servers it started (KubeSpawner, pods on kwok nodes, proxy routes; the single-user servers are STUBS,
-``ci/stub_servers.py``), the passes run by a bench-only handler of that hub over its own spawners, the stall
+``ci/dev/stub_servers.py``), the passes run by a bench-only handler of that hub over its own spawners, the stall
 read from its loop-lag probe (which sees the hub's other stalls too). Exits 1 when a target is missed.
 
-    python ci/bench/culler_pass.py [--servers 1000] [--runs 20] [--fleet]
+    python -m ci.bench.culler_pass [--servers 1000] [--runs 20] [--fleet]
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from _loopstall import LoopStall  # ci/bench/_loopstall.py, beside this script
 from jupyterhub import orm
 
+from ci.bench._loopstall import LoopStall
 from hub_extensions.culler import Culler
 from hub_extensions.settings import CullerSettings
 
@@ -87,7 +84,7 @@ def build(n: int) -> Any:
 
 
 def measure_fleet(servers: int, runs: int) -> bool:
-    from _fleet import fleet  # ci/bench/_fleet.py, beside this script
+    from ci.bench._fleet import fleet
 
     with fleet(servers) as f:
         f.loop_lag()  # reset the probe

@@ -13,7 +13,7 @@ not JSON ``{"status", "message"}``, a 2xx for a write by a caller without rights
 anything changed for callers without rights (users, groups, sign-ups, trail, activity samples, claims, server
 pods). Exits 1 on any finding or change. The seed is printed; ``--seed`` replays a run.
 
-    python ci/bench/fuzz.py [--per-endpoint 1000] [--seed N] [--workers 4]
+    python -m ci.bench.fuzz [--per-endpoint 1000] [--seed N] [--workers 4]
 """
 
 from __future__ import annotations
@@ -26,16 +26,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from ci.dev import devenv
+from tests.e2e import fuzzing
+from tests.e2e.adversarial.conftest import ADVERSARY_ROLES, COURSE, DELEGATE
+from tests.e2e.hubclient import admin_client
+from tests.e2e.release import Release, wait_removed
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "ci"))
-
-import devenv  # noqa: E402
-
-from tests.e2e import fuzzing  # noqa: E402
-from tests.e2e.adversarial.conftest import ADVERSARY_ROLES, COURSE, DELEGATE  # noqa: E402
-from tests.e2e.hubclient import admin_client  # noqa: E402
-from tests.e2e.release import Release, wait_removed  # noqa: E402
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ Prints, for each, the median of a few runs: wall time, the CPU time of the event
 the longest stall of the event loop (a ticker task every 10 ms measures it): the time the hub could
 not answer anyone.
 
-    python ci/bench/gpu_nodes.py [--nodes 5000] [--runs 3]
+    python -m ci.bench.gpu_nodes [--nodes 5000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -25,15 +25,11 @@ import asyncio
 import json
 import multiprocessing
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from hub_extensions import gpu
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark: `make up` without Docker (ci/devenv.py up: cluster, node agent, helm install of the chart) from a warm
+"""Benchmark: `make up` without Docker (ci/dev/devenv.py up: cluster, node agent, helm install of the chart) from a warm
 cache, and the memory of each running user server.
 
-The servers are REAL jupyterhub-singleuser processes (.venv-singleuser, run by ci/node_agent.py from the pods
+The servers are REAL jupyterhub-singleuser processes (.venv-singleuser, run by ci/dev/node_agent.py from the pods
 KubeSpawner creates), idle, no kernel. Memory is the RSS (VmRSS) summed over the container's process group.
 Uses its own namespace and state directory and tears both down (`down`); the cluster is the one of
 $JHDS_CLUSTER (started if needed, and then deleted again by `down`).
 
-    python ci/bench/make_up.py [--servers 3]
+    python -m ci.bench.make_up [--servers 3]
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci"))
+from ci.dev import devenv
 
-import devenv  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def rss_mib(pid: int) -> float:
@@ -53,15 +52,15 @@ def main() -> None:
     opts = parser.parse_args()
     namespace = f"bench-up-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="jhds-bench-up-") as state:
-        cli = [sys.executable, str(REPO / "ci" / "devenv.py")]
+        cli = [sys.executable, "-m", "ci.dev.devenv"]  # run from the repository root (cwd)
         args = ["--namespace", namespace, "--state-dir", state]
         t0 = time.monotonic()
-        up = subprocess.run([*cli, "up", *args], capture_output=True, text=True, timeout=900)
+        up = subprocess.run([*cli, "up", *args], cwd=REPO, capture_output=True, text=True, timeout=900)
         elapsed = time.monotonic() - t0
         try:
             if up.returncode:
                 raise SystemExit(f"up failed:\n{up.stderr[-3000:]}")
-            print(f"make up (ci/devenv.py up, warm cache): {elapsed:.1f} s")
+            print(f"make up (ci/dev/devenv.py up, warm cache): {elapsed:.1f} s")
             admin = devenv.cluster_up()
             url = devenv.proxy_url(admin, namespace)
             s = requests.Session()
@@ -101,7 +100,7 @@ def main() -> None:
                 pid = int(pod.split("//", 1)[1])
                 print(f"memory of {name}'s server (RSS of its process group): {rss_mib(pid):.0f} MiB")
         finally:
-            down = subprocess.run([*cli, "down", *args], capture_output=True, text=True, timeout=600)
+            down = subprocess.run([*cli, "down", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
             if down.returncode:
                 print(f"down failed:\n{down.stderr[-2000:]}", file=sys.stderr)
 

@@ -8,17 +8,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jhds-bench.XXXXXX")
 export JHDS_CACHE="$WORK/cache" GOMODCACHE="$WORK/gomod" GOCACHE="$WORK/gocache" JHDS_CLUSTER=bench
-cleanup() { "$ROOT/ci/cluster.sh" down >/dev/null 2>&1 || true; chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { "$ROOT/ci/dev/cluster.sh" down >/dev/null 2>&1 || true; chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 t0=$(date +%s)
-"$ROOT/ci/provision-k8s.sh" >/dev/null
+"$ROOT/ci/dev/provision-k8s.sh" >/dev/null
 t1=$(date +%s)
-"$ROOT/ci/cluster.sh" up >/dev/null
+"$ROOT/ci/dev/cluster.sh" up >/dev/null
 t2=$(date +%s)
-"$ROOT/ci/cluster.sh" stop >/dev/null
+"$ROOT/ci/dev/cluster.sh" stop >/dev/null
 t3=$(date +%s)
-"$ROOT/ci/cluster.sh" up >/dev/null
+"$ROOT/ci/dev/cluster.sh" up >/dev/null
 t4=$(date +%s)
 echo "cold provisioning (download + build all binaries): $((t1 - t0)) s"
 echo "cold cluster creation (binaries built):            $((t2 - t1)) s"

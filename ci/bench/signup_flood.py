@@ -15,7 +15,7 @@ every 20 ms (a request that times out counts as its timeout). Printed: ``/hub/he
 page p50/max, the longest event-loop stall, the sign-up answers, the rows in ``users_info``, and the ratios
 stock/ours. Targets for ours: ``/hub/health`` p99 <= 100 ms and the longest stall <= 100 ms; exits 1 if missed.
 
-    python ci/bench/signup_flood.py [--rate 50] [--seconds 20] [--addresses 0]
+    python -m ci.bench.signup_flood [--rate 50] [--seconds 20] [--addresses 0]
 
 ``--addresses N`` sends from N addresses in turn instead (1: one flooder, whom the rate limit answers 429).
 
@@ -45,9 +45,7 @@ from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _fleet import PROBE, REPO  # ci/bench/_fleet.py, beside this script
+from ci.bench._fleet import PROBE, REPO
 
 CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
 JUPYTERHUB = Path(sys.executable).parent / "jupyterhub"

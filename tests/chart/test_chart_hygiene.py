@@ -34,7 +34,7 @@ def test_chart_yaml_metadata():
 
 
 def test_chart_lock_is_committed_and_current(chart_module):
-    assert not chart_module.sync_lock(check=True), "run python ci/chart.py sync-lock"
+    assert not chart_module.sync_lock(check=True), "run python -m ci.chart sync-lock"
     ignored = subprocess.run(["git", "check-ignore", "-q", "chart/Chart.lock"], cwd=REPO_ROOT, check=False)
     assert ignored.returncode == 1, "chart/Chart.lock must not be git-ignored"
 
@@ -109,7 +109,7 @@ def test_prepared_chart_dependency_list_is_ok(chart_module, chart_dir):
 
 
 def test_readme_settings_table_is_current(chart_module):
-    assert not chart_module.sync_readme(check=True), "run python ci/chart.py sync-readme"
+    assert not chart_module.sync_readme(check=True), "run python -m ci.chart sync-readme"
 
 
 def test_readme_settings_table_lists_every_key(chart_module):
@@ -125,7 +125,7 @@ def test_readme_settings_table_lists_every_key(chart_module):
 
 def test_cli_sync_readme_and_lock_check():
     for command in ("sync-readme", "sync-lock"):
-        proc = subprocess.run([sys.executable, "ci/chart.py", command, "--check"], cwd=REPO_ROOT,
+        proc = subprocess.run([sys.executable, "-m", "ci.chart", command, "--check"], cwd=REPO_ROOT,
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "up to date" in proc.stdout

@@ -79,8 +79,8 @@ def test_committed_schema_custom_ds_is_generated_from_settings(chart_module):
     ds = committed["properties"]["jupyterhub"]["properties"]["custom"]["properties"]["ds"]
     generated = json.loads(subprocess.run([sys.executable, "-m", "hub_extensions.settings"], cwd=REPO_ROOT,
                                           capture_output=True, text=True, check=True).stdout)
-    assert ds == generated, "chart/values.schema.json is stale: run `python ci/chart.py sync-schema`"
-    assert chart_module.sync_schema(check=True) is False, "run `python ci/chart.py sync-schema`"
+    assert ds == generated, "chart/values.schema.json is stale: run `python -m ci.chart sync-schema`"
+    assert chart_module.sync_schema(check=True) is False, "run `python -m ci.chart sync-schema`"
 
 
 def test_schema_shape(chart_module):

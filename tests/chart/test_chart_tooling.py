@@ -1,8 +1,7 @@
-"""NOTES.txt, the ci/chart.py CLI, ci/get_helm.py, and hygiene of the chart's files."""
+"""NOTES.txt, the ci.chart CLI, ci/dev/get_helm.py, and hygiene of the chart's files."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -46,7 +45,7 @@ def test_notes_with_another_authenticator(renderer):
 
 
 def test_cli_render_prints_yaml(helm):
-    proc = subprocess.run([sys.executable, "ci/chart.py", "render", "-f", "values.example.yaml"],
+    proc = subprocess.run([sys.executable, "-m", "ci.chart", "render", "-f", "values.example.yaml"],
                           cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     assert {"PersistentVolumeClaim", "Role", "ClusterRole"} <= {d["kind"] for d in docs}
@@ -55,14 +54,14 @@ def test_cli_render_prints_yaml(helm):
 
 
 def test_cli_render_reports_schema_errors(helm):
-    proc = subprocess.run([sys.executable, "ci/chart.py", "render", "--set", "jupyterhub.hub.myKey=1"],
+    proc = subprocess.run([sys.executable, "-m", "ci.chart", "render", "--set", "jupyterhub.hub.myKey=1"],
                           cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert "additional properties 'myKey' not allowed" in proc.stderr
 
 
 def test_cli_sync_schema_check():
-    proc = subprocess.run([sys.executable, "ci/chart.py", "sync-schema", "--check"], cwd=REPO_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "ci.chart", "sync-schema", "--check"], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "up to date" in proc.stdout
@@ -74,10 +73,9 @@ def test_helm_is_the_pinned_version(helm):
 
 
 def _load_get_helm():
-    spec = importlib.util.spec_from_file_location("jhds_get_helm_test", REPO_ROOT / "ci" / "get_helm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from ci.dev import get_helm
+
+    return get_helm
 
 
 def test_get_helm_cache_dir(monkeypatch, tmp_path):
@@ -107,7 +105,8 @@ def test_get_helm_is_idempotent(monkeypatch, tmp_path):
 
 
 OWN_FILES = ["chart/Chart.yaml", "chart/values.yaml", "chart/values.schema.json", "chart/.helmignore",
-             "chart/README.md", "values.example.yaml", "ci/chart.py", "ci/get_helm.py",
+             "chart/README.md", "values.example.yaml", "ci/dev/get_helm.py",
+             *[str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "ci" / "chart").glob("*.py"))],
              *[str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "chart" / "templates").rglob("*"))
                if p.is_file()],
              *[str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "tests" / "chart").glob("*.py"))]]

@@ -182,8 +182,9 @@ def test_our_rbac_binds_z2jh_hub_service_account_next_to_z2jh_role(renderer, var
 
 
 def test_local_copy_of_z2jh_hub_role_matches_the_chart(renderer):
-    """ci/rbac/z2jh-hub.yaml (the host-run hub's Role) is exactly the Role Z2JH renders."""
-    local = {d["kind"]: d for d in yaml.safe_load_all((REPO_ROOT / "ci" / "rbac" / "z2jh-hub.yaml").read_text()) if d}
+    """ci/dev/rbac/z2jh-hub.yaml (the host-run hub's Role) is exactly the Role Z2JH renders."""
+    local_role = REPO_ROOT / "ci" / "dev" / "rbac" / "z2jh-hub.yaml"
+    local = {d["kind"]: d for d in yaml.safe_load_all(local_role.read_text()) if d}
     docs = docs_of(renderer, "example")
     assert local["Role"]["rules"] == z2jh(docs, "Role", "hub")["rules"]
     assert local["RoleBinding"]["roleRef"]["name"] == z2jh(docs, "RoleBinding", "hub")["roleRef"]["name"]

@@ -1,6 +1,6 @@
 """Headless Debian Chromium driven by Playwright (sync API): the browser fixtures the UI tests share.
 
-Playwright's own browser download needs the internet; Debian's chromium (ci/browser.sh) is used instead,
+Playwright's own browser download needs the internet; Debian's chromium (ci/dev/browser.sh) is used instead,
 with the flags that keep it off the closed network.
 """
 
@@ -35,7 +35,7 @@ PHONE = {
 @pytest.fixture(scope="module")
 def browser() -> Iterator[sync_api.Browser]:
     if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (run ci/browser.sh)")
+        pytest.skip("Debian's chromium is not installed (run ci/dev/browser.sh)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

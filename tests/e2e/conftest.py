@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real control plane (kwok) and the chart installed on it with helm (real Z2JH 4.4.0),
-its pods run by ci/node_agent.py as local processes, its hub configured by Z2JH's own jupyterhub_config.py.
+its pods run by ci/dev/node_agent.py as local processes, its hub configured by Z2JH's own jupyterhub_config.py.
 
-The cluster starts once per run (``ci/cluster.sh up`` provisions or reuses the binaries). Tests are marked
+The cluster starts once per run (``ci/dev/cluster.sh up`` provisions or reuses the binaries). Tests are marked
 ``cluster``; they skip only when Go is missing, with the reason printed.
 
 Every module drives an installed chart's hub (``release.Release``):
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,14 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from ci.dev import devenv
+
+from .browser import browser, new_page  # noqa: F401 - fixtures for the browser tests
+from .hubclient import HubClient, ServiceClient, admin_client
+from .release import Release, wait_removed
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci"))
-
-import devenv  # noqa: E402
-
-from .browser import browser, new_page  # noqa: E402, F401 - fixtures for the browser tests
-from .hubclient import HubClient, ServiceClient, admin_client  # noqa: E402
-from .release import Release, wait_removed  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,7 +2,7 @@
 its hub configured by Z2JH's jupyterhub_config.py and our hub.extraConfig, as a site installs it.
 
 ``install`` again is ``helm upgrade`` with the new values in place of the old (values.example.yaml and
-ci/local-values.yaml stay underneath): the hub restarts when its configuration changed (Z2JH's checksum annotation),
+ci/dev/local-values.yaml stay underneath): the hub restarts when its configuration changed (Z2JH's checksum annotation),
 its database and every claim stay. Everything a test adds goes through the chart's values: ``custom.ds`` settings,
 ``hub.config`` sections, a later ``hub.extraConfig`` snippet, other values (``hub.db``, ``hub.allowNamedServers``,
 ``custom.brandingFiles``); plus a hub service ``e2e`` with a token the tests choose, and the first admin's password
@@ -21,20 +21,21 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import devenv
 import pytest
 import yaml
 
+from ci.dev import devenv
+
 from .hubclient import PASSWORD
 
-# what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/hub/jupyterhub_config.py)
+# what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/dev/hub/jupyterhub_config.py)
 E2E_SCOPES = ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"]
 # custom.ds settings under every test's own: here every client reaches the hub from one address (the node agent's
 # Service forwarder connects to the proxy from 127.0.0.1), so the sign-up rate limit per address would refuse a
 # module's users after the fifth; test_signup_flood sets the shipped limit back on a release of its own
 E2E_BASE_SETTINGS = {"accounts": {"signupsPerMinute": 10000}}
 # the name of a test's later snippet among hub.extraConfig's keys: Z2JH runs them in key order, ours
-# (`jupyterhub-ds`) and ci/local-values.yaml's (`zz-local-node-agent`) before it
+# (`jupyterhub-ds`) and ci/dev/local-values.yaml's (`zz-local-node-agent`) before it
 LATER_SNIPPET_KEY = "zzz-e2e-later"
 
 
@@ -70,7 +71,7 @@ class Release:
     state: Path
     service_token: str = field(default_factory=lambda: os.urandom(16).hex())
     url: str = ""
-    # set: ci/stub_servers.py answers for the single-user pods (counts on this port) and the node agent leaves them
+    # set: ci/dev/stub_servers.py answers for the single-user pods (counts on this port) and the node agent leaves them
     stub_stats_port: int | None = None
     agent: subprocess.Popen | None = None
     stubs: subprocess.Popen | None = None

@@ -12,8 +12,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import devenv
 import pytest
+
+from ci.dev import devenv
 
 VALUES = ("--set", "podSecurity.manageNamespace=true", "--set", "jupyterhub.prePuller.hook.enabled=false",
           "--set", "rbac.create=false", "--set", "jupyterhub.custom.ds.storage.shared.enabled=false")

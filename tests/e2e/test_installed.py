@@ -1,5 +1,5 @@
 """End to end on the INSTALLED chart: `helm upgrade --install` of chart/ (real Z2JH 4.4.0) with values.example.yaml
-and ci/local-values.yaml, pods run by ci/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py.
+and ci/dev/local-values.yaml, pods run by ci/dev/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py.
 
 One install per module (installs take ~30 s); the tests run in file order and build on each other's users.
 
@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import devenv
 import pytest
 import requests
+
+from ci.dev import devenv
 
 from .conftest import Kube
 from .hubclient import HubClient, admin_client, new_user

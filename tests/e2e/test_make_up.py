@@ -1,4 +1,4 @@
-"""`make up` without Docker (ci/devenv.py): helm installs the chart on the local control plane, the node agent runs
+"""`make up` without Docker (ci/dev/devenv.py): helm installs the chart on the local control plane, the node agent runs
 its pods; the printed URL and first login work, and in Chromium a person signs up, is authorized, logs in and
 JupyterLab opens through the proxy; `down` uninstalls and stops only what `up` started."""
 
@@ -11,8 +11,9 @@ import subprocess
 import sys
 import uuid
 
-import devenv
 import requests
+
+from ci.dev import devenv
 
 from .browser import expect, login
 from .conftest import REPO
@@ -48,10 +49,10 @@ def sign_up_and_open_lab(page, url: str, admin: HubClient, person: str) -> None:
 def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_started(admin_kubeconfig, tmp_path,
                                                                                           new_page):
     namespace = f"e2e-up-{uuid.uuid4().hex[:6]}"
-    cli = [sys.executable, str(REPO / "ci" / "devenv.py"), "--namespace", namespace, "--state-dir", str(tmp_path)]
+    cli = [sys.executable, "-m", "ci.dev.devenv", "--namespace", namespace, "--state-dir", str(tmp_path)]
     record: dict = {}
     try:
-        up = subprocess.run([*cli[:2], "up", *cli[2:]], capture_output=True, text=True, timeout=600)
+        up = subprocess.run([*cli[:3], "up", *cli[3:]], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, up.stderr[-3000:]
         record = json.loads((tmp_path / "pids.json").read_text())
         url = re.search(r"URL:\s+(http://\S+)/hub/", up.stdout).group(1)
@@ -70,7 +71,7 @@ def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_
         sign_up_and_open_lab(new_page(), url, admin, f"p{uuid.uuid4().hex[:6]}")
         assert record["started_cluster"] is False  # the test session's cluster was already running
     finally:
-        down = subprocess.run([*cli[:2], "down", *cli[2:]], capture_output=True, text=True, timeout=300)
+        down = subprocess.run([*cli[:3], "down", *cli[3:]], cwd=REPO, capture_output=True, text=True, timeout=300)
         devenv.kubectl(admin_kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
     assert down.returncode == 0, down.stderr
     assert not any(alive(pid) for pid in record.get("pids", {}).values())

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ci.dev import devenv
+from tests.e2e.hubclient import admin_client
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci"))
-
-import devenv  # noqa: E402
-
-from tests.e2e.hubclient import admin_client  # noqa: E402
 
 DEAD_API = {
     "apiVersion": "v1", "kind": "Config", "current-context": "dead",

@@ -7,6 +7,7 @@ import asyncio
 import os
 import threading
 from types import SimpleNamespace
+from unittest import mock
 
 import bcrypt
 import jupyterhub
@@ -19,7 +20,7 @@ from tornado import web
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from traitlets.config import Config
 
-from hub_extensions import accounts, configure, trail
+from hub_extensions import accounts, configure, lockout, trail
 from hub_extensions.accounts import CredentialStore, NotOwner
 from hub_extensions.accounts_handlers import pagination, parse_signups_query, parse_usernames
 from hub_extensions.config import TEMPLATES_DIR
@@ -383,6 +384,41 @@ def test_guesses_sent_at_once_are_counted_before_hashing(hub_db, bcrypt_threads)
     assert len(bcrypt_threads) == 5  # lockout.failures: the other 25 were refused without hashing
 
 
+def failure_rows(auth) -> int:
+    return auth.db.query(lockout.LoginFailure).count()
+
+
+def test_login_attempts_per_address_are_limited_before_any_query_or_hash(hub_db, bcrypt_threads):
+    """Attack: a stranger tries a new name each time (no lockout pair ever fills), growing the failures table by a
+    row and a commit per request. Past loginsPerMinute an address gets 429 with nothing written or hashed."""
+    auth = native(hub_db, logins_per_minute=3)
+    stranger = from_address("198.51.100.66")
+    assert [login(auth, f"name{i}", "guess", stranger) for i in range(3)] == [None] * 3
+    assert (len(bcrypt_threads), failure_rows(auth)) == (3, 3)
+    assert login(auth, "name3", "guess", stranger) is None
+    status, wait = stranger.ds_login_refused
+    assert status == 429 and 0 < wait <= 60
+    assert (len(bcrypt_threads), failure_rows(auth)) == (3, 3)  # the fourth: no hash, no row
+    add_owner(auth)
+    assert login(auth, "owner", "owner-password-1", from_address("192.0.2.10")) == "owner"  # others still log in
+
+
+def test_a_full_login_queue_answers_busy_without_work(hub_db, bcrypt_threads):
+    auth = native(hub_db)
+    auth._logins_hashing = accounts.MAX_LOGINS_HASHING  # as many logins hashing as the two threads may queue
+    request = from_address("198.51.100.66")
+    assert login(auth, "owner", "guess", request) is None
+    assert request.ds_login_refused == (503, 60.0) and not bcrypt_threads and failure_rows(auth) == 0
+
+
+def test_a_name_without_a_credential_costs_the_same_hash(hub_db, bcrypt_threads):
+    """Attack: timing which names exist (a missing name skipped bcrypt: ~0 ms against ~250 ms)."""
+    auth = native(hub_db)
+    assert login(auth, "ghost", "guess", from_address("198.51.100.66")) is None
+    assert len(bcrypt_threads) == 1  # checked against accounts.DUMMY_HASH (cost 12, like a real credential)
+    assert accounts.DUMMY_HASH.startswith(b"$2b$12$")
+
+
 def test_nativeauthenticators_own_lockout_is_not_used(hub_db, bcrypt_threads):
     auth = native(hub_db)
     auth.allowed_failed_logins = 1  # the chart's old values set 5 (per name, in memory, never reset)
@@ -605,3 +641,80 @@ def test_kubectl_pending_follows_the_pages():
     assert asked == [{"state": "pending", "offset": 0, "limit": 200}, {"state": "pending", "offset": 1, "limit": 200}]
     old_hub = SimpleNamespace(feature=lambda *a, **k: (200, {"signups": [{"username": "c", "authorized": False}]}))
     assert [s["username"] for s in cli.pending_signups(old_hub)] == ["c"]
+
+
+def test_the_current_password_on_the_change_page_counts_as_a_login(hub_db, bcrypt_threads):
+    """A session is not the password: wrong current passwords on /hub/change-password are counted and blocked like
+    failed logins (before, a stolen session could guess the password without limit, a bcrypt each)."""
+    from hub_extensions import accounts_handlers
+
+    auth = native(hub_db, lockout=LockoutSettings(failures=3))
+    add_owner(auth)
+    pages: list[tuple[int, str]] = []
+
+    class Page:
+        def __init__(self, old: str, new: str = "a-new-long-password-2"):
+            self.current_user = SimpleNamespace(name="owner")
+            self.authenticator, self.db, self.log = auth, auth.db, mock.Mock()
+            self.request = from_address("198.51.100.66").request
+            self.args = {"old_password": old, "new_password": new, "new_password_confirmation": new}
+            self.status = 200
+
+        def get_body_argument(self, name, strip=True):
+            return self.args[name]
+
+        def set_status(self, status):
+            self.status = status
+
+        async def render_template(self, name, **kwargs):
+            return kwargs["result_message"]
+
+        def finish(self, text):
+            pages.append((self.status, text))
+
+    post = accounts_handlers.DsChangePasswordHandler.post.__wrapped__
+    for _ in range(3):
+        asyncio.run(post(Page("guess")))
+    asyncio.run(post(Page("owner-password-1")))  # blocked now: even the right one, and no bcrypt
+    assert [p[0] for p in pages] == [200, 200, 200, 429], pages
+    assert "Too many failed logins for owner" in pages[-1][1]
+    assert len(bcrypt_threads) == 3 and all(t.startswith("ds-bcrypt-login") for t in bcrypt_threads), bcrypt_threads
+    assert login(auth, "owner", "owner-password-1", from_address("198.51.100.66")) is None  # the same pair
+
+
+class Browser(SimpleNamespace):
+    """A login request from a browser keeping the hub's signed cookies (a dict stands in for the signature)."""
+
+    def __init__(self, peer: str, cookies: dict | None = None):
+        super().__init__(request=from_address(peer).request, cookies=cookies if cookies is not None else {})
+
+    def get_signed_cookie(self, name, max_age_days=31):
+        value = self.cookies.get(name)
+        return value.encode() if value is not None else None
+
+    def set_signed_cookie(self, name, value, **kwargs):
+        self.cookies[name] = value
+        self.cookie_options = kwargs
+
+
+def test_a_stranger_sharing_the_admins_address_does_not_lock_out_a_browser_the_admin_logged_in_from(
+        hub_db, bcrypt_threads):
+    """Behind a load balancer that hides client addresses (Z2JH's proxy-public, externalTrafficPolicy Cluster) or a
+    shared NAT, everyone has one address: a stranger's guesses at the admin's name blocked the admin too. A browser
+    that logged in as a name before is counted apart for that name (a signed cookie only a login hands out)."""
+    auth = native(hub_db, lockout=LockoutSettings(failures=3))
+    add_owner(auth)
+    shared = "10.0.0.1"  # the node the load balancer sends everyone through
+    owners_browser = Browser(shared)
+    assert login(auth, "owner", "owner-password-1", owners_browser) == "owner"
+    assert owners_browser.cookie_options["httponly"] is True
+    for _ in range(3):
+        assert login(auth, "owner", "guess", Browser(shared)) is None
+    assert auth.login_blocked(Browser(shared), "owner") is not None  # the stranger (and any new browser) waits
+    assert auth.login_blocked(owners_browser, "owner") is None
+    assert login(auth, "owner", "owner-password-1", owners_browser) == "owner"
+    forged = Browser(shared, {accounts.KNOWN_BROWSER_COOKIE: "someone-else"})  # a cookie for another name
+    assert auth.login_blocked(forged, "owner") is not None
+    for _ in range(3):  # the known browser's own failures still block it
+        login(auth, "owner", "guess", owners_browser)
+    assert auth.login_blocked(owners_browser, "owner") is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,11 +14,9 @@ from pathlib import Path
 import pytest
 from jupyterhub import orm
 
+from ci.dev import postgres
 from hub_extensions import activity
 from hub_extensions.settings import ActivitySettings, CullerSettings, load_settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci"))
-import postgres
 
 HOUR = 3600.0
 
@@ -185,7 +182,7 @@ def test_settings_defaults_and_bounds() -> None:
 @pytest.fixture(scope="module")
 def pg() -> Iterator[postgres.TempPostgres]:
     if not postgres.installed():
-        pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/postgres.py install)")
+        pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/dev/postgres.py install)")
     with postgres.TempPostgres() as server:
         yield server
 

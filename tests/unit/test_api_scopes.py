@@ -9,6 +9,7 @@ test_filtered_grants.py performs the same attacks on an installed chart).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -264,3 +265,105 @@ def test_a_body_that_is_not_utf8_is_a_400_not_a_500(hub_db, body):
     assert e.value.status_code == 400 and "not UTF-8" in e.value.log_message
     handler.request.body = b'{"owner": "k"}'
     assert handler.get_json_body() == {"owner": "k"}
+
+
+@pytest.mark.parametrize(("cls", "args"), [("CredentialsAPIHandler", ()), ("SignupAPIHandler", ("someone",))])
+def test_the_account_endpoints_answer_400_to_a_body_that_is_not_utf8(hub_db, cls, args):
+    from hub_extensions import accounts_handlers
+
+    handler = probe(getattr(accounts_handlers, cls), "post", scopes.ADMIN, hub_db)
+    handler.request.body = b"\xff\xfe\xfa"
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(handler.post(*args))
+    assert e.value.status_code == 400
+
+
+def test_a_grant_filtered_to_a_group_creates_no_users(hub_db):
+    """``POST /api/users`` names no user, so JupyterHub's ``needs_scope`` let ``admin:users!group=x`` through: a
+    delegate created users outside her group, and so replaced any sign-up's credential under their names."""
+    from hub_extensions import accounts_handlers
+
+    handler = probe(accounts_handlers.DsUserListAPIHandler, "post", f"admin:users!group={COURSE}", hub_db)
+    handler.request.body = b'{"usernames": ["newcomer"]}'
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(handler.post())
+    assert e.value.status_code == 403 and "without a filter" in e.value.log_message
+    assert orm.User.find(hub_db, "newcomer") is None
+
+
+def rename(db, grant: str, new_name):
+    from hub_extensions import accounts
+    from hub_extensions.accounts_handlers import DsUserAPIHandler
+    from hub_extensions.settings import AccountsSettings
+
+    handler = probe(DsUserAPIHandler, "patch", grant, db)
+    handler.settings["authenticator"] = accounts.DsNativeAuthenticator(db=db, ds_accounts=AccountsSettings(),
+                                                                       admin_users={"admin"})
+    handler.settings["users"] = mock.Mock()
+    handler.request.body = json.dumps({"name": new_name}).encode()
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(handler.patch("member"))
+    return e.value
+
+
+def test_a_delegate_cannot_rename_a_member_into_an_admin_name(hub_db):
+    """JupyterHub makes every ``admin_users`` name an admin at each start: a member renamed to a free admin name
+    (the first admin renamed or deleted) would come back as an admin, with the member's password."""
+    refused = rename(hub_db, f"admin:users!group={COURSE}", "admin")
+    assert refused.status_code == 403 and "admin" in refused.log_message
+    assert orm.User.find(hub_db, "member") is not None and orm.User.find(hub_db, "admin") is None
+
+
+@pytest.mark.parametrize("new_name", ["Member2", "two words", "a/b", "x\nINFO forged", ""])
+def test_a_rename_follows_the_one_name_rule(hub_db, new_name):
+    """JupyterHub's rename takes the new name as sent: not normalized, not checked against username_pattern."""
+    refused = rename(hub_db, "admin:users", new_name)
+    assert refused.status_code == 400 and "user name" in refused.log_message
+    assert orm.User.find(hub_db, "member") is not None
+
+
+def test_a_user_created_by_name_follows_the_one_name_rule(hub_db):
+    from hub_extensions import accounts
+    from hub_extensions.accounts_handlers import DsUserAPIHandler
+    from hub_extensions.settings import AccountsSettings
+
+    handler = probe(DsUserAPIHandler, "post", "admin:users", hub_db)
+    handler.settings["authenticator"] = accounts.DsNativeAuthenticator(db=hub_db, ds_accounts=AccountsSettings())
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(handler.post("BOB"))
+    assert e.value.status_code == 400 and orm.User.find(hub_db, "BOB") is None
+
+
+def test_a_squatted_sign_up_of_a_hub_user_who_never_logged_in_is_not_authorized(hub_db, monkeypatch):
+    """Attack: sign up as ``member`` before the hub's configuration (allowed_users, load_groups, load_roles) makes
+    ``member`` a hub user without a credential; an admin who authorizes the waiting sign-up hands the account to
+    whoever signed up. Authorizing it is refused (409, naming the way out), and the admin's password replaces it."""
+    from nativeauthenticator.handlers import LocalBase
+    from nativeauthenticator.orm import UserInfo
+
+    from hub_extensions import accounts
+    from hub_extensions.accounts_handlers import DsChangePasswordAdminHandler, SignupAPIHandler
+    from hub_extensions.settings import AccountsSettings
+
+    authenticator = accounts.DsNativeAuthenticator(db=hub_db, ds_accounts=AccountsSettings())
+    hub_db.add(UserInfo(username="member", password=b"$2b$04$squatter", is_authorized=False, has_2fa=True))
+    hub_db.commit()
+    handler = probe(SignupAPIHandler, "post", scopes.ADMIN, hub_db)
+    handler.settings["authenticator"] = authenticator
+    handler.find_user = lambda name: mock.Mock(last_activity=None)  # made by the configuration, never logged in
+    handler.request.body = b'{"authorized": true}'
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(handler.post("member"))
+    assert e.value.status_code == 409 and "change-password/member" in e.value.log_message
+    assert not authenticator.get_user("member").is_authorized
+
+    monkeypatch.setattr(LocalBase, "_template_dir_registered", True)  # no template environment in a probe
+    admin_page = probe(DsChangePasswordAdminHandler, "post", scopes.ADMIN, hub_db)
+    admin_page.settings["authenticator"] = authenticator
+    admin_page.request.body_arguments = {k: [b"a-new-password-for-member"]
+                                         for k in ("new_password", "new_password_confirmation")}
+    admin_page.render_template = _reach_async
+    with pytest.raises(Reached):
+        asyncio.run(admin_page.post("member"))
+    info = authenticator.get_user("member")
+    assert info.is_authorized and not info.has_2fa and info.password != b"$2b$04$squatter"

@@ -1,22 +1,17 @@
-"""ci/node_agent.py's pure parts: what a kubelet derives from a pod spec (env expansion, Service variables and
+"""ci/dev/node_agent.py's pure parts: what a kubelet derives from a pod spec (env expansion, Service variables and
 names, downward API, image mapping, pod status). The agent as a whole runs in tests/e2e (test_installed.py, and
 every host-hub module through the ``node_agent`` fixture)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ci.dev import node_agent
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("node_agent", REPO / "ci" / "node_agent.py")
-assert _spec and _spec.loader
-node_agent = importlib.util.module_from_spec(_spec)
-sys.modules["node_agent"] = node_agent
-_spec.loader.exec_module(node_agent)
 
 POD = {
     "metadata": {"name": "hub-1", "namespace": "jh", "uid": "u-1", "labels": {"component": "hub"},
@@ -88,8 +83,8 @@ def test_images_map_to_local_environments(image, mapped):
 
 
 def test_the_z2jh_images_of_the_chart_are_mapped():
-    """Every image Z2JH's values name for the pods `make up` runs is in ci/node-agent/images.yaml."""
-    local = yaml.safe_load((REPO / "ci" / "local-values.yaml").read_text())
+    """Every image Z2JH's values name for the pods `make up` runs is in ci/dev/node-agent/images.yaml."""
+    local = yaml.safe_load((REPO / "ci" / "dev" / "local-values.yaml").read_text())
     assert local["jupyterhub"]["prePuller"]["hook"]["enabled"] is False  # its image is not mapped
     for image in ("quay.io/jupyterhub/configurable-http-proxy:5.2.0", "ghcr.io/jupyterhub-ds/hub:0.1.0"):
         assert node_agent.map_image(image, node_agent.load_images()) is not None

@@ -1,6 +1,6 @@
 """The modules in this directory drive the INSTALLED chart's hub: one `helm upgrade --install` of chart/ (real Z2JH
-4.4.0) with values.example.yaml and ci/local-values.yaml, shared by every module here, its pods run by
-ci/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py and our hub.extraConfig.
+4.4.0) with values.example.yaml and ci/dev/local-values.yaml, shared by every module here, its pods run by
+ci/dev/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py and our hub.extraConfig.
 
 The install is a ``release.Release`` (its e2e service and first admin's password) with ``E2E_SETTINGS``
 (``custom.ds``) and ``E2E_ROLES`` (``hub.loadRoles``) added, as a site's own values file would add them.
@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import devenv
 import pytest
+
+from ci.dev import devenv
 
 from ..release import Release
 
-# custom.ds settings of the release, on top of values.example.yaml and ci/local-values.yaml, as a site's own values
+# custom.ds settings of the release, on top of values.example.yaml and ci/dev/local-values.yaml, as a site's own values
 # file would set them: a 10-minute idle timeout with up to 3 extension hours (test_ui_culler's countdown), checked
 # every 2 s; a volume reset that waits at most 60 s for a claim to go
 E2E_SETTINGS = {

@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import devenv
 import pytest
 import requests
 import yaml
 
+from ci.dev import devenv
 from hub_extensions import storage
 from hub_extensions.settings import load_settings
 
@@ -44,7 +44,7 @@ def release(kube) -> str:
 
 @pytest.fixture(scope="module")
 def env(admin_kubeconfig, namespace, tmp_path_factory) -> dict[str, str]:
-    """kubectl (ci/get_helm.py's) and the plugin's console script first on PATH; a kubeconfig whose current
+    """kubectl (ci/dev/get_helm.py's) and the plugin's console script first on PATH; a kubeconfig whose current
     context's namespace is the test namespace (the plugin's default namespace)."""
     cfg = yaml.safe_load(Path(admin_kubeconfig).read_text())
     current = next(c for c in cfg["contexts"] if c["name"] == cfg["current-context"])

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import devenv
 import pytest
+
+from ci.dev import devenv
 
 from ..conftest import Kube
 

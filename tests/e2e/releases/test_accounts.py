@@ -17,9 +17,10 @@ import json
 import sqlite3
 import uuid
 
-import devenv
 import pytest
 import requests
+
+from ci.dev import devenv
 
 from ..conftest import Kube
 from ..hubclient import PASSWORD, HubClient, admin_client, new_user

@@ -45,10 +45,10 @@ def hub(release):
 @pytest.fixture(scope="module")
 def pg_hub(admin_kubeconfig, tmp_path_factory) -> Iterator[Release]:
     """A second release, its hub database on PostgreSQL (``hub.db``), the server on this machine."""
-    import postgres  # ci/postgres.py (ci is on sys.path through conftest)
+    from ci.dev import postgres
 
     if not postgres.installed():
-        pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/postgres.py install)")
+        pytest.fail("PostgreSQL is not installed: `make deps` installs it (ci/dev/postgres.py install)")
     with postgres.TempPostgres() as pg:
         url = pg.create_database("jupyterhub")
         release = Release.new(admin_kubeconfig, "e2e-pg", tmp_path_factory)
@@ -175,7 +175,7 @@ def test_usage_statuses_counts_and_time_remaining(hub, admin, kube, username):
 
 
 def test_metrics_api_down_page_loads_with_nulls_and_a_note(hub, admin, kube, admin_kubeconfig, username, new_page):
-    import devenv
+    from ci.dev import devenv
 
     user = new_user(hub.url, admin, username)
     user.start_server()

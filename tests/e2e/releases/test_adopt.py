@@ -5,7 +5,7 @@ The chart is installed in a namespace of its own; the hub database is lost by st
 deleting jupyterhub.sqlite from the hub-db-dir claim's directory before it starts again.
 
 "The user's data" is a marker file written into the directory of the claim's PersistentVolume (the local
-cluster's hostPath provisioner keeps it on this machine, see ci/cluster/storageclass.yaml): it is there as long
+cluster's hostPath provisioner keeps it on this machine, see ci/dev/cluster/storageclass.yaml): it is there as long
 as that PV, and so that claim, is. (tests/e2e/test_installed.py writes through a running server instead.)
 """
 

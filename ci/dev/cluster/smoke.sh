@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Smoke test of a running local control plane (ci/cluster.sh up): scheduling on cpu-1 with a loopback pod IP that
+# Smoke test of a running local control plane (ci/dev/cluster.sh up): scheduling on cpu-1 with a loopback pod IP that
 # a real process can bind, GPU extended resources and taint, PVC provisioning through StorageClass "standard",
 # metrics.k8s.io from pod usage annotations, pod deletion. Works in a throw-away namespace, removed at the end.
-# Usage: ci/cluster/smoke.sh [--no-metrics]   (metrics take ~1 min: metrics-server needs two 15 s scrapes)
+# Usage: ci/dev/cluster/smoke.sh [--no-metrics]   (metrics take ~1 min: metrics-server needs two 15 s scrapes)
 # The small check functions are only called through poll/check/trap:
 # shellcheck disable=SC2317
 set -euo pipefail

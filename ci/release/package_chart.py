@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Package the chart for a release: version, image names and tags set, Z2JH dependency included, checked.
 
-    python ci/package_chart.py VERSION [--registry ghcr.io/<owner>] [--out dist]
+    python -m ci.release.package_chart VERSION [--registry ghcr.io/<owner>] [--out dist]
 
-1. ``ci/chart.py``'s ``prepare_chart`` copies chart/ and provides the Z2JH 4.4.0 dependency.
+1. ``ci/chart/``'s ``prepare_chart`` copies chart/ and provides the Z2JH 4.4.0 dependency.
 2. Chart.yaml gets ``version`` and ``appVersion`` = VERSION; values.yaml's ``jupyterhub.hub.image`` and
    ``jupyterhub.singleuser.image`` get ``<registry>/hub`` and ``<registry>/singleuser`` with tag VERSION (the
    images the release workflow pushes).
@@ -28,9 +28,7 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import chart
+from ci import chart
 
 DEFAULT_REGISTRY = "ghcr.io/jupyterhub-ds"
 IMAGES = ("hub", "singleuser")

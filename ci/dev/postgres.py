@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A throwaway PostgreSQL for the tests (Z2JH's ``hub.db.type: postgres``), from Debian's packages.
 
-    python3 ci/postgres.py install    # apt-get install postgresql + libpq-dev when initdb/pg_config are missing
-    python3 ci/postgres.py check      # exit 0 when the binaries are there
+    python3 -m ci.dev.postgres install    # apt-get install postgresql + libpq-dev when initdb/pg_config are missing
+    python3 -m ci.dev.postgres check      # exit 0 when the binaries are there
 
 ``TempPostgres`` (used by the unit and end-to-end fixtures) runs ``initdb`` in a temporary directory and
 ``postgres`` on a free 127.0.0.1 port with its unix socket in that directory, trust authentication, and no
@@ -49,7 +49,7 @@ def install() -> int:
     if installed():
         return 0
     if shutil.which("apt-get") is None:
-        print("ci/postgres.py: PostgreSQL is missing and apt-get is not available; install the server "
+        print("ci/dev/postgres.py: PostgreSQL is missing and apt-get is not available; install the server "
               f"packages ({', '.join(PACKAGES)}) for the PostgreSQL tests", file=sys.stderr)
         return 1
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -85,7 +85,7 @@ class TempPostgres:
     def __init__(self) -> None:
         found = bindir()
         if found is None:
-            raise RuntimeError("PostgreSQL is not installed (run `python3 ci/postgres.py install`)")
+            raise RuntimeError("PostgreSQL is not installed (run `python3 -m ci.dev.postgres install`)")
         self.bin = found
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="jhds-pg-"))

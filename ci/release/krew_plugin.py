@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the krew package of ``kubectl jupyterhub``: a reproducible archive and its rendered manifest.
 
-    python ci/krew_plugin.py VERSION [--repo owner/name] [--out dist]
+    python -m ci.release.krew_plugin VERSION [--repo owner/name] [--out dist]
 
 Writes ``<out>/kubectl-jupyterhub-VERSION.tar.gz`` (the sh launcher plugins/krew/kubectl-jupyterhub, the
 ``kubectl_jupyterhub`` sources with the version recorded, LICENSE; fixed mtimes and owners, so the same
@@ -20,7 +20,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "plugins" / "krew" / "jupyterhub.yaml.in"
 LAUNCHER = REPO_ROOT / "plugins" / "krew" / "kubectl-jupyterhub"
 PACKAGE = REPO_ROOT / "kubectl_jupyterhub"

@@ -3,9 +3,9 @@
 # kwok (simulated nodes, pods, kubelet metrics) and metrics-server, all local processes listening on 127.0.0.1,
 # run by kwokctl's "binary" runtime. No Docker, no kubelet. See ci/README.md, "Local control plane".
 #
-# Usage: ci/cluster.sh up|stop|down|status|kubeconfig
-#   up          build or reuse the binaries (ci/provision-k8s.sh), create the cluster or start the existing one,
-#               wait until it is healthy, apply the StorageClass and the nodes (ci/cluster/). The LAST line on
+# Usage: ci/dev/cluster.sh up|stop|down|status|kubeconfig
+#   up          build or reuse the binaries (ci/dev/provision-k8s.sh), create the cluster or start the existing one,
+#               wait until it is healthy, apply the StorageClass and the nodes (ci/dev/cluster/). The LAST line on
 #               stdout is KUBECONFIG=<path>; everything else goes to stderr.
 #   stop        stop the processes and keep the state (etcd data, certificates); the next `up` restarts them.
 #   down        delete the cluster: stop the processes and remove its state.
@@ -50,14 +50,14 @@ exists() { [[ -f $KWOK_CLUSTER_DIR/kwok.yaml ]]; }
 lock() {
   mkdir -p "$JHDS_CACHE/run"
   exec 9>"$JHDS_CACHE/run/.$CLUSTER.lock"
-  flock -w 900 9 || die "another ci/cluster.sh is still running on cluster $CLUSTER (lock $JHDS_CACHE/run/.$CLUSTER.lock)"
+  flock -w 900 9 || die "another ci/dev/cluster.sh is still running on cluster $CLUSTER (lock $JHDS_CACHE/run/.$CLUSTER.lock)"
 }
 
-# helm/kubectl 1.34 from ci/get_helm.py: first on PATH, because kwokctl runs `kubectl` itself.
+# helm/kubectl 1.34 from ci/dev/get_helm.py: first on PATH, because kwokctl runs `kubectl` itself.
 find_kubectl() {
   local dir
-  dir=$("$PYTHON" "$HERE/get_helm.py" | tail -n 1) || die "ci/get_helm.py failed"
-  [[ -x $dir/kubectl ]] || die "ci/get_helm.py printed '$dir', which has no kubectl"
+  dir=$("$PYTHON" "$HERE/get_helm.py" | tail -n 1) || die "ci/dev/get_helm.py failed"
+  [[ -x $dir/kubectl ]] || die "ci/dev/get_helm.py printed '$dir', which has no kubectl"
   KUBECTL=$dir/kubectl
   export PATH="$dir:$PATH"
 }
@@ -159,10 +159,10 @@ cmd_up() {
   lock
   mkdir -p "$RUN_DIR"
   find_kubectl
-  BIN_DIR=$("$HERE/provision-k8s.sh" | tail -n 1) || die "ci/provision-k8s.sh failed (see its output above)"
+  BIN_DIR=$("$HERE/provision-k8s.sh" | tail -n 1) || die "ci/dev/provision-k8s.sh failed (see its output above)"
   local b
   for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl metrics-server; do
-    [[ -x $BIN_DIR/$b ]] || die "ci/provision-k8s.sh printed '$BIN_DIR', which has no executable $b"
+    [[ -x $BIN_DIR/$b ]] || die "ci/dev/provision-k8s.sh printed '$BIN_DIR', which has no executable $b"
   done
   KWOKCTL=$BIN_DIR/kwokctl
   printf '%s\n' "$BIN_DIR" >"$RUN_DIR/bin-dir"
@@ -171,7 +171,7 @@ cmd_up() {
     "$CONF_DIR"/metrics-server/* | sha256sum | cut -d' ' -f1)
 
   if exists && [[ $(cat "$RUN_DIR/fingerprint" 2>/dev/null) != "$fingerprint" ]]; then
-    log "cluster $CLUSTER exists but ci/cluster/ or the binaries changed: recreating it"
+    log "cluster $CLUSTER exists but ci/dev/cluster/ or the binaries changed: recreating it"
     kwokctl_ delete cluster --kubeconfig "$NO_KUBECONFIG"
     rm -rf "$KWOK_WORKDIR" "$RUN_DIR/kwok-cache"
   fi
@@ -215,7 +215,7 @@ cmd_up() {
 cmd_stop() {
   lock
   exists || { log "cluster $CLUSTER does not exist"; return 0; }
-  find_kwokctl || die "no kwokctl found (run ci/cluster.sh up once)"
+  find_kwokctl || die "no kwokctl found (run ci/dev/cluster.sh up once)"
   kwokctl_ stop cluster
 }
 
@@ -247,7 +247,7 @@ cmd_status() {
 
 cmd_kubeconfig() {
   echo "$KUBECONFIG_PATH"
-  [[ -f $KUBECONFIG_PATH ]] || { log "$KUBECONFIG_PATH does not exist: run ci/cluster.sh up"; return 1; }
+  [[ -f $KUBECONFIG_PATH ]] || { log "$KUBECONFIG_PATH does not exist: run ci/dev/cluster.sh up"; return 1; }
 }
 
 main() {

@@ -1,6 +1,6 @@
 """Stub single-user servers for benchmarks and scale tests: one process standing in for every server.
 
-kwok marks pods Running and gives them loopback IPs (127.<net>.x.y) but runs nothing; ci/node_agent.py runs
+kwok marks pods Running and gives them loopback IPs (127.<net>.x.y) but runs nothing; ci/dev/node_agent.py runs
 each pod's real containers, but a real ``jupyterhub-singleuser`` takes ~100 MB, so 1,000 of them do not fit.
 Instead, ONE asyncio process (:class:`StubServers`) watches a namespace's single-user pods and listens on every
 Running pod's IP:port, answering what the hub and our features call under the pod's ``JUPYTERHUB_SERVICE_PREFIX``:
@@ -13,7 +13,7 @@ jupyterlab-notifications-extension/ingest``, which records each delivery (server
 activity to the hub, check tokens. Benchmarks that use them say so next to every figure. Never run the node
 agent on the same namespace.
 
-    python ci/stub_servers.py --namespace NS [--stats-port N] [--kubeconfig PATH]
+    python -m ci.dev.stub_servers --namespace NS [--stats-port N] [--kubeconfig PATH]
 """
 
 from __future__ import annotations

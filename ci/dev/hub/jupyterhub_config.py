@@ -1,6 +1,6 @@
 """JupyterHub on the host against the local control plane, wired the way Z2JH 4.4.0 wires its hub.
 
-Started by ci/devenv.py (for `make up` and the end-to-end tests) with:
+Started by ci/dev/devenv.py (for `make up` and the end-to-end tests) with:
   JHDS_NAMESPACE, JHDS_PUBLIC_PORT, JHDS_HUB_PORT, JHDS_PROXY_API_PORT, JHDS_SETTINGS (a JSON file
   with the `custom.ds` settings), JHDS_CHP (path of configurable-http-proxy), JHDS_STATE_DIR,
   optionally JHDS_LOAD_ROLES (JSON list of extra roles, like Z2JH's hub.loadRoles),

@@ -4,7 +4,7 @@
 kwok schedules pods, gives them loopback IPs (127.<net>.x.y) and marks them Running, but runs nothing. This
 agent runs every container of every pod bound to a node, as host processes, from the pod spec alone:
 
-- the image is mapped to a local environment by ci/node-agent/images.yaml (hub image -> .venv, proxy ->
+- the image is mapped to a local environment by ci/dev/node-agent/images.yaml (hub image -> .venv, proxy ->
   node_modules/.bin, single-user -> .venv-singleuser); an unmapped image leaves the container Waiting with reason
   ``ImageNotMapped``;
 - command/args/env as a kubelet builds them: ``valueFrom`` secret/configMap/field/resource refs, ``envFrom``, the
@@ -28,11 +28,11 @@ agent runs every container of every pod bound to a node, as host processes, from
   ``<svc>.<ns>``, ``<svc>.<ns>.svc`` and ``<svc>.<ns>.svc.cluster.local`` resolve to it inside pods;
 - a deleted pod's processes get SIGTERM, then SIGKILL after its grace period; on exit the agent stops them all.
 
-    python ci/node_agent.py [--namespace NS ...] [--kubeconfig PATH] [--workdir DIR] [--pod-net N]
+    python -m ci.dev.node_agent [--namespace NS ...] [--kubeconfig PATH] [--workdir DIR] [--pod-net N]
                             [--leave KEY=VALUE ...]
 
 Without --namespace it runs the pods of all namespaces (``make up``); the e2e tests run one per namespace.
-``--leave`` leaves the pods with those labels to something else (ci/stub_servers.py serves single-user pods for
+``--leave`` leaves the pods with those labels to something else (ci/dev/stub_servers.py serves single-user pods for
 the capacity tests and benchmarks while the agent runs the chart's hub and proxy).
 """
 
@@ -63,8 +63,9 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-IMAGES_FILE = REPO / "ci" / "node-agent" / "images.yaml"
+HERE = Path(__file__).resolve().parent  # ci/dev
+REPO = HERE.parents[1]
+IMAGES_FILE = HERE / "node-agent" / "images.yaml"
 log = logging.getLogger("node-agent")
 
 
@@ -76,7 +77,7 @@ def now() -> str:
 
 @dataclass
 class ImageEnv:
-    """A local environment standing in for an image (one entry of ci/node-agent/images.yaml)."""
+    """A local environment standing in for an image (one entry of ci/dev/node-agent/images.yaml)."""
 
     path: list[str]
     entrypoint: list[str]
@@ -515,7 +516,7 @@ class PodWorker:
         image = map_image(c.get("image", ""), self.agent.images)
         if image is None:
             raise ContainerError("ImageNotMapped", f"no local environment for image {c.get('image')!r} "
-                                                   f"(add it to ci/node-agent/images.yaml)")
+                                                   f"(add it to ci/dev/node-agent/images.yaml)")
         sources = await self.volume_sources()
         env = await self.environment(c, image)
         mounts = []

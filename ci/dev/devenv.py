@@ -4,14 +4,14 @@ the host.
 
 ``make up``/``make down``:
 
-    python ci/devenv.py up      # cluster + ci/node_agent.py + `helm upgrade --install` of chart/ with
-                                # values.example.yaml and ci/local-values.yaml; prints the URL and first login
-    python ci/devenv.py down    # helm uninstall, stops what `up` started (by recorded pid; the namespace and
-                                # the cluster only if `up` created them)
-    python ci/devenv.py status
+    python -m ci.dev.devenv up      # cluster + ci/dev/node_agent.py + `helm upgrade --install` of chart/ with
+                                    # values.example.yaml and ci/dev/local-values.yaml; prints the URL and login
+    python -m ci.dev.devenv down    # helm uninstall, stops what `up` started (by recorded pid; the namespace
+                                    # and the cluster only if `up` created them)
+    python -m ci.dev.devenv status
 
 The end-to-end fixtures (tests/e2e/) use the same pieces: ``install_chart`` and the node agent for every
-installed release. ``Hub`` (a hub process on the host, configured by ci/hub/jupyterhub_config.py) serves the
+installed release. ``Hub`` (a hub process on the host, configured by ci/dev/hub/jupyterhub_config.py) serves the
 benchmarks (ci/bench/, one hub process whose event loop they measure) and tests/integration/test_hub_failures.py.
 That host hub talks to the API server with a TokenRequest token of the ServiceAccount ``hub``, bound to Z2JH
 4.4.0's hub Role plus the RBAC rendered from our chart (``prepare_namespace``); never with the admin kubeconfig.
@@ -35,12 +35,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "ci"))
+from ci import chart
+from ci.dev import get_helm
 
-import get_helm  # noqa: E402
-
-import chart  # noqa: E402  (ci/chart.py)
+HERE = Path(__file__).resolve().parent  # ci/dev: the cluster script, the node agent and their data files
+REPO = HERE.parents[1]
 
 DEV_NAMESPACE = "jupyterhub-ds"
 
@@ -72,29 +71,29 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None, check: bool 
 
 def cluster_up() -> Path:
     """Start (or reuse) the kwok cluster; returns the admin kubeconfig."""
-    proc = subprocess.run([str(REPO / "ci" / "cluster.sh"), "up"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run([str(HERE / "cluster.sh"), "up"], stdout=subprocess.PIPE, text=True)
     if proc.returncode:
-        raise RuntimeError(f"ci/cluster.sh up failed with exit code {proc.returncode}")
+        raise RuntimeError(f"ci/dev/cluster.sh up failed with exit code {proc.returncode}")
     last = proc.stdout.strip().splitlines()[-1]
     if not last.startswith("KUBECONFIG="):
-        raise RuntimeError(f"ci/cluster.sh up did not print KUBECONFIG=...: {last!r}")
+        raise RuntimeError(f"ci/dev/cluster.sh up did not print KUBECONFIG=...: {last!r}")
     return Path(last.split("=", 1)[1])
 
 
 def cluster_running() -> bool:
-    return subprocess.run([str(REPO / "ci" / "cluster.sh"), "status"], capture_output=True).returncode == 0
+    return subprocess.run([str(HERE / "cluster.sh"), "status"], capture_output=True).returncode == 0
 
 
 def cluster_stop() -> None:
-    """Stop the cluster's processes, keeping its state (``ci/cluster.sh stop``)."""
-    subprocess.run([str(REPO / "ci" / "cluster.sh"), "stop"], stdout=subprocess.DEVNULL, check=False)
+    """Stop the cluster's processes, keeping its state (``ci/dev/cluster.sh stop``)."""
+    subprocess.run([str(HERE / "cluster.sh"), "stop"], stdout=subprocess.DEVNULL, check=False)
 
 
 def chart_objects(namespace: str) -> list[dict]:
     """What our chart renders for ``values.example.yaml`` in ``namespace`` (RBAC, shared claim, ...), no Secret.
 
     Only our own objects: this host-run hub does not use Z2JH's Deployment or Secret; the hub Role of Z2JH
-    is applied from ci/rbac/z2jh-hub.yaml instead.
+    is applied from ci/dev/rbac/z2jh-hub.yaml instead.
     """
     docs = chart.render_documents([REPO / "values.example.yaml"], namespace=namespace)
     # the first admin's Secret is left out: rendered offline it holds a fresh random password on every
@@ -106,7 +105,7 @@ def prepare_namespace(admin: Path, namespace: str, state: Path) -> Path:
     """Namespace, ServiceAccount ``hub`` with Z2JH's Role, our chart's objects; returns the hub kubeconfig."""
     if kubectl(admin, "get", "namespace", namespace, check=False).strip() == "":
         kubectl(admin, "create", "namespace", namespace)
-    kubectl(admin, "-n", namespace, "apply", "-f", str(REPO / "ci" / "rbac" / "z2jh-hub.yaml"))
+    kubectl(admin, "-n", namespace, "apply", "-f", str(HERE / "rbac" / "z2jh-hub.yaml"))
     kubectl(admin, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(chart_objects(namespace)))
     return service_account_kubeconfig(admin, namespace, state / "hub.kubeconfig")
 
@@ -161,9 +160,9 @@ def stop_process(proc: subprocess.Popen | int, grace: float = 10) -> None:
 
 def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
                      standin_host_paths: bool = False, leave: str | None = None) -> subprocess.Popen:
-    """ci/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them; pods labelled
+    """ci/dev/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them; pods labelled
     ``leave`` (KEY=VALUE) are left to another process."""
-    argv = [sys.executable, str(REPO / "ci" / "node_agent.py"), "--kubeconfig", str(admin),
+    argv = [sys.executable, str(HERE / "node_agent.py"), "--kubeconfig", str(admin),
             "--workdir", str(state / "node-agent")]
     if namespace:
         argv += ["--namespace", namespace]
@@ -181,10 +180,10 @@ def start_test_node_agent(admin: Path, namespace: str, state: Path, leave: str |
 
 
 def start_stub_servers(admin: Path, namespace: str, state: Path, stats_port: int) -> subprocess.Popen:
-    """ci/stub_servers.py for a benchmark's namespace: one process answering for every single-user pod, with its
+    """ci/dev/stub_servers.py for a benchmark's namespace: one process answering for every single-user pod, with its
     delivery counts on ``http://127.0.0.1:<stats_port>/stats``. Instead of the node agent, never with it."""
     state.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, str(REPO / "ci" / "stub_servers.py"), "--namespace", namespace,
+    argv = [sys.executable, str(HERE / "stub_servers.py"), "--namespace", namespace,
             "--kubeconfig", str(admin), "--stats-port", str(stats_port)]
     return _spawn(argv, state / "stub-servers.log")
 
@@ -249,7 +248,7 @@ class Hub:
             extra.write_text(self.extra_config)
             env["JHDS_EXTRA_CONFIG"] = str(extra)
         jupyterhub = Path(sys.executable).parent / "jupyterhub"
-        self.proc = _spawn([str(jupyterhub), "-f", str(REPO / "ci" / "hub" / "jupyterhub_config.py")],
+        self.proc = _spawn([str(jupyterhub), "-f", str(HERE / "hub" / "jupyterhub_config.py")],
                            self.log, env=env, cwd=self.state)
         self.wait_ready(timeout)
         return self
@@ -281,7 +280,7 @@ def _pidfile(state: Path) -> Path:
 
 
 RELEASE = "jupyterhub"
-LOCAL_VALUES = REPO / "ci" / "local-values.yaml"
+LOCAL_VALUES = HERE / "local-values.yaml"
 FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
 
 
@@ -290,7 +289,7 @@ def pod_net() -> int:
 
 
 def helm(admin: Path, *args: str, timeout: float = 600) -> str:
-    """helm (ci/chart.py's binary, with its HOME kept out of the user's) against the local cluster."""
+    """helm (ci.chart's binary, with its HOME kept out of the user's) against the local cluster."""
     home = get_helm.cache_root() / "helm-home"
     home.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([str(chart.helm_path()), "--kubeconfig", str(admin), *args], capture_output=True,
@@ -302,8 +301,8 @@ def helm(admin: Path, *args: str, timeout: float = 600) -> str:
 
 def install_chart(admin: Path, namespace: str, values: list[Path] | None = None, set_values: tuple[str, ...] = (),
                   create_namespace: bool = True, release: str = RELEASE) -> None:
-    """``helm upgrade --install`` of chart/ (real Z2JH dependency, ci/chart.py's prepare_chart) with
-    values.example.yaml, ci/local-values.yaml and ``values``, as the README installs it."""
+    """``helm upgrade --install`` of chart/ (real Z2JH dependency, ci.chart's prepare_chart) with
+    values.example.yaml, ci/dev/local-values.yaml and ``values``, as the README installs it."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="jhds-install-") as tmp:
         chart_dir = chart.prepare_chart(tmp)
@@ -321,7 +320,7 @@ def install_chart(admin: Path, namespace: str, values: list[Path] | None = None,
 def service_url(admin: Path, namespace: str, name: str) -> str:
     """``http://<address>:<first port>`` of a Service as the node agent serves it on this machine (a loopback
     address standing in for its ClusterIP)."""
-    import node_agent
+    from ci.dev import node_agent
     svc = json.loads(kubectl(admin, "-n", namespace, "get", "service", name, "-o", "json"))
     port = svc["spec"]["ports"][0]["port"]
     return f"http://{node_agent.service_address(svc['spec']['clusterIP'], pod_net())}:{port}"
@@ -329,7 +328,7 @@ def service_url(admin: Path, namespace: str, name: str) -> str:
 
 def claim_dir(admin: Path, namespace: str, claim: str) -> Path:
     """The directory on this machine behind a bound claim (the local hostPath provisioner's, see
-    ci/cluster/storageclass.yaml)."""
+    ci/dev/cluster/storageclass.yaml)."""
     volume = kubectl(admin, "-n", namespace, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}").strip()
     return Path(kubectl(admin, "get", "pv", volume, "-o", "jsonpath={.spec.hostPath.path}").strip())
 
@@ -408,7 +407,7 @@ def up(namespace: str, state: Path) -> None:
     kc = f"KUBECONFIG={admin}"
     print(f"""
 jupyterhub-ds is up in {time.monotonic() - t0:.0f}s: the chart installed with helm (release {RELEASE}, namespace
-{namespace}) on the local control plane; ci/node_agent.py runs its pods as local processes.
+{namespace}) on the local control plane; ci/dev/node_agent.py runs its pods as local processes.
 
   URL:          {url}/hub/        (proxy-public; or: {kc} kubectl -n {namespace} port-forward svc/proxy-public 8080:80
                                   and open http://127.0.0.1:8080/hub/)
@@ -443,7 +442,7 @@ def down(state: Path) -> None:
         stop_process(pid, grace=40)
     _pidfile(state).unlink(missing_ok=True)
     if record.get("started_cluster"):
-        subprocess.run([str(REPO / "ci" / "cluster.sh"), "down"], check=False)
+        subprocess.run([str(HERE / "cluster.sh"), "down"], check=False)
 
 
 def main() -> None:

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Build pinned Go command-line tools from the Go module proxy into a versioned cache directory.
 
-Like ci/get_helm.py does for helm: ``go install <module>/<cmd>@<version>`` with ``GOBIN`` set to
+Like ci/dev/get_helm.py does for helm: ``go install <module>/<cmd>@<version>`` with ``GOBIN`` set to
 ``${JHDS_CACHE:-~/.cache/jupyterhub-ds}/tools/<tool>-<version>/``; idempotent (nothing is built when the
 binary is there). Prints the binary's path.
 
-    python ci/go_tools.py actionlint              # github.com/rhysd/actionlint (GitHub workflow linter)
-    python ci/go_tools.py validate-krew-manifest  # sigs.k8s.io/krew's manifest validator
-    python ci/go_tools.py krew                    # krew (kubectl krew install --manifest --archive)
+    python -m ci.release.go_tools actionlint              # github.com/rhysd/actionlint (GitHub workflow linter)
+    python -m ci.release.go_tools validate-krew-manifest  # sigs.k8s.io/krew's manifest validator
+    python -m ci.release.go_tools krew                    # krew (kubectl krew install --manifest --archive)
 
 Exit 3 (and a one-line reason on stderr) when Go is not installed, so tests can skip with that reason.
 """
@@ -21,9 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import get_helm
+from ci.dev import get_helm
 
 TOOLS = {
     # name: (package, version)
