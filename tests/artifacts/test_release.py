@@ -22,7 +22,7 @@ from ci import chart
 from ci.dev import get_helm
 from ci.release import go_tools, krew_plugin, package_chart
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 RELEASE = REPO / ".github" / "workflows" / "release.yaml"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "kind.yaml"
 KIND_CONFIG = REPO / "ci" / "kind" / "kind-config.yaml"
 UP_SH = REPO / "ci" / "kind" / "up.sh"

@@ -27,7 +27,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HUB_DOCKERFILE = REPO / "images" / "hub" / "Dockerfile"
 SINGLEUSER_DOCKERFILE = REPO / "images" / "singleuser" / "Dockerfile"
 HUB_IMAGE_PINS = REPO / "requirements" / "hub-image.txt"
