@@ -7,11 +7,12 @@ any other authenticator means they are off (nothing here applies to it).
 Why a subclass and not SQLAlchemy insert listeners (upstream): JupyterHub calls ``Authenticator.add_user``
 for users an admin creates (``POST /hub/api/users[/<name>]``), but also for every user at start and at a
 first login. Only the first must get a generated password (upstream generated one for the startup-created
-admin too, so nobody could ever log in as them). Our API handlers (``accounts_handlers``) set
+admin too, so nobody could ever log in as them). Our API handlers (:mod:`~hub_extensions.accounts_api`) set
 :data:`CREATED_BY` around JupyterHub's own ``post``, which calls ``add_user`` in the same task.
 
 Passwords are bcrypt-hashed in NativeAuthenticator's ``users_info`` table; a generated one is also kept
-(in clear) for 5 minutes in memory for the admin who created it, handed out once, never logged.
+(in clear) for 5 minutes in memory for the admin who created it, handed out once, never logged
+(generation, policy, hashing pools and that store: :mod:`hub_extensions.passwords`).
 
 Nobody takes over an account by signing up first: a sign-up is refused for any name that is already a hub user
 (users from ``allowed_users``, ``load_groups``, ``load_roles`` included), and an admin creating a user over an
@@ -35,34 +36,40 @@ import dbm
 import math
 import os
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-import bcrypt
 from jupyterhub import orm
 from jupyterhub.utils import maybe_future
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.orm import UserInfo
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, LargeBinary, Unicode, event, inspect, or_
-from sqlalchemy.orm import attributes, object_session
+from sqlalchemy import or_
 from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import default
-from xkcdpass import xkcd_password
 
-from . import lockout, trail
+from . import lockout, passwords, trail
 from .client_address import request_address
-from .settings import VALUES_PATH, AccountsSettings, SettingsError
+from .passwords import (
+    BCRYPT_MAX_BYTES,
+    DUMMY_HASH,
+    MAX_LOGINS_HASHING,
+    MAX_SIGNUPS_HASHING,
+    SIGNUPS_BUSY,
+    CredentialStore,
+    FirstAdminProvisioned,
+    GeneratedPassword,
+    check_password_settings,
+    ensure_tables,
+    generate_password,
+    listen_for_renames,
+    off_loop,
+    wordlist,
+)
+from .settings import AccountsSettings
 
 FIRST_ADMIN_PASSWORD_ENV = "JUPYTERHUB_DS_FIRST_ADMIN_PASSWORD"
 FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
-CREDENTIALS_TTL_SECONDS = 300
-MIN_PASSWORD_BITS = 40
-BCRYPT_MAX_BYTES = 72  # bcrypt 5 refuses longer passwords
 
 #: A signed cookie (JupyterHub's cookie secret) naming who last logged in from this browser: its failed logins as that
 #: name are counted apart from its address's, so strangers behind the same address (a load balancer that hides
@@ -85,73 +92,7 @@ NATIVE_NAMES = {"native", "nativeauthenticator", "nativeauthenticator.NativeAuth
                 "nativeauthenticator.nativeauthenticator.NativeAuthenticator"}
 
 
-# ---------------------------------------------------------------- generated passwords (pure)
-
-def wordlist(settings: AccountsSettings) -> list[str]:
-    """xkcdpass's default word file cut to the configured word lengths (read once, at start)."""
-    return xkcd_password.generate_wordlist(wordfile=xkcd_password.locate_wordfile(),
-                                           min_length=settings.password_min_word_length,
-                                           max_length=settings.password_max_word_length)
-
-
-def check_password_settings(settings: AccountsSettings) -> None:
-    """Refuse settings that give weak or (for bcrypt) too long passwords, naming the key."""
-    path = f"{VALUES_PATH}.accounts"
-    if settings.password_min_word_length > settings.password_max_word_length:
-        raise SettingsError(f"{path}.passwordMinWordLength: expected at most passwordMaxWordLength "
-                            f"({settings.password_max_word_length}), got {settings.password_min_word_length}")
-    words = wordlist(settings)
-    longest = (settings.password_words * settings.password_max_word_length
-               + (settings.password_words - 1) * len(settings.password_delimiter.encode()))
-    if longest > BCRYPT_MAX_BYTES:
-        raise SettingsError(f"{path}.passwordWords: generated passwords could reach {longest} bytes; bcrypt "
-                            f"takes at most {BCRYPT_MAX_BYTES} (use fewer or shorter words)")
-    bits = settings.password_words * math.log2(max(len(words), 1))
-    if bits < MIN_PASSWORD_BITS:
-        raise SettingsError(f"{path}.passwordWords: {settings.password_words} words from {len(words)} give "
-                            f"{bits:.0f} bits; expected at least {MIN_PASSWORD_BITS} (more or longer words)")
-
-
-def generate_password(settings: AccountsSettings, words: list[str]) -> str:
-    """An xkcd-style password (xkcdpass draws with ``random.SystemRandom``)."""
-    return xkcd_password.generate_xkcdpassword(words, numwords=settings.password_words,
-                                               delimiter=settings.password_delimiter)
-
-
-def hash_password(password: str) -> bytes:
-    """bcrypt hash as NativeAuthenticator stores it (bytes, salt included)."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt())
-
-
-def check_password(password: str, hashed: bytes) -> bool:
-    """bcrypt's own (constant-time) check; False for what bcrypt refuses (over 72 bytes, a damaged hash)."""
-    try:
-        return bcrypt.checkpw(password.encode(), hashed)
-    except ValueError:
-        return False
-
-
-# bcrypt (~0.25 s at cost 12) runs in these threads, never on the event loop (bcrypt lets go of the GIL while
-# it hashes). Sign-ups get one thread and logins two of their own, so a sign-up flood never delays a login.
-_POOLS: dict[str, ThreadPoolExecutor] = {}
-POOL_THREADS = {"signup": 1, "login": 2}
-#: sign-ups hashing or waiting to hash at most; more are answered "busy" (503) without hashing
-MAX_SIGNUPS_HASHING = 32
-SIGNUPS_BUSY = "The hub is busy with other sign-ups: try again in a minute."
-#: logins hashing or waiting to hash at most (two threads check ~8 a second); more are answered "busy" (503)
-MAX_LOGINS_HASHING = 32
-LOGINS_BUSY = "The hub is busy checking other logins: try again in a minute."
-#: what a login name without a credential is checked against (bcrypt, cost 12, of a random password nobody kept),
-#: so that answer takes as long as for a real account: the time says nothing about which names exist
-DUMMY_HASH = b"$2b$12$4uSxF4GOxRL2cag5HNKiL.QBqRW5Rq/1QRdPF3CAJfqkG/0wVUL26"
-
-
-async def off_loop(pool: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in the named bcrypt pool (made at first use)."""
-    if pool not in _POOLS:
-        _POOLS[pool] = ThreadPoolExecutor(POOL_THREADS[pool], thread_name_prefix=f"ds-bcrypt-{pool}")
-    return await asyncio.get_running_loop().run_in_executor(_POOLS[pool], fn, *args)
-
+# ---------------------------------------------------------------- sign-ups
 
 class SignupRefused(Exception):
     """A sign-up refused with a reason the visitor should read, and the status to answer."""
@@ -162,124 +103,6 @@ class SignupRefused(Exception):
         self.status = status
 
 
-# ---------------------------------------------------------------- credentials handed out once
-
-class NotOwner(Exception):
-    """Credentials were asked for by someone other than the admin who created them."""
-
-    def __init__(self, usernames: list[str]):
-        super().__init__(", ".join(usernames))
-        self.usernames = usernames
-
-
-@dataclass
-class _Entry:
-    owner: str
-    password: str
-    created: float
-
-
-class CredentialStore:
-    """Generated passwords in memory, for their creator only, within ``ttl`` seconds, once.
-
-    The hub is a single process (Z2JH runs one replica); a restart forgets them, and the admin then
-    sets a new password at /hub/change-password/<name>.
-    """
-
-    def __init__(self, ttl: float = CREDENTIALS_TTL_SECONDS, clock: Callable[[], float] = time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
-
-    def put(self, username: str, owner: str, password: str) -> None:
-        with self._lock:
-            self._expire()
-            self._entries[username] = _Entry(owner, password, self.clock())
-
-    def take(self, usernames: Iterable[str], owner: str) -> list[dict[str, str]]:
-        """Pop and return the owner's credentials among ``usernames``; ``NotOwner`` (nothing popped) when
-        some of them belong to another creator. Expired or already taken ones are simply absent."""
-        with self._lock:
-            self._expire()
-            names = list(dict.fromkeys(usernames))
-            foreign = [n for n in names if n in self._entries and self._entries[n].owner != owner]
-            if foreign:
-                raise NotOwner(foreign)
-            return [{"username": n, "password": self._entries.pop(n).password}
-                    for n in names if n in self._entries]
-
-    def forget(self, username: str) -> None:
-        with self._lock:
-            self._entries.pop(username, None)
-
-    def rename(self, old: str, new: str) -> None:
-        with self._lock:
-            if old in self._entries:
-                self._entries[new] = self._entries.pop(old)
-
-    def _expire(self) -> None:
-        cutoff = self.clock() - self.ttl
-        for name in [n for n, e in self._entries.items() if e.created <= cutoff]:
-            del self._entries[name]
-
-
-# ---------------------------------------------------------------- persistent "must change" marker
-
-class GeneratedPassword(orm.Base):
-    """The bcrypt hash an admin-created user was given. While ``users_info.password`` still equals it, the
-    user has not changed it (survives hub restarts; the row goes with the user through the foreign key)."""
-
-    __tablename__ = "ds_generated_passwords"
-    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    password = Column(LargeBinary, nullable=False)
-
-
-class FirstAdminProvisioned(orm.Base):
-    """The first admin's credential was created from the Secret under ``name``. Never again: a first admin
-    deleted or renamed later does not come back with the install-time password at the next start (no foreign
-    key, so the row outlives the user)."""
-
-    __tablename__ = "ds_first_admin_provisioned"
-    name = Column(Unicode(255), primary_key=True)
-    created = Column(DateTime, nullable=False, default=orm.utcnow)
-
-
-def ensure_tables(bind: Any) -> None:
-    """Create our tables next to JupyterHub's (as NativeAuthenticator does for ``users_info``)."""
-    existing = inspect(bind).get_table_names()
-    for table in (GeneratedPassword.__table__, FirstAdminProvisioned.__table__):
-        if table.name not in existing:
-            table.create(bind)
-
-
-# ---------------------------------------------------------------- renames move the credential
-
-_LISTENING = False
-
-
-def _on_user_name_set(target: orm.User, value: Any, oldvalue: Any, initiator: Any) -> None:
-    if oldvalue in (None, attributes.NO_VALUE, attributes.NEVER_SET) or oldvalue == value:
-        return  # a new user gets its first name: nothing to move
-    session = object_session(target)
-    if session is None:
-        return
-    with session.no_autoflush:
-        stale = session.query(UserInfo).filter(UserInfo.username == value).all()
-        for info in stale:  # a sign-up that never became a hub user: the name now belongs to the renamed one
-            session.delete(info)
-        for info in session.query(UserInfo).filter(UserInfo.username == oldvalue).all():
-            info.username = value  # committed (or rolled back) with the rename itself
-
-
-def listen_for_renames() -> None:
-    """Keep ``users_info.username`` equal to the hub user's name on every rename path (API, admin page)."""
-    global _LISTENING
-    if not _LISTENING:
-        event.listen(orm.User.name, "set", _on_user_name_set, active_history=True)  # old value even if expired
-        _LISTENING = True
-
-
 # ---------------------------------------------------------------- the authenticator
 
 class DsNativeAuthenticator(NativeAuthenticator):
@@ -287,6 +110,8 @@ class DsNativeAuthenticator(NativeAuthenticator):
     admin names refused at sign-up, a forced password change, and our handlers for shared routes."""
 
     ds_accounts = AnyTrait(AccountsSettings(), config=True, help="custom.ds.accounts (set by configure).")
+    #: our routes (accounts_api, signups_api), ahead of NativeAuthenticator's and JupyterHub's; set by ``configure``
+    ds_handlers: ClassVar[list[tuple[str, type]]] = []
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -361,7 +186,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
             raise SignupRefused(SIGNUPS_BUSY, 503)
         self._signups_hashing += 1
         try:
-            hashed = await off_loop("signup", hash_password, password)
+            hashed = await off_loop("signup", passwords.hash_password, password)
         finally:
             self._signups_hashing -= 1
         if self.user_exists(name) or self.signup_refused(name):
@@ -416,7 +241,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
                 name, password = self.normalize_username(key.decode()), db[key].decode()
                 info = None
                 if self.validate_username(name) and not self.user_exists(name) and self.is_password_strong(password):
-                    info = self._new_signup(name, hash_password(password), self.open_signup)
+                    info = self._new_signup(name, passwords.hash_password(password), self.open_signup)
                 if info is None:
                     raise ValueError(f"User {name} was not imported: check the password rules and the user name")
                 self.db.add(info)
@@ -473,7 +298,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
         info = self.get_user(name)
         self._logins_hashing += 1
         try:  # a name without a credential costs the same hash: the time says nothing about which names exist
-            valid = await off_loop("login", check_password, data.get("password") or "",
+            valid = await off_loop("login", passwords.check_password, data.get("password") or "",
                                    info.password if info is not None else DUMMY_HASH)
         finally:
             self._logins_hashing -= 1
@@ -500,7 +325,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
         address = self.lockout_address(handler, username)
         self.ds_lockout.failed(username, address)
         info = self.get_user(username)
-        if info is None or not await off_loop("login", check_password, password, info.password):
+        if info is None or not await off_loop("login", passwords.check_password, password, info.password):
             return False
         self.ds_lockout.succeeded(username, address)
         return True
@@ -539,7 +364,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
         replaced: whoever signed up is not who the admin creates (under open sign-up "authorized" proves nothing).
         The replacement is logged and recorded in the event trail for the admin to see."""
         password = generate_password(self.ds_accounts, self.ds_words)
-        hashed = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        hashed = await asyncio.get_running_loop().run_in_executor(None, passwords.hash_password, password)
         replaced = self._drop_signups(user.name)
         self.db.add(UserInfo(username=user.name, password=hashed, is_authorized=True))
         if self.ds_accounts.force_password_change:
@@ -569,7 +394,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
                                  "from the Secret %s)", FIRST_ADMIN_PASSWORD_ENV, user.name, FIRST_ADMIN_SECRET)
                 self._warned_no_first_admin_password = True
             return
-        hashed = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        hashed = await asyncio.get_running_loop().run_in_executor(None, passwords.hash_password, password)
         replaced = self._drop_signups(user.name)  # a pending sign-up under the admin's name is nobody's admin
         self.db.add(UserInfo(username=user.name, password=hashed, is_authorized=True))
         self.db.add(FirstAdminProvisioned(name=user.name))
@@ -644,9 +469,7 @@ class DsNativeAuthenticator(NativeAuthenticator):
 
     # --- routes
     def get_handlers(self, app: Any) -> list[tuple[str, type]]:
-        from . import accounts_handlers  # handlers import JupyterHub's API handlers: keep them out of pure use
-
-        ours = accounts_handlers.handlers()
+        ours = list(self.ds_handlers)
         taken = {route for route, *_ in ours}
         return ours + [h for h in super().get_handlers(app) if h[0] not in taken]
 

@@ -13,7 +13,7 @@ from jupyterhub.handlers.base import BaseHandler
 from tornado import web
 
 from . import activity, scopes
-from .handlers import DsAPIHandler, holds_unfiltered, needs_unfiltered_scope
+from .handler_base import DsAPIHandler, holds_unfiltered, needs_unfiltered_scope
 from .settings import Settings
 
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from tornado import web
 
 from .settings import VALUES_PATH, BrandingSettings, SettingsError, camel
 
@@ -29,8 +26,6 @@ ROUTE_PREFIX = "ds-branding"
 LAB_ICON_ENV = {"lab_main_icon": "JUPYTERLAB_MAIN_ICON_URI", "lab_splash_icon": "JUPYTERLAB_SPLASH_ICON_URI"}
 _URL = re.compile(r"^https?://[^\s/]+", re.IGNORECASE)
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][-._A-Za-z0-9]*$")  # a ConfigMap key that is not "." or ".."
-# served files come from admins, but an SVG opened directly must not run script on the hub's origin
-_FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
 
 
 @dataclass(frozen=True)
@@ -144,31 +139,3 @@ def hub_prefix(hub_url: str | None, hub: Any) -> str:
     if hub_url:
         return hub_url.rstrip("/") + hub.base_url
     return hub.url
-
-
-class BrandingFileHandler(web.RequestHandler):
-    """``GET /hub/ds-branding/<name>``: a branding file from memory, for everyone (login page too)."""
-
-    def initialize(self, files: Mapping[str, BrandingFile]) -> None:
-        self.files = files
-
-    def get(self, name: str) -> None:
-        item = self.files.get(name)
-        if item is None:
-            raise web.HTTPError(404)
-        self.set_header("Content-Type", item.content_type)
-        self.set_header("Cache-Control", "public, max-age=3600")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Content-Security-Policy", _FILE_CSP)
-        self.finish(item.content)
-
-    def head(self, name: str) -> None:
-        if name not in self.files:
-            raise web.HTTPError(404)
-        self.set_header("Content-Type", self.files[name].content_type)
-        self.finish()
-
-
-def handlers(branding: Branding) -> list[tuple[str, type, dict]]:
-    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
-    return [(rf"/{ROUTE_PREFIX}/([^/]+)", BrandingFileHandler, {"files": branding.files})]

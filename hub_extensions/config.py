@@ -19,7 +19,21 @@ from typing import Any
 
 import jupyterhub
 
-from . import __version__, api, branding, culler, culler_api, gpu, k8s, notifications, pod_policy, scopes, trail
+from . import (
+    __version__,
+    branding,
+    branding_api,
+    culler,
+    culler_api,
+    docker_groups,
+    gpu,
+    k8s,
+    notifications,
+    scopes,
+    static_api,
+    storage_api,
+    trail_api,
+)
 from .settings import Settings, SettingsError, load_settings
 
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -102,7 +116,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
         # our claims replace KubeSpawner's home claim, including its delete-on-user-delete logic
         c.KubeSpawner.delete_pvc = False
 
-    pod_policy.load_groups(c, [*pod_policy.builtin_groups(settings.groups),
+    docker_groups.load_groups(c, [*docker_groups.builtin_groups(settings.groups),
                                *([settings.gpu.group] if settings.gpu.group else [])])
     gpu.start_background(settings.gpu)
     if settings.culler.enabled and any(s.get("name") == "jupyterhub-idle-culler"
@@ -116,40 +130,45 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     except SettingsError as e:
         _stop(str(e))
     if ds_accounts:  # the lockout and the sign-up limit read X-Forwarded-For from the proxy pods only
-        from . import client_address
+        # the authenticator's routes: handed to it, so accounts never imports its API modules
+        from . import accounts_api, client_address, signups_api
+
+        accounts.DsNativeAuthenticator.ds_handlers = [*accounts_api.handlers(), *signups_api.handlers()]
 
         namespace = c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default")
         client_address.start_background(namespace)
-    c.JupyterHub.extra_handlers.extend(api.handlers())
+    c.JupyterHub.extra_handlers.extend(storage_api.handlers())
+    c.JupyterHub.extra_handlers.extend(static_api.handlers())
     scopes.register(c)  # custom:ds-volumes:* scopes, granted to the user role for themselves
     c.JupyterHub.extra_handlers.extend(culler_api.handlers())
-    c.JupyterHub.extra_handlers.extend(trail.handlers())
-    c.JupyterHub.extra_handlers.extend(branding.handlers(brand))
+    c.JupyterHub.extra_handlers.extend(trail_api.handlers())
+    c.JupyterHub.extra_handlers.extend(branding_api.handlers(brand))
     notifications.register(c)  # the notifier service: no standing token, one per delivery for one server
-    from . import notifications_handlers
+    from . import notifications_api
 
-    c.JupyterHub.extra_handlers.extend(notifications_handlers.handlers())
+    c.JupyterHub.extra_handlers.extend(notifications_api.handlers())
     if settings.activity.enabled:  # /hub/activity and /hub/api/activity*, and the in-hub sampler
         from . import activity, activity_api
 
         c.JupyterHub.extra_handlers.extend(activity_api.handlers())
         activity.start_background(settings.activity)
-    from . import cluster_api  # /hub/api/ds/cluster and /hub/api/ds/health
+    from . import capacity_api, health_api  # /hub/api/ds/cluster and /hub/api/ds/health
 
-    cluster_api.use_namespace(c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default"))
-    c.JupyterHub.extra_handlers.extend(cluster_api.handlers())
+    capacity_api.use_namespace(c.KubeSpawner.get("namespace", "") or os.environ.get("POD_NAMESPACE", "default"))
+    c.JupyterHub.extra_handlers.extend(capacity_api.handlers())
+    c.JupyterHub.extra_handlers.extend(health_api.handlers())
     if brand.logo_file():
         c.JupyterHub.logo_file = brand.logo_file()
-    from . import dashboard, lab_favicon, settings_page
+    from . import dashboard, dashboard_api, lab_favicon, lab_favicon_api, settings_page_api
 
-    c.JupyterHub.extra_handlers.extend(settings_page.handlers())
-    c.JupyterHub.extra_handlers.extend(dashboard.handlers())
-    c.JupyterHub.extra_handlers.extend(lab_favicon.handlers(brand))
+    c.JupyterHub.extra_handlers.extend(settings_page_api.handlers())
+    c.JupyterHub.extra_handlers.extend(dashboard_api.handlers())
+    c.JupyterHub.extra_handlers.extend(lab_favicon_api.handlers(brand))
     lab_favicon.configure_proxy(c, brand)  # per-server proxy routes for the favicon inside JupyterLab
     c.JupyterHub.tornado_settings.update({
         "jupyterhub_ds": settings,
         # known at start, shown on the settings page: Z2JH's chart version (its hub Secret) and the namespace
-        settings_page.INFO_SETTING: {
+        settings_page_api.INFO_SETTING: {
             "chart_version": _z2jh_value("Chart.Version"),
             "namespace": c.KubeSpawner.get("namespace") or _z2jh_value("Release.Namespace"),
         },
@@ -161,7 +180,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
     c.JupyterHub.template_vars.update({
         **brand.template_vars(),
         "ds_version": __version__,
-        "ds_assets": api.asset_versions(),  # ds-static/<name>?v=<content hash>
+        "ds_assets": static_api.asset_versions(),  # ds-static/<name>?v=<content hash>
         "ds_accounts": ds_accounts,
         "ds_force_password_change": ds_accounts and settings.accounts.force_password_change,
         "ds_culler_enabled": settings.culler.enabled,

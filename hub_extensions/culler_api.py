@@ -15,7 +15,7 @@ import json
 from jupyterhub.scopes import needs_scope
 
 from . import culler, locks
-from .handlers import DsAPIHandler
+from .handler_base import DsAPIHandler
 
 
 class CullerAPIHandler(DsAPIHandler):

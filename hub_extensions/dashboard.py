@@ -14,33 +14,21 @@ for themselves, admins for anyone; JSON 403/404 otherwise):
 - ``volumes`` (with ``?volumes=1`` and ``custom:ds-volumes:read`` on the user): the claims, with sizes.
 
 The assembling functions are pure; :func:`page_data` gives the home page the same picture without I/O
-(a ``template_vars`` callable).
+(a ``template_vars`` callable). The route is :mod:`hub_extensions.dashboard_api`; reading the pod and its log
+is :mod:`hub_extensions.pod_status`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jupyterhub.scopes import needs_scope
-from kubernetes_asyncio.client import ApiException
-
-from . import culler, gpu, k8s, pod_policy, scopes, storage
-from .handlers import DsAPIHandler
+from . import culler, docker_groups, gpu, k8s
+from .pod_status import notebook_container, pod_summary
 from .settings import Settings
 
 log = logging.getLogger("JupyterHub.ds.dashboard")
-
-LOG_LINES = 30
-EVENT_LIMIT = 10
-LOG_CACHE_SECONDS = 10.0
-# container states after which the log says why
-CRASH_REASONS = {"CrashLoopBackOff", "Error", "RunContainerError", "CreateContainerError", "OOMKilled",
-                 "StartError", "ContainerCannotRun"}
-NOTEBOOK = "notebook"
 
 
 # ================================================================ the one hook for the activity monitor
@@ -56,82 +44,6 @@ async def usage(spawner: Any) -> dict[str, Any] | None:
     if mon is None or not mon.settings.enabled or not culler.is_running(spawner):
         return None
     return await mon.usage_of(spawner)
-
-
-# ================================================================ pure: reading a pod (API JSON)
-
-
-def notebook_container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    containers = (pod.get("spec") or {}).get("containers") or []
-    return next((c for c in containers if c.get("name") == NOTEBOOK), containers[0] if containers else {})
-
-
-def container_state(pod: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The notebook container's state: ``{"state", "reason", "message", "exit_code", "restarts"}``."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    status = next((s for s in statuses if s.get("name") == NOTEBOOK), statuses[0] if statuses else None)
-    if status is None:
-        return None
-    state = status.get("state") or {}
-    kind = next((k for k in ("terminated", "waiting", "running") if state.get(k) is not None), "unknown")
-    detail = state.get(kind) or {}
-    last = (status.get("lastState") or {}).get("terminated") or {}
-    return {"state": kind, "reason": detail.get("reason"), "message": detail.get("message"),
-            "exit_code": detail.get("exitCode", last.get("exitCode")), "restarts": status.get("restartCount", 0),
-            "last_reason": last.get("reason")}
-
-
-def pod_summary(pod: Mapping[str, Any] | None, gpu_resource: str) -> dict[str, Any] | None:
-    """What the dashboard shows of the user's pod."""
-    if not pod:
-        return None
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    container = notebook_container(pod)
-    resources = container.get("resources") or {}
-    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
-    gpus = limits.get(gpu_resource) or requests.get(gpu_resource)
-    phase = status.get("phase") or "Pending"
-    if meta.get("deletionTimestamp"):
-        phase = "Terminating"
-    return {
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "phase": phase,
-        "node": spec.get("nodeName"),
-        "ip": status.get("podIP"),
-        "image": container.get("image"),
-        "gpus": int(gpus) if str(gpus or "").isdigit() else 0,
-        "gpu_resource": gpu_resource,
-        "cpu_limit": limits.get("cpu"), "cpu_request": requests.get("cpu"),
-        "memory_limit": limits.get("memory"), "memory_request": requests.get("memory"),
-        "container": container_state(pod),
-        "created": meta.get("creationTimestamp"),
-    }
-
-
-def needs_log(summary: Mapping[str, Any] | None) -> bool:
-    """Whether the pod's log says something the user needs: the container crashed, failed or restarts."""
-    if not summary:
-        return False
-    state = summary.get("container") or {}
-    return bool(summary.get("phase") == "Failed" or state.get("state") == "terminated"
-                or state.get("reason") in CRASH_REASONS or (state.get("restarts") or 0) > 0)
-
-
-def event_time(event: Mapping[str, Any]) -> str | None:
-    return (event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
-            or (event.get("metadata") or {}).get("creationTimestamp"))
-
-
-def events_summary(events: Iterable[Mapping[str, Any]], limit: int = EVENT_LIMIT) -> list[dict[str, Any]]:
-    """The pod's last events, oldest first: type, reason, message, time, count."""
-    out = [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
-            "time": event_time(e), "count": e.get("count") or 1} for e in events]
-    return out[-limit:]
-
-
-def tail_lines(text: str | None, lines: int = LOG_LINES) -> list[str]:
-    return (text or "").rstrip("\n").splitlines()[-lines:] if text else []
 
 
 # ================================================================ pure: capabilities and why
@@ -151,7 +63,7 @@ def capabilities(settings: Settings, groups: Iterable[str], gpu_answer: bool | N
     out.append({
         "key": "docker-sock", "label": "Docker socket", "granted": member,
         "why": (f"You are in the group {sock.group}: the node's Docker socket is mounted at "
-                f"{pod_policy.DOCKER_SOCK_MOUNT} (this is root on that node)." if member else
+                f"{docker_groups.DOCKER_SOCK_MOUNT} (this is root on that node)." if member else
                 f"Only members of the group {sock.group} get the node's Docker socket."),
         "in_pod": _has_docker_sock(pod) if pod else None,
     })
@@ -186,7 +98,7 @@ def capabilities(settings: Settings, groups: Iterable[str], gpu_answer: bool | N
 
 
 def _has_docker_sock(pod: Mapping[str, Any]) -> bool:
-    return any(v.get("name") == pod_policy.DOCKER_SOCK_VOLUME for v in (pod.get("spec") or {}).get("volumes") or [])
+    return any(v.get("name") == docker_groups.DOCKER_SOCK_VOLUME for v in (pod.get("spec") or {}).get("volumes") or [])
 
 
 def _is_privileged(pod: Mapping[str, Any]) -> bool:
@@ -260,80 +172,7 @@ def _page_data(user: Any) -> dict[str, Any]:
         "server": server_info(user, spawner),
         "image": getattr(spawner, "image", None),
         "pod": pod_summary(pod, settings.gpu.resource),
-        "capabilities": capabilities(settings, pod_policy.group_names(user, settings.groups),
+        "capabilities": capabilities(settings, docker_groups.group_names(user, settings.groups),
                                      gpu.auto_answer(settings.gpu), pod),
         "last_failure": getattr(spawner, "ds_last_failure", None),
     }
-
-
-_log_cache: dict[str, tuple[float, list[str]]] = {}
-
-
-async def cached_log_tail(namespace: str, pod: Mapping[str, Any], previous: bool) -> list[str]:
-    """The pod's log tail, at most one ``pods/log`` call per pod every ``LOG_CACHE_SECONDS``."""
-    key = f"{pod['uid']}/{previous}"
-    now = time.monotonic()
-    hit = _log_cache.get(key)
-    if hit and now - hit[0] < LOG_CACHE_SECONDS:
-        return hit[1]
-    for old in [k for k, (t, _) in _log_cache.items() if now - t > 10 * LOG_CACHE_SECONDS]:
-        _log_cache.pop(old, None)
-    lines = tail_lines(await k8s.pod_log_tail(namespace, pod["name"], NOTEBOOK, LOG_LINES, previous=previous))
-    _log_cache[key] = (now, lines)
-    return lines
-
-
-async def crash_log_tail(namespace: str, pod_name: str) -> list[str]:
-    """The log tail of a container that failed to start: the current run's, or the previous run's when the
-    kubelet has already restarted the container and the new run has not written anything yet."""
-    lines = tail_lines(await k8s.pod_log_tail(namespace, pod_name, NOTEBOOK, LOG_LINES))
-    if lines:
-        return lines
-    try:
-        return tail_lines(await k8s.pod_log_tail(namespace, pod_name, NOTEBOOK, LOG_LINES, previous=True))
-    except ApiException as e:
-        if e.status == 400:  # no previous run: the container has not restarted
-            return []
-        raise
-
-
-class DashboardHandler(DsAPIHandler):
-    """``GET /hub/api/users/<name>/dashboard[?volumes=1]``."""
-
-    @needs_scope("read:servers")
-    async def get(self, user_name: str) -> None:
-        user, spawner = self.target(user_name)
-        settings = self.ds_settings
-        raw_pod = k8s.reflected_pod(spawner)
-        pod = pod_summary(raw_pod, settings.gpu.resource)
-        events = events_summary(getattr(spawner, "events", None) or []) if (raw_pod or spawner.pending) else []
-        log_tail, log_error = None, None
-        if needs_log(pod):
-            state = pod["container"] or {}
-            previous = state.get("state") == "waiting" and (state.get("restarts") or 0) > 0
-            try:
-                log_tail = await cached_log_tail(spawner.namespace, pod, previous)
-            except k8s.API_ERRORS as e:
-                log_error = f"Could not read the log: {k8s.describe(e)}"
-        volumes = None
-        if self.get_argument("volumes", "") in ("1", "true") and settings.storage.enabled and self.covers(
-                user, scopes.READ, scopes.ADMIN):
-            try:
-                claims = await asyncio.wait_for(
-                    k8s.list_claims(spawner.namespace, storage.owner_selector(spawner.ds_owner)), k8s.REQUEST_TIMEOUT)
-                volumes = storage.volume_report(settings.storage, claims)
-            except (*k8s.API_ERRORS, TimeoutError) as e:
-                volumes = [{"error": f"Kubernetes API unavailable: {k8s.describe(e)}"}]
-        doc = assemble(
-            user_name=user.name, server=server_info(user, spawner), pod=pod, events=events, log_tail=log_tail,
-            log_error=log_error, last_failure=getattr(spawner, "ds_last_failure", None),
-            usage_now=await usage(spawner), session=culler.session_info(spawner, settings.culler),
-            caps=capabilities(settings, pod_policy.group_names(user, settings.groups), gpu.auto_answer(settings.gpu),
-                              raw_pod),
-            image=getattr(spawner, "image", None), volumes=volumes)
-        self.write_json(doc)
-
-
-def handlers() -> list[tuple[str, type]]:
-    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
-    return [(r"/api/users/([^/]+)/dashboard", DashboardHandler)]

@@ -23,9 +23,8 @@ from typing import Any
 
 from jupyterhub.proxy import ConfigurableHTTPProxy
 from jupyterhub.utils import url_escape_path, url_path_join
-from tornado import web
 
-from .branding import Branding, BrandingFile
+from .branding import Branding
 
 log = logging.getLogger("JupyterHub.ds.lab_favicon")
 
@@ -105,34 +104,6 @@ class DsProxy(ConfigurableHTTPProxy):
                 self.log.info("Deleting stale favicon route %s", spec)
                 futures.append(self.delete_route(spec))
         await asyncio.gather(*futures)
-
-
-class LabFaviconHandler(web.RequestHandler):
-    """``GET /hub/ds-lab-favicon/<the lab's favicon path>``: the branding favicon (no login: it is public)."""
-
-    def initialize(self, file: BrandingFile | None, url: str | None) -> None:
-        self.file = file
-        self.url = url
-
-    def get(self, _path: str) -> None:
-        if self.url:
-            self.redirect(self.url)
-            return
-        if self.file is None:
-            raise web.HTTPError(404)
-        self.set_header("Content-Type", self.file.content_type)
-        self.set_header("Cache-Control", "public, max-age=3600")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(self.file.content)
-
-
-def handlers(brand: Branding) -> list[tuple[str, type, dict]]:
-    """Routes relative to the hub prefix; none without a branding favicon."""
-    favicon = brand.assets.get("favicon")
-    if favicon is None:
-        return []
-    return [(rf"/{HANDLER_PREFIX}/(.*)", LabFaviconHandler,
-             {"file": brand.files.get(favicon.file) if favicon.file else None, "url": favicon.url})]
 
 
 def configure_proxy(c: Any, brand: Branding) -> None:

@@ -6,7 +6,8 @@ runs with, the default, the description and the upstream environment variable th
 secret leak waiting to happen). Secret-like values are masked: keys named like a secret, and credentials
 inside URLs (``user:password@``, ``?token=``, signed-URL signatures).
 
-The row builder and the masking are pure functions; the handler only renders them.
+The row builder and the masking are pure functions; the handler (:mod:`hub_extensions.settings_page_api`) only
+renders them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from jupyterhub.handlers.base import BaseHandler
-from tornado import web
-
-from . import scopes
-from .handlers import needs_unfiltered_scope
-from .settings import VALUES_PATH, Settings, camel, to_values
+from .settings_schema import camel, to_values
 
 MASK = "********"
 # the last word of a key that names a secret (``apiToken``, ``clientSecret``, ``accessKey``); ``passwordWords``
@@ -34,7 +30,6 @@ _SECRET_WORDS = {"password", "passwd", "secret", "token", "key", "credential", "
 # query parameters that carry credentials (OAuth tokens, S3/GCS/Azure signed URLs)
 _SECRET_PARAMS = re.compile(r"(token|secret|passw|signature|sig$|^sig|credential|key|auth|code$)", re.IGNORECASE)
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"']+", re.IGNORECASE)
-INFO_SETTING = "jupyterhub_ds_info"  # tornado setting: {"chart_version", "namespace"} known at start
 
 
 def _words(name: str) -> list[str]:
@@ -137,23 +132,3 @@ def versions(chart_version: str | None) -> dict[str, str]:
     return {"jupyterhub-ds": __version__, "JupyterHub": jupyterhub.__version__,
             "KubeSpawner": kubespawner.__version__,
             "Zero to JupyterHub chart": chart_version or "not deployed by the Helm chart"}
-
-
-class SettingsPageHandler(BaseHandler):
-    """``GET /hub/settings``: the read-only settings table (``ds-settings.html``), for unfiltered ``admin:users``
-    (the hub's whole configuration: a delegate's ``admin:users!group=x`` gets 403)."""
-
-    @web.authenticated
-    @needs_unfiltered_scope(scopes.ADMIN)
-    async def get(self) -> None:
-        settings: Settings = self.settings["jupyterhub_ds"]
-        info = self.settings.get(INFO_SETTING) or {}
-        html = await self.render_template(
-            "ds-settings.html", ds_sections=sections(rows(settings)), ds_versions=versions(info.get("chart_version")),
-            ds_namespace=info.get("namespace") or "", ds_values_path=VALUES_PATH)
-        self.finish(html)
-
-
-def handlers() -> list[tuple[str, type]]:
-    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
-    return [(r"/settings", SettingsPageHandler)]

@@ -33,7 +33,7 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, gpu, k8s, kube_events, labenv, locks, objects, pod_policy, storage, trail
+from . import branding, docker_groups, gpu, k8s, kube_events, labenv, locks, objects, pod_status, storage, trail
 from .branding import Branding
 from .settings import DockerSockSettings, Settings
 
@@ -90,7 +90,7 @@ def docker_socket_hint(raw_event: Mapping[str, Any] | None, sock: DockerSockSett
     if not raw_event or raw_event.get("reason") != "FailedMount":
         return None
     message = raw_event.get("message") or ""
-    if f'"{pod_policy.DOCKER_SOCK_VOLUME}"' not in message or "hostPath type check failed" not in message:
+    if f'"{docker_groups.DOCKER_SOCK_VOLUME}"' not in message or "hostPath type check failed" not in message:
         return None
     return (f"No Docker socket on this node: your server mounts the node's Docker socket (group "
             f"{sock.group}), but {sock.host_path} is not a socket on the node it was placed on. Ask an "
@@ -150,7 +150,7 @@ def apply_pod_policy(pod: Any, settings: Settings, *, owner: str | None, groups:
     """Patch the pod KubeSpawner built: volumes, groups, GPUs, lab environment. Returns what was granted."""
     if settings.storage.enabled and owner is not None:
         objects.add_volumes(pod, *storage.pod_volumes(settings.storage, owner))
-    granted = pod_policy.apply_groups(pod, settings.groups, groups)
+    granted = docker_groups.apply_groups(pod, settings.groups, groups)
     decision = gpu.decide(settings.gpu, groups, gpu_answer)
     if decision.gpu:
         gpu.add_gpus(pod, settings.gpu)
@@ -187,7 +187,7 @@ class DsKubeSpawner(KubeSpawner):
     async def ds_prepare(self) -> None:
         """Side effects before the pod: built-in groups exist, GPU answer known, the user's claims exist."""
         settings = self.ds_settings
-        pod_policy.ensure_groups(self.user.db, pod_policy.builtin_groups(settings.groups))
+        docker_groups.ensure_groups(self.user.db, docker_groups.builtin_groups(settings.groups))
         if settings.gpu.mode == 2:
             await gpu.node_cache(settings.gpu).warm()  # waits only before the first node list
         if settings.storage.enabled:
@@ -209,7 +209,7 @@ class DsKubeSpawner(KubeSpawner):
         granted = apply_pod_policy(
             pod, settings,
             owner=self.ds_owner if settings.storage.enabled else None,
-            groups=pod_policy.group_names(self.user, settings.groups),
+            groups=docker_groups.group_names(self.user, settings.groups),
             gpu_answer=gpu.auto_answer(settings.gpu),
             icons=self.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, self.hub)))
         if granted:
@@ -236,24 +236,22 @@ class DsKubeSpawner(KubeSpawner):
 
     async def _ds_record_failure(self, message: str) -> None:
         """Keep the pod's events and log tail of a failed start before JupyterHub deletes the pod."""
-        from . import dashboard
-
         pod = k8s.reflected_pod(self)
         lines: list[str] = []
         log_error = None
         if pod is not None:
             try:
-                lines = await asyncio.wait_for(dashboard.crash_log_tail(self.namespace, self.pod_name),
+                lines = await asyncio.wait_for(pod_status.crash_log_tail(self.namespace, self.pod_name),
                                                2 * k8s.REQUEST_TIMEOUT)
             except (*k8s.API_ERRORS, TimeoutError) as e:
                 log_error = f"No log: {k8s.describe(e)}"
-        summary = dashboard.pod_summary(pod, self.ds_settings.gpu.resource)
+        summary = pod_status.pod_summary(pod, self.ds_settings.gpu.resource)
         self.ds_last_failure = {
             "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "message": message,
             "pod": summary["name"] if summary else self.pod_name,
             "node": summary["node"] if summary else None,
-            "events": dashboard.events_summary(getattr(self, "events", None) or []),
+            "events": pod_status.events_summary(getattr(self, "events", None) or []),
             "log_tail": lines,
             "log_error": log_error,
         }

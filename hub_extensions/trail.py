@@ -1,25 +1,19 @@
 """The event trail: what happened to users' servers (spawn, stop, cull, extension), newest last.
 
 A bounded in-memory table (the last ``SIZE`` events; the oldest fall off) in the hub process, read by admins
-through ``GET /hub/api/ds/events`` (filters ``user``, ``kind``, ``since``, ``limit``) and cleared with
-``DELETE``; both need unfiltered ``admin:users`` (a delegate's ``admin:users!group=x`` does not read or clear
-other users' events). It is lost when the hub restarts; the Kubernetes Events (:mod:`hub_extensions.kube_events`)
-outlive it for their TTL. Recording is a dict append: no I/O on the event loop.
+through ``GET /hub/api/ds/events`` (filters ``user``, ``kind``, ``since``, ``limit``) and cleared with ``DELETE``
+(:mod:`hub_extensions.trail_api`); both need unfiltered ``admin:users`` (a delegate's ``admin:users!group=x``
+does not read or clear other users' events). It is lost when the hub restarts; the Kubernetes Events
+(:mod:`hub_extensions.kube_events`) outlive it for their TTL. Recording is a dict append: no I/O on the event loop.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-
-from tornado import web
-
-from . import scopes
-from .handlers import DsAPIHandler, needs_unfiltered_scope
 
 SIZE = 5000
 KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset", "account")
@@ -74,28 +68,3 @@ def select(events: Iterable[dict[str, Any]], user: str | None = None, kind: str 
         if len(out) >= limit:
             break
     return out
-
-
-class EventsHandler(DsAPIHandler):
-    """``GET`` lists the trail, ``DELETE`` clears it; both for unfiltered ``admin:users`` only."""
-
-    @needs_unfiltered_scope(scopes.ADMIN)
-    async def get(self) -> None:
-        try:
-            limit = int(self.get_argument("limit", "100"))
-            events = select(_events, self.get_argument("user", None), self.get_argument("kind", None),
-                            self.get_argument("since", None), limit)
-        except (BadFilter, ValueError) as e:
-            message = str(e) if isinstance(e, BadFilter) else "limit: expected an integer"
-            raise web.HTTPError(400, message) from e
-        self.write_json({"events": events, "total": len(_events), "capacity": SIZE, "now": time.time()})
-
-    @needs_unfiltered_scope(scopes.ADMIN)
-    async def delete(self) -> None:
-        n = clear()
-        self.log.info("Event trail cleared by %s (%d events)", self.current_user.name, n)
-        self.write_json({"status": 200, "message": f"Cleared {n} event(s)", "deleted": n})
-
-
-def handlers() -> list[tuple[str, type]]:
-    return [(r"/api/ds/events", EventsHandler)]

@@ -201,7 +201,7 @@ def main() -> int:
                 line += f" (targets ≤ {p50_max * 1000:.0f} / ≤ {p95_max * 1000:.0f} ms: {'met' if met else 'MISSED'})"
             print(line)
 
-        # the answer is reused for 2 s while the users look the same (hub_extensions/activity.py): spaced 2.2 s
+        # the answer is reused for 2 s while the users look the same (activity.ActivityMonitor): spaced 2.2 s
         # apart, every request builds it anew; reported, not a target (polling tabs share the built answer)
         built = asyncio.run(latencies(f, "/activity", 20, spacing=2.2))
         if built is not None:

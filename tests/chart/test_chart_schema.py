@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hub_extensions.settings import Settings, load_settings, to_values
+from hub_extensions.settings import Settings, load_settings
+from hub_extensions.settings_schema import to_values
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_VALUES = REPO_ROOT / "values.example.yaml"

@@ -20,11 +20,12 @@ from tornado import web
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from traitlets.config import Config
 
-from hub_extensions import accounts, configure, lockout, trail
-from hub_extensions.accounts import CredentialStore, NotOwner
-from hub_extensions.accounts_handlers import pagination, parse_signups_query, parse_usernames
+from hub_extensions import accounts, accounts_api, configure, lockout, passwords, trail
+from hub_extensions.accounts_api import parse_usernames
 from hub_extensions.config import TEMPLATES_DIR
+from hub_extensions.passwords import CredentialStore, NotOwner
 from hub_extensions.settings import AccountsSettings, LockoutSettings, SettingsError, load_settings
+from hub_extensions.signups_api import pagination, parse_signups_query
 
 # ---------------------------------------------------------------- settings and generated passwords
 
@@ -62,7 +63,7 @@ def test_unsafe_password_settings_are_refused_naming_the_key(changes, key, why):
 
 
 def test_hash_is_bcrypt_bytes_nativeauthenticator_accepts():
-    hashed = accounts.hash_password("storm-apple-ocean-mild")
+    hashed = passwords.hash_password("storm-apple-ocean-mild")
     assert isinstance(hashed, bytes)
     info = UserInfo(username="x", password=hashed)
     assert info.is_valid_password("storm-apple-ocean-mild") and not info.is_valid_password("other")
@@ -294,8 +295,8 @@ def bcrypt_threads(monkeypatch):
         threads.append(threading.current_thread().name)
         return check(password, hashed)
 
-    monkeypatch.setattr(accounts, "hash_password", hash_password)
-    monkeypatch.setattr(accounts, "check_password", check_password, raising=False)  # new in issue 20
+    monkeypatch.setattr(passwords, "hash_password", hash_password)
+    monkeypatch.setattr(passwords, "check_password", check_password)
     return threads
 
 
@@ -646,7 +647,6 @@ def test_kubectl_pending_follows_the_pages():
 def test_the_current_password_on_the_change_page_counts_as_a_login(hub_db, bcrypt_threads):
     """A session is not the password: wrong current passwords on /hub/change-password are counted and blocked like
     failed logins (before, a stolen session could guess the password without limit, a bcrypt each)."""
-    from hub_extensions import accounts_handlers
 
     auth = native(hub_db, lockout=LockoutSettings(failures=3))
     add_owner(auth)
@@ -672,7 +672,7 @@ def test_the_current_password_on_the_change_page_counts_as_a_login(hub_db, bcryp
         def finish(self, text):
             pages.append((self.status, text))
 
-    post = accounts_handlers.DsChangePasswordHandler.post.__wrapped__
+    post = accounts_api.DsChangePasswordHandler.post.__wrapped__
     for _ in range(3):
         asyncio.run(post(Page("guess")))
     asyncio.run(post(Page("owner-password-1")))  # blocked now: even the right one, and no bcrypt

@@ -5,6 +5,7 @@ PostgreSQL (JupyterHub's own schema, created by JupyterHub; ours next to it)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import uuid
 from collections.abc import Iterator
@@ -15,10 +16,30 @@ import pytest
 from jupyterhub import orm
 
 from ci.dev import postgres
-from hub_extensions import activity
+from hub_extensions import activity, activity_store, activity_usage, activity_volumes
 from hub_extensions.settings import ActivitySettings, CullerSettings, load_settings
 
 HOUR = 3600.0
+
+
+def brute_force_ratio(samples: list[tuple[float, bool]], now: float, rate: float) -> float | None:
+    """The score's definition, summed in full: ``sum(w_i a_i) / sum(w_i)`` with ``w_i = exp(-rate * (now - t_i))``."""
+    num = den = 0.0
+    for at, active in samples:
+        w = math.exp(-rate * (now - at))
+        den += w
+        num += w if active else 0.0
+    return None if den == 0 else num / den
+
+
+def log_level_label(score: int | None) -> str:
+    """Upstream's words for a score in its tick log, kept here to pin the score scale against them."""
+    if not score:
+        return "none"
+    for floor, word in ((80, "very-high"), (60, "high"), (40, "normal"), (20, "low")):
+        if score >= floor:
+            return word
+    return "very-low"
 
 
 # ---------------------------------------------------------------- quantities, usage, status
@@ -26,13 +47,13 @@ HOUR = 3600.0
 @pytest.mark.parametrize(("text", "cores"), [("250m", 0.25), ("1", 1.0), ("1500000n", 0.0015), ("20u", 2e-5),
                                              ("2.5", 2.5)])
 def test_parse_cpu(text: str, cores: float) -> None:
-    assert activity.parse_cpu(text) == pytest.approx(cores)
+    assert activity_usage.parse_cpu(text) == pytest.approx(cores)
 
 
 @pytest.mark.parametrize(("text", "size"), [("300Mi", 300 * 1024**2), ("1G", 1e9), ("1024", 1024), ("2Gi", 2 * 1024**3),
                                             ("512Ki", 512 * 1024)])
 def test_parse_bytes(text: str, size: float) -> None:
-    assert activity.parse_bytes(text) == pytest.approx(size)
+    assert activity_usage.parse_bytes(text) == pytest.approx(size)
 
 
 def pod(*limits: dict) -> dict:
@@ -41,7 +62,7 @@ def pod(*limits: dict) -> dict:
 
 
 def test_usage_is_percent_of_the_cpu_limit_or_of_one_core_without_one() -> None:
-    usage = (0.25, 300 * activity.MIB)
+    usage = (0.25, 300 * activity_usage.MIB)
     assert activity.usage_figures(usage, activity.pod_limits(pod({}))) == {
         "cpu_percent": 25.0, "memory_mb": 300.0, "memory_percent": None}
     limited = activity.usage_figures(usage, activity.pod_limits(pod({"cpu": "500m", "memory": "1Gi"})))
@@ -54,10 +75,10 @@ def test_usage_is_percent_of_the_cpu_limit_or_of_one_core_without_one() -> None:
 def test_missing_metrics_are_null_never_zero() -> None:
     assert activity.usage_figures(None, (1.0, 1e9)) == {"cpu_percent": None, "memory_mb": None,
                                                          "memory_percent": None}
-    assert activity.pod_usage({"metadata": {"name": "p"}, "containers": []}) == (None, None)
-    assert activity.pod_usage({"containers": [{"usage": {"cpu": "250m", "memory": "300Mi"}},
+    assert activity_usage.pod_usage({"metadata": {"name": "p"}, "containers": []}) == (None, None)
+    assert activity_usage.pod_usage({"containers": [{"usage": {"cpu": "250m", "memory": "300Mi"}},
                                               {"usage": {"cpu": "10m", "memory": "1Mi"}}]}) == \
-        pytest.approx((0.26, 301 * activity.MIB))
+        pytest.approx((0.26, 301 * activity_usage.MIB))
 
 
 def test_status_uses_the_servers_last_activity_only() -> None:
@@ -72,8 +93,8 @@ def test_status_uses_the_servers_last_activity_only() -> None:
 
 def test_sample_rows_count_each_status() -> None:
     now = 1_800_000_000.0
-    recent, old = activity.naive_utc(now - 60), activity.naive_utc(now - 7200)
-    rows, result = activity.sample_rows([(1, "a", True, recent), (2, "b", True, old), (3, "c", False, recent),
+    recent, old = activity_store.naive_utc(now - 60), activity_store.naive_utc(now - 7200)
+    rows, result = activity_store.sample_rows([(1, "a", True, recent), (2, "b", True, old), (3, "c", False, recent),
                                          (4, "d", False, None)], now, 3600)
     assert [r.active for r in rows] == [True, False, False, False]
     assert (result.total, result.active, result.inactive, result.offline) == (4, 1, 1, 2)
@@ -85,9 +106,9 @@ def test_sample_rows_count_each_status() -> None:
 def test_incremental_score_equals_brute_force(seed: int) -> None:
     rng = random.Random(seed)
     half_life = rng.choice([1, 24, 72, 168])
-    rate = activity.decay_rate(half_life)
+    rate = activity_store.decay_rate(half_life)
     retention = rng.choice([0.5, 1, 3]) * 86400
-    score = activity.Score()
+    score = activity_store.Score()
     kept: list[tuple[float, bool]] = []
     now = 1_700_000_000.0
     for _ in range(rng.randint(50, 400)):
@@ -99,16 +120,16 @@ def test_incremental_score_equals_brute_force(seed: int) -> None:
         for at, was_active in [s for s in kept if s[0] < cutoff]:
             score.remove(at, was_active, rate)
         kept = [s for s in kept if s[0] >= cutoff]
-        expected = activity.brute_force_ratio(kept, now, rate)
+        expected = brute_force_ratio(kept, now, rate)
         assert score.sample_count == len(kept)
         assert score.ratio() == pytest.approx(expected, abs=1e-9)
 
 
 def test_score_without_samples_is_none_and_percent_is_upstreams_int() -> None:
-    assert activity.Score().ratio() is None
+    assert activity_store.Score().ratio() is None
     assert activity.score_percent(None) is None
     assert activity.score_percent(0.4299) == 42
-    assert activity.log_level_label(85) == "very-high" and activity.log_level_label(0) == "none"
+    assert log_level_label(85) == "very-high" and log_level_label(0) == "none"
 
 
 # ---------------------------------------------------------------- the metrics cache
@@ -127,7 +148,7 @@ async def test_metrics_cache_is_single_flight_and_honours_its_ttl() -> None:
     cache = activity.MetricsCache(10, lister, clock=lambda: clock[0])
     snaps = await asyncio.gather(*(cache.get() for _ in range(50)))
     assert calls == 1 and all(s is snaps[0] for s in snaps)
-    assert snaps[0].available and snaps[0].usage == {"jupyter-a": (0.25, 300 * activity.MIB)}
+    assert snaps[0].available and snaps[0].usage == {"jupyter-a": (0.25, 300 * activity_usage.MIB)}
     clock[0] = 9.9
     await cache.get()
     assert calls == 1
@@ -158,13 +179,13 @@ def test_claims_grouped_by_owner_with_capacity_and_used_bytes() -> None:
                                                                              "jupyterhub-ds/volume": volume}},
                 "spec": {"resources": {"requests": {"storage": size}}}, "status": {}}
 
-    grouped = activity.claims_by_owner([claim("u1-a", "home", "10Gi"), claim("u1-a", "cache", "5Gi")],
-                                       {"claim-u1-a-home": 512 * activity.MIB})
+    grouped = activity_volumes.claims_by_owner([claim("u1-a", "home", "10Gi"), claim("u1-a", "cache", "5Gi")],
+                                       {"claim-u1-a-home": 512 * activity_usage.MIB})
     columns = activity.volume_columns(grouped["u1-a"])
     assert columns["volume_capacity_mb"] == 15 * 1024
     assert columns["volume_size_mb"] == 512.0
     assert columns["volume_breakdown"] == {"home": 512.0, "cache": None}
-    without = activity.volume_columns(activity.claims_by_owner([claim("u1-a", "home", "10Gi")], {})["u1-a"])
+    without = activity.volume_columns(activity_volumes.claims_by_owner([claim("u1-a", "home", "10Gi")], {})["u1-a"])
     assert without["volume_size_mb"] is None and without["volume_capacity_mb"] == 10240
 
 
@@ -221,22 +242,22 @@ def test_db_scores_equal_brute_force_over_the_stored_samples(hub_db: orm.Base) -
     now = 1_750_000_000.123456
     for _ in range(120):
         now += rng.uniform(300, 1800)
-        store.record([activity.SampleRow(uid, rng.random() < 0.4, None) for uid in ids.values()], now)
+        store.record([activity_store.SampleRow(uid, rng.random() < 0.4, None) for uid in ids.values()], now)
     scores = store.scores()
-    reference = activity.epoch(activity.naive_utc(now))
+    reference = activity.epoch(activity_store.naive_utc(now))
     for uid in ids.values():
         samples = store.samples_of(uid)
         assert all(at >= reference - 86400 for at, _ in samples)  # pruned by retention
         assert scores[uid].sample_count == len(samples) < 120
-        assert scores[uid].ratio() == pytest.approx(activity.brute_force_ratio(samples, reference, store.rate),
+        assert scores[uid].ratio() == pytest.approx(brute_force_ratio(samples, reference, store.rate),
                                                     abs=1e-9)
 
 
 def test_db_rows_follow_renames_and_go_with_deleted_users(hub_db: orm.Base) -> None:
     ids = add_users(hub_db, "dave", "erin")
     store = store_for(hub_db)
-    store.record([activity.SampleRow(uid, True, None) for uid in ids.values()], 1_750_000_000.0)
-    store.record([activity.SampleRow(uid, False, None) for uid in ids.values()], 1_750_000_600.0)
+    store.record([activity_store.SampleRow(uid, True, None) for uid in ids.values()], 1_750_000_000.0)
+    store.record([activity_store.SampleRow(uid, False, None) for uid in ids.values()], 1_750_000_600.0)
     user = hub_db.query(orm.User).filter_by(name="dave").one()
     user.name = "dave2"  # JupyterHub's rename: the same row, a new name
     hub_db.commit()

@@ -22,16 +22,20 @@ from tornado import httputil, web
 from traitlets.config import Config
 
 from hub_extensions import (
+    accounts_api,
     activity_api,
-    api,
-    cluster_api,
+    capacity_api,
     configure,
     culler_api,
-    dashboard,
-    notifications_handlers,
+    dashboard_api,
+    health_api,
+    notifications_api,
     scopes,
-    settings_page,
-    trail,
+    settings_page_api,
+    signups_api,
+    static_api,
+    storage_api,
+    trail_api,
 )
 from hub_extensions.settings import Settings
 
@@ -84,11 +88,11 @@ def test_roles_appended_before_configure_are_kept():
 
 
 @pytest.mark.parametrize(("method", "expected"), [
-    (api.ManageVolumesHandler.get, {scopes.READ, scopes.ADMIN}),
-    (api.ManageVolumesHandler.delete, {scopes.RESET, scopes.ADMIN}),
-    (api.AdoptableVolumesHandler.get, {scopes.ADMIN}),
-    (api.AdoptVolumesHandler.post, {scopes.ADMIN}),
-    (api.RestartServerHandler.post, {"servers"}),
+    (storage_api.ManageVolumesHandler.get, {scopes.READ, scopes.ADMIN}),
+    (storage_api.ManageVolumesHandler.delete, {scopes.RESET, scopes.ADMIN}),
+    (storage_api.AdoptableVolumesHandler.get, {scopes.ADMIN}),
+    (storage_api.AdoptVolumesHandler.post, {scopes.ADMIN}),
+    (storage_api.RestartServerHandler.post, {"servers"}),
 ])
 def test_handlers_check_the_right_scopes(method, expected):
     """``needs_scope`` keeps its scopes in the wrapper's closure; no `servers` for data, no data scope for restart."""
@@ -98,23 +102,23 @@ def test_handlers_check_the_right_scopes(method, expected):
 
 
 def test_asset_urls_carry_a_content_hash(tmp_path, monkeypatch):
-    versions = api.asset_versions()
+    versions = static_api.asset_versions()
     assert {"storage.css", "storage.js", "accounts.js"} <= set(versions)
     assert all(re.fullmatch(r"[0-9a-f]{16}", v) for v in versions.values())
     # a changed file gets a new URL (the old one may be cached for ten years)
-    shutil.copytree(api.STATIC_DIR, tmp_path / "static")
-    monkeypatch.setattr(api, "STATIC_DIR", str(tmp_path / "static"))
-    assert api.asset_versions() == versions
-    with open(os.path.join(api.STATIC_DIR, "storage.js"), "a") as f:
+    shutil.copytree(static_api.STATIC_DIR, tmp_path / "static")
+    monkeypatch.setattr(static_api, "STATIC_DIR", str(tmp_path / "static"))
+    assert static_api.asset_versions() == versions
+    with open(os.path.join(static_api.STATIC_DIR, "storage.js"), "a") as f:
         f.write("\n// changed\n")
-    changed = api.asset_versions()
+    changed = static_api.asset_versions()
     assert changed["storage.js"] != versions["storage.js"] and changed["storage.css"] == versions["storage.css"]
 
 
 def test_configure_hands_the_hashes_to_the_templates():
     c = Config()
     configure(c, {"gpu": {"mode": 0}})
-    assert c.JupyterHub.template_vars.get_value({})["ds_assets"] == api.asset_versions()
+    assert c.JupyterHub.template_vars.get_value({})["ds_assets"] == static_api.asset_versions()
 
 
 # --- filtered grants stay filtered (issue 20, item 4) ---
@@ -155,8 +159,8 @@ def hub_db():
 def stopped_bodies(monkeypatch):
     """The first calls of the handlers' bodies that do not go through ``self`` raise ``Reached`` too."""
     monkeypatch.setattr(activity_api, "_monitor", _reach)
-    monkeypatch.setattr(api, "require_storage", _reach)
-    monkeypatch.setattr(cluster_api.capacity, "cache", _reach)
+    monkeypatch.setattr(storage_api, "require_storage", _reach)
+    monkeypatch.setattr(capacity_api.capacity, "cache", _reach)
 
 
 def probe(cls, method: str, grant: str | None, db):
@@ -188,24 +192,24 @@ def run(cls, method: str, grant: str | None, db, *args: str) -> str:
 def _endpoints():
     """(handler class, method, accepted scopes, per user?) for every jupyterhub-ds endpoint with a scope check."""
     return [
-        (api.ManageVolumesHandler, "get", (scopes.READ, scopes.RESET, scopes.ADMIN), True),
-        (api.ManageVolumesHandler, "delete", (scopes.RESET, scopes.ADMIN), True),
-        (api.RestartServerHandler, "post", ("servers", "admin:servers"), True),
+        (storage_api.ManageVolumesHandler, "get", (scopes.READ, scopes.RESET, scopes.ADMIN), True),
+        (storage_api.ManageVolumesHandler, "delete", (scopes.RESET, scopes.ADMIN), True),
+        (storage_api.RestartServerHandler, "post", ("servers", "admin:servers"), True),
         (culler_api.SessionInfoHandler, "get", ("read:servers", "servers", "admin:servers"), True),
         (culler_api.ExtendSessionHandler, "post", ("servers", "admin:servers"), True),
-        (dashboard.DashboardHandler, "get", ("read:servers", "servers", "admin:servers"), True),
-        (api.AdoptableVolumesHandler, "get", (scopes.ADMIN,), False),
-        (api.AdoptVolumesHandler, "post", (scopes.ADMIN,), False),
-        (trail.EventsHandler, "get", (scopes.ADMIN,), False),
-        (trail.EventsHandler, "delete", (scopes.ADMIN,), False),
+        (dashboard_api.DashboardHandler, "get", ("read:servers", "servers", "admin:servers"), True),
+        (storage_api.AdoptableVolumesHandler, "get", (scopes.ADMIN,), False),
+        (storage_api.AdoptVolumesHandler, "post", (scopes.ADMIN,), False),
+        (trail_api.EventsHandler, "get", (scopes.ADMIN,), False),
+        (trail_api.EventsHandler, "delete", (scopes.ADMIN,), False),
         (activity_api.ActivityHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
         (activity_api.ResetHandler, "post", (scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
         (activity_api.SampleHandler, "post", (scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
         (activity_api.ActivityPageHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
-        (settings_page.SettingsPageHandler, "get", (scopes.ADMIN,), False),
-        (cluster_api.ClusterHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
+        (settings_page_api.SettingsPageHandler, "get", (scopes.ADMIN,), False),
+        (capacity_api.ClusterHandler, "get", (scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.ADMIN), False),
         # the notification endpoints filter their answer per user themselves (tested in test_notifications)
-        (notifications_handlers.NotificationsPageHandler, "get", (scopes.NOTIFY, scopes.ADMIN), None),
+        (notifications_api.NotificationsPageHandler, "get", (scopes.NOTIFY, scopes.ADMIN), None),
     ]
 
 
@@ -233,7 +237,7 @@ def test_a_grant_filtered_to_a_group_covers_only_that_group(hub_db, stopped_bodi
 
 
 def test_the_refusal_names_the_unfiltered_scopes(hub_db):
-    handler = probe(trail.EventsHandler, "delete", f"admin:users!group={COURSE}", hub_db)
+    handler = probe(trail_api.EventsHandler, "delete", f"admin:users!group={COURSE}", hub_db)
     with pytest.raises(web.HTTPError) as e:
         asyncio.run(handler.delete())
     assert e.value.status_code == 403
@@ -244,21 +248,21 @@ def test_health_details_need_an_unfiltered_grant(hub_db, monkeypatch):
     async def details(*args, **kwargs):
         return {"status": "ok", "checks": "all"}
 
-    monkeypatch.setattr(cluster_api.health, "details", details)
-    monkeypatch.setattr(cluster_api.gpu, "status", lambda settings: None)
+    monkeypatch.setattr(health_api.health, "details", details)
+    monkeypatch.setattr(health_api.gpu, "status", lambda settings: None)
     written = []
-    monkeypatch.setattr(cluster_api.HealthHandler, "write_json",
+    monkeypatch.setattr(health_api.HealthHandler, "write_json",
                         lambda self, payload, status=200: written.append(payload))
     for grant in (f"{scopes.ADMIN}!group={COURSE}", f"{scopes.HEALTH_READ}!user=member", None,
                   scopes.HEALTH_READ):
-        asyncio.run(probe(cluster_api.HealthHandler, "get", grant, hub_db).get())
+        asyncio.run(probe(health_api.HealthHandler, "get", grant, hub_db).get())
     assert written == [{"status": "ok"}] * 3 + [{"status": "ok", "checks": "all"}]
 
 
 @pytest.mark.parametrize("body", [b"\xff\xfe\xfa", b"{\"volumes\": \"\xe9\"}"])
 def test_a_body_that_is_not_utf8_is_a_400_not_a_500(hub_db, body):
     """JupyterHub's ``get_json_body`` decodes outside its ``try``; found by the fuzz pass (tests/e2e/fuzzing.py)."""
-    handler = probe(api.AdoptVolumesHandler, "post", scopes.ADMIN, hub_db)
+    handler = probe(storage_api.AdoptVolumesHandler, "post", scopes.ADMIN, hub_db)
     handler.request.body = body
     with pytest.raises(web.HTTPError) as e:
         handler.get_json_body()
@@ -267,11 +271,10 @@ def test_a_body_that_is_not_utf8_is_a_400_not_a_500(hub_db, body):
     assert handler.get_json_body() == {"owner": "k"}
 
 
-@pytest.mark.parametrize(("cls", "args"), [("CredentialsAPIHandler", ()), ("SignupAPIHandler", ("someone",))])
+@pytest.mark.parametrize(("cls", "args"), [(accounts_api.CredentialsAPIHandler, ()),
+                                           (signups_api.SignupAPIHandler, ("someone",))])
 def test_the_account_endpoints_answer_400_to_a_body_that_is_not_utf8(hub_db, cls, args):
-    from hub_extensions import accounts_handlers
-
-    handler = probe(getattr(accounts_handlers, cls), "post", scopes.ADMIN, hub_db)
+    handler = probe(cls, "post", scopes.ADMIN, hub_db)
     handler.request.body = b"\xff\xfe\xfa"
     with pytest.raises(web.HTTPError) as e:
         asyncio.run(handler.post(*args))
@@ -281,9 +284,8 @@ def test_the_account_endpoints_answer_400_to_a_body_that_is_not_utf8(hub_db, cls
 def test_a_grant_filtered_to_a_group_creates_no_users(hub_db):
     """``POST /api/users`` names no user, so JupyterHub's ``needs_scope`` let ``admin:users!group=x`` through: a
     delegate created users outside her group, and so replaced any sign-up's credential under their names."""
-    from hub_extensions import accounts_handlers
 
-    handler = probe(accounts_handlers.DsUserListAPIHandler, "post", f"admin:users!group={COURSE}", hub_db)
+    handler = probe(accounts_api.DsUserListAPIHandler, "post", f"admin:users!group={COURSE}", hub_db)
     handler.request.body = b'{"usernames": ["newcomer"]}'
     with pytest.raises(web.HTTPError) as e:
         asyncio.run(handler.post())
@@ -293,7 +295,7 @@ def test_a_grant_filtered_to_a_group_creates_no_users(hub_db):
 
 def rename(db, grant: str, new_name):
     from hub_extensions import accounts
-    from hub_extensions.accounts_handlers import DsUserAPIHandler
+    from hub_extensions.accounts_api import DsUserAPIHandler
     from hub_extensions.settings import AccountsSettings
 
     handler = probe(DsUserAPIHandler, "patch", grant, db)
@@ -324,7 +326,7 @@ def test_a_rename_follows_the_one_name_rule(hub_db, new_name):
 
 def test_a_user_created_by_name_follows_the_one_name_rule(hub_db):
     from hub_extensions import accounts
-    from hub_extensions.accounts_handlers import DsUserAPIHandler
+    from hub_extensions.accounts_api import DsUserAPIHandler
     from hub_extensions.settings import AccountsSettings
 
     handler = probe(DsUserAPIHandler, "post", "admin:users", hub_db)
@@ -342,8 +344,9 @@ def test_a_squatted_sign_up_of_a_hub_user_who_never_logged_in_is_not_authorized(
     from nativeauthenticator.orm import UserInfo
 
     from hub_extensions import accounts
-    from hub_extensions.accounts_handlers import DsChangePasswordAdminHandler, SignupAPIHandler
+    from hub_extensions.accounts_api import DsChangePasswordAdminHandler
     from hub_extensions.settings import AccountsSettings
+    from hub_extensions.signups_api import SignupAPIHandler
 
     authenticator = accounts.DsNativeAuthenticator(db=hub_db, ds_accounts=AccountsSettings())
     hub_db.add(UserInfo(username="member", password=b"$2b$04$squatter", is_authorized=False, has_2fa=True))

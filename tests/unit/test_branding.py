@@ -11,7 +11,7 @@ from jupyterhub._data import DATA_FILES_PATH
 from tornado import httpclient, httpserver, netutil, web
 from traitlets.config import Config
 
-from hub_extensions import branding, configure
+from hub_extensions import branding, branding_api, configure
 from hub_extensions.config import TEMPLATES_DIR
 from hub_extensions.settings import BrandingSettings, SettingsError
 
@@ -109,7 +109,7 @@ def test_configure_wires_logo_file_handler_and_template_vars(files_dir):
                                                    "filesDir": files_dir}})
     assert c.JupyterHub.logo_file == os.path.join(files_dir, "logo.png")
     assert c.JupyterHub.template_vars.get_value({})["ds_favicon_file"] == "ds-branding/favicon.ico"
-    routes = [h for h in c.JupyterHub.extra_handlers.get_value([]) if h[1] is branding.BrandingFileHandler]
+    routes = [h for h in c.JupyterHub.extra_handlers.get_value([]) if h[1] is branding_api.BrandingFileHandler]
     assert routes and set(routes[0][2]["files"]) == {"logo.png", "favicon.ico"}
     assert c.JupyterHub.template_paths.get_value([])[0] == TEMPLATES_DIR
 
@@ -125,7 +125,7 @@ async def test_handler_serves_files_from_memory_with_safe_headers(files_dir):
                                               files_dir=files_dir))
     os.remove(os.path.join(files_dir, "favicon.ico"))  # served from memory: the disk is not read again
     app = web.Application([(rf"/hub{pattern}", handler, kwargs) for pattern, handler, kwargs in
-                           branding.handlers(brand)])
+                           branding_api.handlers(brand)])
     sockets = netutil.bind_sockets(0, "127.0.0.1")
     server = httpserver.HTTPServer(app)
     server.add_sockets(sockets)

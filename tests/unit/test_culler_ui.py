@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from hub_extensions import api
+from hub_extensions import static_api
 
 from .test_ui_templates import render_home
 
@@ -14,7 +14,7 @@ from .test_ui_templates import render_home
 def test_running_server_with_our_culler_shows_the_timer_and_extend_control():
     html = render_home("running", ds_culler_enabled=True)
     assert 'id="ds-session-timer"' in html and 'id="ds-extend-btn"' in html and 'id="ds-extend-hours"' in html
-    assert f'<script src="/hub/ds-static/culler.js?v={api.asset_versions()["culler.js"]}"' in html
+    assert f'<script src="/hub/ds-static/culler.js?v={static_api.asset_versions()["culler.js"]}"' in html
     assert 'id="restart-server-btn"' in html  # the storage tools are still there
 
 
@@ -24,5 +24,5 @@ def test_no_timer_without_our_culler_or_a_running_server(state, enabled):
 
 
 def test_culler_js_is_served_from_ds_static():
-    path = next(r[2]["path"] for r in api.handlers() if r[0] == r"/ds-static/(.*)")
+    path = next(r[2]["path"] for r in static_api.handlers() if r[0] == r"/ds-static/(.*)")
     assert os.path.isfile(os.path.join(path, "culler.js"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from hub_extensions import dashboard, lab_favicon
+from hub_extensions import dashboard, lab_favicon, lab_favicon_api, pod_status
 from hub_extensions.settings import load_settings
 
 
@@ -37,20 +37,20 @@ def test_pod_summary_reads_what_the_user_has():
 
 def test_the_log_is_read_only_when_it_explains_something():
     summary = lambda p: dashboard.pod_summary(p, "nvidia.com/gpu")  # noqa: E731
-    assert not dashboard.needs_log(summary(pod()))
-    assert not dashboard.needs_log(summary(pod(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})))
-    assert dashboard.needs_log(summary(pod(state={"waiting": {"reason": "CrashLoopBackOff"}}, restarts=3)))
-    assert dashboard.needs_log(summary(pod(state={"terminated": {"exitCode": 3, "reason": "Error"}})))
-    assert dashboard.needs_log(summary(pod(phase="Failed")))
-    assert not dashboard.needs_log(None)
+    assert not pod_status.needs_log(summary(pod()))
+    assert not pod_status.needs_log(summary(pod(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})))
+    assert pod_status.needs_log(summary(pod(state={"waiting": {"reason": "CrashLoopBackOff"}}, restarts=3)))
+    assert pod_status.needs_log(summary(pod(state={"terminated": {"exitCode": 3, "reason": "Error"}})))
+    assert pod_status.needs_log(summary(pod(phase="Failed")))
+    assert not pod_status.needs_log(None)
 
 
 def test_events_keep_the_last_ones_with_their_time():
     events = [{"type": "Normal", "reason": f"R{i}", "message": f"m{i}", "lastTimestamp": f"t{i}"} for i in range(15)]
-    out = dashboard.events_summary(events)
-    assert len(out) == dashboard.EVENT_LIMIT and out[-1] == {"type": "Normal", "reason": "R14", "message": "m14",
+    out = pod_status.events_summary(events)
+    assert len(out) == pod_status.EVENT_LIMIT and out[-1] == {"type": "Normal", "reason": "R14", "message": "m14",
                                                              "time": "t14", "count": 1}
-    assert dashboard.tail_lines("a\nb\nc\n", 2) == ["b", "c"] and dashboard.tail_lines(None) == []
+    assert pod_status.tail_lines("a\nb\nc\n", 2) == ["b", "c"] and pod_status.tail_lines(None) == []
 
 
 def caps(settings, groups, answer=None, p=None):
@@ -120,8 +120,8 @@ def test_configure_proxy_uses_ds_proxy_only_with_configurable_http_proxy():
     c = Config()
     lab_favicon.configure_proxy(c, brand)
     assert c.JupyterHub.proxy_class is lab_favicon.DsProxy and lab_favicon.DsProxy.ds_favicon_enabled
-    ((route, handler, kwargs),) = lab_favicon.handlers(brand)
-    assert route == r"/ds-lab-favicon/(.*)" and handler is lab_favicon.LabFaviconHandler
+    ((route, handler, kwargs),) = lab_favicon_api.handlers(brand)
+    assert route == r"/ds-lab-favicon/(.*)" and handler is lab_favicon_api.LabFaviconHandler
     assert kwargs == {"file": None, "url": "https://cdn.example/f.ico"}
     c = Config()
     c.JupyterHub.proxy_class = "traefik"
@@ -131,7 +131,7 @@ def test_configure_proxy_uses_ds_proxy_only_with_configurable_http_proxy():
     c = Config()
     lab_favicon.configure_proxy(c, stock)  # no favicon: DsProxy still cleans up routes of an earlier one
     assert c.JupyterHub.proxy_class is lab_favicon.DsProxy and not lab_favicon.DsProxy.ds_favicon_enabled
-    assert lab_favicon.handlers(stock) == []
+    assert lab_favicon_api.handlers(stock) == []
 
 
 def test_page_data_never_breaks_a_page():
@@ -157,9 +157,9 @@ def test_crash_log_tail_falls_back_to_the_previous_run(monkeypatch):
         return logs[previous]
 
     monkeypatch.setattr(k8s, "pod_log_tail", fake_tail)
-    assert asyncio.run(dashboard.crash_log_tail("ns", "jupyter-a")) == ["jhds: bad configuration"]
+    assert asyncio.run(pod_status.crash_log_tail("ns", "jupyter-a")) == ["jhds: bad configuration"]
     assert calls == [False, True]
     logs[False], calls[:] = "now\n", []
-    assert asyncio.run(dashboard.crash_log_tail("ns", "jupyter-a")) == ["now"] and calls == [False]
+    assert asyncio.run(pod_status.crash_log_tail("ns", "jupyter-a")) == ["now"] and calls == [False]
     logs[False], logs[True] = "", None
-    assert asyncio.run(dashboard.crash_log_tail("ns", "jupyter-a")) == []
+    assert asyncio.run(pod_status.crash_log_tail("ns", "jupyter-a")) == []

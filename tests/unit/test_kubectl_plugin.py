@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_extensions.accounts_handlers import parse_authorized
+from hub_extensions.signups_api import parse_authorized
 from kubectl_jupyterhub import cli, kube, output
 
 COMMANDS = [["status"], ["users", "list"], ["users", "create"], ["users", "delete"], ["users", "rename"],

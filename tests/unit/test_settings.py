@@ -6,7 +6,8 @@ import pytest
 from traitlets.config import Config
 
 import hub_extensions
-from hub_extensions.settings import Settings, SettingsError, dataclass_schema, load_settings, to_values
+from hub_extensions.settings import Settings, SettingsError, load_settings
+from hub_extensions.settings_schema import dataclass_schema, to_values
 
 
 def test_defaults_are_the_upstream_layout():

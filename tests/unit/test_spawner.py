@@ -12,7 +12,7 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from hub_extensions import configure, pod_policy, spawner, storage
+from hub_extensions import configure, docker_groups, spawner, storage
 from hub_extensions.settings import DockerSockSettings
 from hub_extensions.spawner import DsKubeSpawner
 
@@ -48,7 +48,7 @@ async def test_hooks_set_after_configure_run_and_keep_our_policy(fake_kubeconfig
         return []
 
     monkeypatch.setattr(storage, "ensure_claims", ensure_claims)
-    monkeypatch.setattr(pod_policy, "ensure_groups", lambda db, names: [])
+    monkeypatch.setattr(docker_groups, "ensure_groups", lambda db, names: [])
     c = Config()
     configure(c, {"gpu": {"mode": 1}})
     calls: list = []
@@ -71,7 +71,7 @@ async def test_hooks_set_after_configure_run_and_keep_our_policy(fake_kubeconfig
 
 
 async def test_a_spawner_pre_spawn_hook_and_no_hooks_at_all(fake_kubeconfig, monkeypatch):
-    monkeypatch.setattr(pod_policy, "ensure_groups", lambda db, names: [])
+    monkeypatch.setattr(docker_groups, "ensure_groups", lambda db, names: [])
     c = Config()
     configure(c, {"gpu": {"mode": 0}, "storage": {"enabled": False}})
     assert c.KubeSpawner.get("modify_pod_hook") is None and c.KubeSpawner.get("pre_spawn_hook") is None
@@ -87,7 +87,7 @@ async def test_a_spawner_pre_spawn_hook_and_no_hooks_at_all(fake_kubeconfig, mon
 
 async def test_the_users_pre_spawn_hook_runs_before_ours(fake_kubeconfig, monkeypatch):
     order = []
-    monkeypatch.setattr(pod_policy, "ensure_groups", lambda db, names: order.append("ours"))
+    monkeypatch.setattr(docker_groups, "ensure_groups", lambda db, names: order.append("ours"))
     c = Config()
     configure(c, {"gpu": {"mode": 0}, "storage": {"enabled": False}})
     c.KubeSpawner.pre_spawn_hook = lambda spawner: order.append("theirs")

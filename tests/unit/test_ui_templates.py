@@ -16,7 +16,7 @@ from jupyterhub._data import DATA_FILES_PATH
 from tornado import web
 from traitlets.config import Config
 
-from hub_extensions import __version__, api, configure
+from hub_extensions import __version__, configure, static_api
 from hub_extensions.config import TEMPLATES_DIR
 
 STOCK = os.path.join(DATA_FILES_PATH, "templates")
@@ -36,7 +36,7 @@ def common(**extra):
         "base_url": "/hub/", "prefix": "/", "static_url": lambda path, **kw: f"/hub/static/{path}",
         "parsed_scopes": set(), "xsrf_token": "t", "login_url": "/hub/login", "logout_url": "/hub/logout",
         "ds_version": __version__, "server_version": jupyterhub.__version__, "ds_volumes": VOLUMES,
-        "ds_assets": api.asset_versions(),
+        "ds_assets": static_api.asset_versions(),
         "ds_logo_url": "", "ds_favicon_url": "", "ds_favicon_file": "",
         "user": SimpleNamespace(name='al"<b>', json_escaped_name="al", spawner=SimpleNamespace(options_form=None)),
         **extra,
@@ -56,7 +56,7 @@ def test_stopped_server_offers_manage_volumes_only():
     assert 'id="confirm-reset-btn"' in html and "This action cannot be undone" in html
     assert "restart-server" not in html
     assert 'id="start"' in html  # JupyterHub's own page is still there (extended, not copied)
-    assert f'<script src="/hub/ds-static/storage.js?v={api.asset_versions()["storage.js"]}"' in html
+    assert f'<script src="/hub/ds-static/storage.js?v={static_api.asset_versions()["storage.js"]}"' in html
 
 
 def test_running_server_offers_restart_only():
@@ -93,7 +93,7 @@ def test_admin_page_keeps_react_app_and_adds_volume_tool():
 
 
 def test_static_route_serves_the_ui_files():
-    routes = [r for r in api.handlers() if r[0] == r"/ds-static/(.*)"]
+    routes = [r for r in static_api.handlers() if r[0] == r"/ds-static/(.*)"]
     assert len(routes) == 1 and routes[0][1] is web.StaticFileHandler
     path = routes[0][2]["path"]
     for name in ("storage.js", "storage.css"):

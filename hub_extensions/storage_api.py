@@ -15,8 +15,6 @@ own token holds none of these.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import time
 from typing import Any
 
@@ -25,10 +23,8 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import k8s, kube_events, locks, scopes, storage, trail
-from .handlers import DsAPIHandler, needs_unfiltered_scope
+from .handler_base import DsAPIHandler, needs_unfiltered_scope
 from .settings import Settings
-
-STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
 class ManageVolumesHandler(DsAPIHandler):
@@ -221,18 +217,4 @@ def handlers() -> list[tuple[str, type]]:
         (r"/api/users/([^/]+)/restart-server", RestartServerHandler),
         (r"/api/users/([^/]+)/adoptable-volumes", AdoptableVolumesHandler),
         (r"/api/users/([^/]+)/adopt-volumes", AdoptVolumesHandler),
-        (r"/ds-static/(.*)", web.StaticFileHandler, {"path": STATIC_DIR}),
     ]
-
-
-def asset_versions() -> dict[str, str]:
-    """A content hash of each UI file, for ``ds-static/<name>?v=<hash>``; read once, at start.
-
-    Tornado's StaticFileHandler lets browsers cache any ``?v=`` URL for ten years; with the file's own
-    hash a changed file gets a new URL, and an unchanged one stays cached across releases.
-    """
-    versions = {}
-    for name in sorted(os.listdir(STATIC_DIR)):
-        with open(os.path.join(STATIC_DIR, name), "rb") as f:
-            versions[name] = hashlib.sha256(f.read()).hexdigest()[:16]
-    return versions

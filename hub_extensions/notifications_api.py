@@ -15,7 +15,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import notifications, scopes
-from .handlers import DsAPIHandler, covered_groups
+from .handler_base import DsAPIHandler, covered_groups
 
 
 class NotificationsAPIHandler(DsAPIHandler):

@@ -11,7 +11,7 @@ from jupyterhub import orm
 from kubernetes_asyncio.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1SecurityContext
 from traitlets.config import Config
 
-from hub_extensions import configure, pod_policy
+from hub_extensions import configure, docker_groups
 from hub_extensions.settings import DockerSockSettings, GroupsSettings, load_settings
 
 from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
@@ -28,13 +28,13 @@ def bare_pod(security_context: object = None) -> V1Pod:
 
 
 def test_builtin_group_names_default_and_configurable():
-    assert pod_policy.builtin_groups(GROUPS) == ["docker-sock", "docker-privileged"]
+    assert docker_groups.builtin_groups(GROUPS) == ["docker-sock", "docker-privileged"]
     custom = load_settings({"groups": {"dockerSock": {"group": "sock"}, "dockerPrivileged": {"group": "priv"}}})
-    assert pod_policy.builtin_groups(custom.groups) == ["sock", "priv"]
+    assert docker_groups.builtin_groups(custom.groups) == ["sock", "priv"]
 
 
 def test_docker_sock_patch_is_a_socket_hostpath_at_the_docker_path():
-    pod = as_json(pod_policy.add_docker_sock(bare_pod(), DockerSockSettings()))
+    pod = as_json(docker_groups.add_docker_sock(bare_pod(), DockerSockSettings()))
     assert pod["spec"]["securityContext"] == {"supplementalGroups": [999]}
     assert pod["spec"]["volumes"] == [
         {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}]
@@ -47,8 +47,8 @@ def test_docker_sock_custom_host_path_node_selector_and_idempotent():
     settings = DockerSockSettings(host_path="/run/docker/docker.sock", node_selector={"docker": "true"})
     pod = bare_pod()
     pod.spec.node_selector = {"zone": "a"}
-    pod_policy.add_docker_sock(pod, settings)
-    pod_policy.add_docker_sock(pod, settings)
+    docker_groups.add_docker_sock(pod, settings)
+    docker_groups.add_docker_sock(pod, settings)
     pod = as_json(pod)
     assert pod["spec"]["volumes"] == [
         {"name": "ds-docker-sock", "hostPath": {"path": "/run/docker/docker.sock", "type": "Socket"}}]
@@ -58,14 +58,14 @@ def test_docker_sock_custom_host_path_node_selector_and_idempotent():
 
 
 def test_privileged_patch_keeps_the_rest_of_the_security_context():
-    pod = as_json(pod_policy.add_privileged(bare_pod({"runAsUser": 1000})))
+    pod = as_json(docker_groups.add_privileged(bare_pod({"runAsUser": 1000})))
     assert notebook(pod)["securityContext"] == {"runAsUser": 1000, "privileged": True,
                                                 "allowPrivilegeEscalation": True}
     assert pod["spec"]["volumes"] == []
 
 
 def test_privileged_patch_on_a_model_security_context():
-    pod = as_json(pod_policy.add_privileged(bare_pod(V1SecurityContext(run_as_user=1000, privileged=False))))
+    pod = as_json(docker_groups.add_privileged(bare_pod(V1SecurityContext(run_as_user=1000, privileged=False))))
     assert notebook(pod)["securityContext"] == {"runAsUser": 1000, "privileged": True,
                                                 "allowPrivilegeEscalation": True}
 
@@ -80,7 +80,7 @@ def test_privileged_patch_on_a_model_security_context():
 def test_apply_groups_patches_exactly_the_member_groups(groups, expected):
     pod = bare_pod({"runAsUser": 1000})
     before = copy.deepcopy(as_json(pod))
-    assert pod_policy.apply_groups(pod, GROUPS, groups) == expected
+    assert docker_groups.apply_groups(pod, GROUPS, groups) == expected
     after = as_json(pod)
     has_sock = any(v["name"] == "ds-docker-sock" for v in after["spec"]["volumes"])
     assert has_sock == ("docker-sock" in expected)
@@ -90,8 +90,8 @@ def test_apply_groups_patches_exactly_the_member_groups(groups, expected):
 
 
 def test_group_names_reads_orm_like_groups():
-    assert pod_policy.group_names(fake_user(groups=["a", "b"]), GROUPS) == {"a", "b"}
-    assert pod_policy.group_names(fake_user(), GROUPS) == set()
+    assert docker_groups.group_names(fake_user(groups=["a", "b"]), GROUPS) == {"a", "b"}
+    assert docker_groups.group_names(fake_user(), GROUPS) == set()
 
 
 def managed_user(groups: list[str], manage_groups: bool) -> object:
@@ -104,14 +104,14 @@ def test_an_identity_provider_cannot_grant_root_unless_allowed(caplog):
     """Attack: with manage_groups, whoever controls a provider group named docker-privileged would get root on a
     node. The built-in groups patch nothing then, unless the site sets allowManagedRoot."""
     groups = ["docker-sock", "docker-privileged", "course"]
-    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.pod_policy"):
-        assert pod_policy.group_names(managed_user(groups, True), GROUPS) == {"course"}
+    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.docker_groups"):
+        assert docker_groups.group_names(managed_user(groups, True), GROUPS) == {"course"}
     assert "allowManagedRoot" in caplog.text
     pod = bare_pod()
-    assert pod_policy.apply_groups(pod, GROUPS, pod_policy.group_names(managed_user(groups, True), GROUPS)) == []
-    assert pod_policy.group_names(managed_user(groups, False), GROUPS) == set(groups)
+    assert docker_groups.apply_groups(pod, GROUPS, docker_groups.group_names(managed_user(groups, True), GROUPS)) == []
+    assert docker_groups.group_names(managed_user(groups, False), GROUPS) == set(groups)
     trusting = GroupsSettings(allow_managed_root=True)
-    assert pod_policy.group_names(managed_user(groups, True), trusting) == set(groups)
+    assert docker_groups.group_names(managed_user(groups, True), trusting) == set(groups)
 
 
 # ---------------------------------------------------------------- through KubeSpawner (no cluster)
@@ -196,7 +196,7 @@ async def test_docker_sock_members_get_the_sockets_group(fake_kubeconfig):
 def test_load_groups_creates_without_touching_membership_and_keeps_configured_groups():
     c = Config()
     c.JupyterHub.load_groups = {"teachers": {"users": ["t"]}, "docker-sock": {"properties": {"x": "y"}}}
-    pod_policy.load_groups(c, ["docker-sock", "docker-privileged"])
+    docker_groups.load_groups(c, ["docker-sock", "docker-privileged"])
     assert c.JupyterHub.load_groups == {"teachers": {"users": ["t"]}, "docker-sock": {"properties": {"x": "y"}},
                                         "docker-privileged": {}}
     assert all("users" not in spec for name, spec in c.JupyterHub.load_groups.items() if name != "teachers")
@@ -205,7 +205,7 @@ def test_load_groups_creates_without_touching_membership_and_keeps_configured_gr
 def test_load_groups_is_skipped_when_the_authenticator_manages_groups():
     c = Config()
     c.GenericOAuthenticator.manage_groups = True
-    pod_policy.load_groups(c, ["docker-sock"])
+    docker_groups.load_groups(c, ["docker-sock"])
     assert "load_groups" not in c.JupyterHub
 
 
@@ -228,12 +228,12 @@ def test_ensure_groups_recreates_a_deleted_group_and_logs_it(db, caplog):
     user = orm.User(name="alice")
     db.add(user)
     db.commit()
-    assert pod_policy.ensure_groups(db, ["docker-sock", "docker-privileged"]) == []
+    assert docker_groups.ensure_groups(db, ["docker-sock", "docker-privileged"]) == []
 
     db.delete(orm.Group.find(db, "docker-privileged"))
     db.commit()
-    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.pod_policy"):
-        assert pod_policy.ensure_groups(db, ["docker-sock", "docker-privileged"]) == ["docker-privileged"]
+    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.docker_groups"):
+        assert docker_groups.ensure_groups(db, ["docker-sock", "docker-privileged"]) == ["docker-privileged"]
     assert orm.Group.find(db, "docker-privileged") is not None
     assert orm.Group.find(db, "docker-privileged").users == []
     assert "'docker-privileged' was missing" in caplog.text
@@ -242,5 +242,5 @@ def test_ensure_groups_recreates_a_deleted_group_and_logs_it(db, caplog):
 def test_load_groups_merges_with_a_lazy_update():
     c = Config()
     c.JupyterHub.load_groups.update({"teachers": {}})
-    pod_policy.load_groups(c, ["docker-sock"])
+    docker_groups.load_groups(c, ["docker-sock"])
     assert c.JupyterHub.load_groups == {"teachers": {}, "docker-sock": {}}

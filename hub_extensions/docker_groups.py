@@ -19,7 +19,8 @@ from typing import Any
 from . import objects
 from .settings import DockerSockSettings, GroupsSettings
 
-log = logging.getLogger("JupyterHub.ds.pod_policy")  # a child of the hub's own logger: same handlers and level
+# the module's name before it was docker_groups: the log lines stay as they were. A child of the hub's own logger
+log = logging.getLogger("JupyterHub.ds.docker_groups")
 
 DOCKER_SOCK_MOUNT = "/var/run/docker.sock"
 DOCKER_SOCK_VOLUME = "ds-docker-sock"
