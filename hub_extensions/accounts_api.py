@@ -156,6 +156,9 @@ class DsLoginHandler(NativeLoginHandler):
         user = await self.login_user(data)
         if user:
             self._jupyterhub_user = user
+            # a login is activity: the sign-up of a user who has logged in is theirs (SignupAPIHandler.post)
+            if self._record_activity(user.orm_user):
+                self.db.commit()
             self.redirect(self.get_next_url(user))
             return
         refused = getattr(self, "ds_login_refused", None)  # set by authenticate: too many attempts, or busy
@@ -263,16 +266,24 @@ class DsOAuthAuthorizeHandler(OAuthAuthorizeHandler):
         if user is not None and getattr(user, "kind", "user") == "user" and self.authenticator.must_change_first(user):
             raise self.authenticator.change_password_error("opening a server")
 
+    def extract_oauth_params(self) -> tuple[str, str, bytes, Any]:
+        """What oauthlib reads: an authorization request is its query, so a GET's body is dropped (oauthlib would
+        decode it outside any error handling); a POST's body must be UTF-8 (400, not a 500)."""
+        uri, method, body, headers = super().extract_oauth_params()
+        if method == "GET":
+            return uri, method, b"", headers
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise web.HTTPError(400, "The request body is not UTF-8") from None
+        return uri, method, body, headers
+
     async def get(self) -> None:
         self.refuse_before_change()
         return await super().get()
 
     def post(self) -> None:
         self.refuse_before_change()
-        try:  # oauthlib decodes the body outside any error handling: not UTF-8 would be a 500
-            self.request.body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise web.HTTPError(400, "The request body is not UTF-8") from None
         return super().post()
 
 

@@ -261,11 +261,23 @@ class DsKubeSpawner(KubeSpawner):
         try:
             return await self._ds_start()
         except Exception as e:
-            try:
-                await self._ds_record_failure(getattr(e, "jupyterhub_message", None) or str(e) or type(e).__name__)
-            except Exception:  # the dashboard's record must never mask why the start failed
-                self.log.exception("jupyterhub-ds: recording the failed start of %s failed", self.pod_name)
+            await self._ds_record_failure_safely(getattr(e, "jupyterhub_message", None) or str(e) or type(e).__name__)
             raise
+        except asyncio.CancelledError:
+            # JupyterHub gave up at start_timeout (it cancels the start): the pod never ran, e.g. its container
+            # exits at once and waits in back-off. Recorded before JupyterHub deletes the pod, bounded in time.
+            warning = last_warning(getattr(self, "events", None) or [], self.ds_settings.gpu.resource,
+                                   self.ds_settings.groups.docker_sock)
+            await self._ds_record_failure_safely(
+                f"Your server did not start within {self.start_timeout} seconds."
+                + (f" Last event: {warning}" if warning else " See the last lines of its log."))
+            raise
+
+    async def _ds_record_failure_safely(self, message: str) -> None:
+        try:
+            await self._ds_record_failure(message)
+        except Exception:  # the dashboard's record must never mask why the start failed
+            self.log.exception("jupyterhub-ds: recording the failed start of %s failed", self.pod_name)
 
     # set by Restart Server on the spawner whose start it asks for. A flag on the start's own spawner, not the
     # restart marker: with Z2JH's slow_spawn_timeout 0 the start runs on after the restart request has answered.
@@ -308,12 +320,9 @@ class DsKubeSpawner(KubeSpawner):
     async def stop(self, now: bool = False) -> None:
         if getattr(self, "_waiting_for_response", False) and self.ds_last_failure is None:
             # JupyterHub gave up waiting for the server in a running pod (it crashed or never listened)
-            try:
-                await self._ds_record_failure(
-                    f"Your server's pod started, but the server in it did not answer within {self.http_timeout} "
-                    "seconds (it may have exited at start: see the last lines of its log).")
-            except Exception:
-                self.log.exception("jupyterhub-ds: recording the failed start of %s failed", self.pod_name)
+            await self._ds_record_failure_safely(
+                f"Your server's pod started, but the server in it did not answer within {self.http_timeout} "
+                "seconds (it may have exited at start: see the last lines of its log).")
         await super().stop(now=now)
         if locks.is_restarting(self.user.id):
             trail.record("restart", self.user.name, self.name, "stopped for Restart Server")

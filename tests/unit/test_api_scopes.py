@@ -281,6 +281,20 @@ def test_the_account_endpoints_answer_400_to_a_body_that_is_not_utf8(hub_db, cls
     assert e.value.status_code == 400
 
 
+def test_oauthlib_never_decodes_a_get_body_and_a_post_body_must_be_utf8(hub_db):
+    """A GET /api/oauth2/authorize with a body that is not UTF-8 was a 500 (found by the fuzz test)."""
+    handler = probe(accounts_api.DsOAuthAuthorizeHandler, "get", None, hub_db)
+    handler.request.body = b"\xff\r:\xfe"
+    assert handler.extract_oauth_params()[2] == b""
+    handler = probe(accounts_api.DsOAuthAuthorizeHandler, "post", None, hub_db)
+    handler.request.body = b"\xff\r:\xfe"
+    with pytest.raises(web.HTTPError) as e:
+        handler.extract_oauth_params()
+    assert e.value.status_code == 400
+    handler.request.body = b"client_id=x"
+    assert handler.extract_oauth_params()[2] == b"client_id=x"
+
+
 def test_a_grant_filtered_to_a_group_creates_no_users(hub_db):
     """``POST /api/users`` names no user, so JupyterHub's ``needs_scope`` let ``admin:users!group=x`` through: a
     delegate created users outside her group, and so replaced any sign-up's credential under their names."""
