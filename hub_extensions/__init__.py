@@ -15,8 +15,8 @@ Features and their routes:
 - `dashboard` (reads pods through ``pod_status``): the home page (``dashboard_api``); `settings_page`
   (``settings_page_api``); `branding` (``branding_api``), `lab_favicon` (``lab_favicon_api``); `static`: our
   scripts and styles (``static_api``); `trail`: the event trail (``trail_api``), mirrored by ``kube_events``.
-- Shared: ``settings`` (+ ``settings_schema``), ``k8s`` (the one Kubernetes access layer), ``scopes``, ``locks``,
-  ``handler_base``.
+- Shared: ``runtime`` (the one runtime object every feature is handed), ``settings`` (+ ``settings_schema``),
+  ``k8s`` (the one Kubernetes access layer and its one TTL cache), ``scopes``, ``locks``, ``handler_base``.
 """
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ times, each default server's state, last activity and extension): a new user, a 
 sample or a reset shows at once; the clock-driven columns (time remaining, active/inactive), and a user deleted
 who was not loaded in the hub before, may be up to that much old. Concurrent requests wait for one build.
 
-Public helpers for other modules: :func:`user_usage` (one user's latest CPU/memory from the shared cache).
+Other modules reach the running monitor through :func:`monitor` (the dashboard reads one user's usage from it).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from . import culler, k8s
 from .activity_store import ACTIVE, INACTIVE, OFFLINE, ActivityStore, TickResult, classify, epoch, score_percent, tick
 from .activity_usage import NO_USAGE, MetricsCache, metrics_lister, pod_limits, usage_figures
 from .activity_volumes import VolumeCache, volume_columns
+from .runtime import Runtime
 from .settings import ActivitySettings, CullerSettings
 
 log = logging.getLogger("JupyterHub.ds.activity")
@@ -206,17 +207,6 @@ def users_fingerprint(app_users: Mapping[int, Any]) -> tuple:
     return tuple(marks)
 
 
-def _own_namespace() -> str:
-    """KubeSpawner's default namespace: the hub's own (its ServiceAccount's), else ``default``."""
-    import os
-
-    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-    if os.path.exists(path):
-        with open(path) as f:  # once, when the monitor is created
-            return f.read().strip()
-    return "default"
-
-
 def _owner_key(spawner: Any, user: Any) -> str | None:
     if spawner is None:
         return None
@@ -231,49 +221,30 @@ def _owner_key(spawner: Any, user: Any) -> str | None:
 
 # ================================================================ the hub's single monitor
 
+_runtime: Runtime | None = None
 _monitor: ActivityMonitor | None = None
 _task: asyncio.Task | None = None
 
 
 def monitor() -> ActivityMonitor | None:
-    """The hub's monitor, created on first use once the JupyterHub app is initialized (its database exists)."""
+    """The hub's monitor, created on first use once the hub is initialized (its database exists)."""
     global _monitor
     if _monitor is not None:
         return _monitor
-    app = culler.hub_app()
+    app = _runtime.hub() if _runtime is not None else None
     if app is None:
         return None
-    settings = app.tornado_settings.get("jupyterhub_ds")
-    if settings is None:
-        return None
-    spawner_config = app.config.get("KubeSpawner", {})
-    namespace = spawner_config.get("namespace") or _own_namespace()
-    component = spawner_config.get("component_label", "singleuser-server")
-    _monitor = ActivityMonitor(settings.activity, settings.culler, namespace, f"component={component}",
+    settings = _runtime.settings
+    _monitor = ActivityMonitor(settings.activity, settings.culler, _runtime.namespace, _runtime.server_selector,
                                app.db.get_bind())
     return _monitor
 
 
-async def user_usage(username: str) -> dict[str, Any] | None:
-    """One user's latest CPU/memory (``cpu_percent``, ``memory_mb``, ``memory_percent``, values null when
-    metrics-server has none yet) from the shared metrics cache; None when the user has no running server or
-    the monitor is off. No API call of its own beyond the shared one per refresh window."""
-    mon = monitor()
-    app = culler.hub_app()
-    if mon is None or app is None or not mon.settings.enabled:
-        return None
-    user = next((u for u in list(app.users.values()) if u.name == username), None)  # in memory: no query
-    spawner = user.spawners.get("") if user is not None else None
-    if spawner is None or not culler.is_running(spawner):
-        return None
-    return await mon.usage_of(spawner)
-
-
-def start_background(settings: ActivitySettings) -> None:
+def start_background(rt: Runtime) -> None:
     """From ``configure``: run the sampler once the hub's event loop runs (one per process)."""
-    global _task, _monitor
-    _monitor = None
-    if not settings.enabled:
+    global _task, _monitor, _runtime
+    _monitor, _runtime = None, rt
+    if not rt.settings.activity.enabled:
         return
     try:
         loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from jupyterhub.handlers.base import BaseHandler
 from tornado import web
 
-from . import activity, scopes
+from . import activity, runtime, scopes
 from .handler_base import DsAPIHandler, holds_unfiltered, needs_unfiltered_scope
 from .settings import Settings
 
@@ -66,7 +66,7 @@ class ActivityPageHandler(BaseHandler):
     @web.authenticated
     @needs_unfiltered_scope(scopes.ACTIVITY_READ, scopes.ADMIN)
     async def get(self) -> None:
-        settings: Settings = self.settings["jupyterhub_ds"]
+        settings = runtime.of(self).settings
         if not settings.activity.enabled:
             raise web.HTTPError(404, "The activity monitor is off")
         can_reset = holds_unfiltered(self, (scopes.ACTIVITY_ADMIN, scopes.ADMIN))

@@ -1,12 +1,11 @@
 """Activity monitor, part three: the Volumes column (:class:`VolumeCache`).
 
 One cached list of our claims (requested capacity per volume), and, when ``volumes.prometheusUrl`` is set, one
-Prometheus query for ``kubelet_volume_stats_used_bytes``.
+Prometheus query for ``kubelet_volume_stats_used_bytes``, per ``volumes.updateSeconds``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -15,50 +14,37 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import k8s
-from .activity_usage import MIB, parse_bytes
+from .activity_usage import MIB
 
 log = logging.getLogger("JupyterHub.ds.activity")
 
 
 class VolumeCache:
-    """Our claims (one LIST) and, optionally, their used bytes (one Prometheus query), cached for ``ttl``."""
+    """Our claims (one LIST) and, optionally, their used bytes (one Prometheus query), per ``ttl``: a
+    :class:`k8s.TtlCache` (single flight, a failure held for the window too). A failed refresh keeps the last good
+    columns, with :attr:`error` for the page's note: claim sizes change seldom, so they stay worth showing."""
 
     def __init__(self, namespace: str, ttl: float, prometheus_url: str | None,
                  clock: Callable[[], float] = time.monotonic):
         self.namespace = namespace
-        self.ttl = ttl
         self.prometheus_url = prometheus_url
-        self.clock = clock
-        self.by_owner: dict[str, list[dict[str, Any]]] = {}
-        self.fetched_at: float | None = None
-        self.error: str | None = None
-        self._inflight: asyncio.Future | None = None
+        self.cache = k8s.TtlCache(self._fetch, ttl, "Activity: listing volumes", log, clock)
+
+    @property
+    def error(self) -> str | None:
+        """Why the last refresh failed (one line); None after a success."""
+        return None if self.cache.entry is None else self.cache.entry.error
 
     async def get(self) -> dict[str, list[dict[str, Any]]]:
-        if self.fetched_at is not None and self.clock() - self.fetched_at < self.ttl:
-            return self.by_owner
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._refresh())
-        future = self._inflight
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if future.done() and self._inflight is future:
-                self._inflight = None
+        """The volumes by owner key as last listed ({} before the first success)."""
+        return (await self.cache.get()).value or {}
 
-    async def _refresh(self) -> dict[str, list[dict[str, Any]]]:
+    async def _fetch(self) -> dict[str, list[dict[str, Any]]]:
         from . import storage
 
-        try:
-            claims = await k8s.list_claims(self.namespace, f"app.kubernetes.io/managed-by={storage.MANAGED_BY}")
-            used = await self._used_bytes() if self.prometheus_url else {}
-            self.by_owner = claims_by_owner(claims, used)
-            self.error = None
-        except Exception as e:
-            self.error = k8s.describe(e)
-            log.warning("Activity: volume sizes unavailable: %s", self.error)
-        self.fetched_at = self.clock()
-        return self.by_owner
+        claims = await k8s.list_claims(self.namespace, f"app.kubernetes.io/managed-by={storage.MANAGED_BY}")
+        used = await self._used_bytes() if self.prometheus_url else {}
+        return claims_by_owner(claims, used)
 
     async def _used_bytes(self) -> dict[str, float]:
         """``kubelet_volume_stats_used_bytes`` per claim name in our namespace (one query)."""
@@ -89,7 +75,7 @@ def claims_by_owner(claims: list[dict], used: Mapping[str, float]) -> dict[str, 
             continue
         capacity = c.get("status", {}).get("capacity", {}).get("storage") or \
             c.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
-        cap = parse_bytes(capacity)
+        cap = k8s.quantity_float(capacity)
         name = c["metadata"]["name"]
         out.setdefault(owner, []).append({
             "volume": labels.get(storage.LABEL_VOLUME), "claim": name,

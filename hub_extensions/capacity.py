@@ -1,7 +1,7 @@
 """Cluster capacity for the activity page's cluster panel: per node, allocatable vs requested vs used.
 
 An admin wants to see at a glance whether the next (GPU) server will fit. Three sources, each read
-once per refresh window and shared by every request (a single-flight TTL cache, :class:`CapacityCache`):
+once per refresh window and shared by every request (:class:`CapacityCache`, a :class:`hub_extensions.k8s.TtlCache`):
 
 - **nodes**: one node LIST, as slim raw JSON (:func:`hub_extensions.gpu.list_nodes`: pages of 500, no
   ``V1Node`` models); the ClusterRole's ``nodes list`` that GPU auto mode already needs;
@@ -15,19 +15,21 @@ once per refresh window and shared by every request (a single-flight TTL cache, 
 - **usage**: one ``metrics.k8s.io`` node LIST (ClusterRole ``nodes`` in ``metrics.k8s.io``, ``list``).
   When that API is missing or down, usage is ``null`` and ``metrics_available`` false, never an error.
 
-The summarising functions are pure (``summarise`` and the quantity parsers) and unit-tested.
+The summarising functions are pure (``summarise`` and the figures on :func:`hub_extensions.k8s.quantity`) and
+unit-tested.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from . import gpu, k8s
 
 log = logging.getLogger("JupyterHub.ds.capacity")
 
@@ -36,52 +38,24 @@ SINGLEUSER_SELECTOR = "component=singleuser-server"
 TERMINATED = ("Succeeded", "Failed")
 MIB = 1024 * 1024
 
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-    "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}
 
-
-# ---------------------------------------------------------------- pure: quantities
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity (``250m``, ``1.5``, ``300Mi``, ``2e3``, ``123456n``) as a number; None if unreadable."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    for suffix in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"):
-        if text.endswith(suffix):
-            number, factor = text[:-2], Decimal(_SUFFIX[suffix])
-            break
-    else:
-        if text[-1] in _SUFFIX and not text[-1].isdigit():
-            number, factor = text[:-1], Decimal(_SUFFIX[text[-1]])
-        else:
-            number, factor = text, Decimal(1)
-    try:
-        return Decimal(number) * factor
-    except InvalidOperation:
-        return None
-
+# ---------------------------------------------------------------- pure: quantities as the API shows them
 
 def millicores(value: Any) -> int:
     """CPU as integer millicores (0 when absent or unreadable), rounded up like the scheduler does."""
-    q = quantity(value)
+    q = k8s.quantity(value)
     return 0 if q is None else int((q * 1000).to_integral_value(rounding="ROUND_CEILING"))
 
 
 def mebibytes(value: Any) -> int:
     """Memory in MiB (``memory_mb`` in the API, as upstream's MB was MiB), rounded to the nearest."""
-    q = quantity(value)
+    q = k8s.quantity(value)
     return 0 if q is None else int((q / MIB).to_integral_value(rounding="ROUND_HALF_UP"))
 
 
 def whole(value: Any) -> int:
     """An extended resource count (GPUs); 0 when absent or unreadable."""
-    q = quantity(value)
+    q = k8s.quantity(value)
     return 0 if q is None else int(q)
 
 
@@ -104,7 +78,7 @@ def _container_requests(containers: Iterable[Mapping[str, Any]], gpu_resource: s
         res = c.get("resources") or {}
         # the API server defaults missing requests to the limits; a raw object from a test may not have that
         req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        out.append(Requests(millicores(req.get("cpu")), quantity(req.get("memory")) or Decimal(0),
+        out.append(Requests(millicores(req.get("cpu")), k8s.quantity(req.get("memory")) or Decimal(0),
                             whole(req.get(gpu_resource))))
     return out
 
@@ -117,7 +91,7 @@ def pod_requests(pod: Mapping[str, Any], gpu_resource: str) -> Requests:
         total = Requests(max(total.cpu_millicores, init.cpu_millicores), max(total.memory_bytes, init.memory_bytes),
                          max(total.gpus, init.gpus))
     overhead = spec.get("overhead") or {}
-    return total + Requests(millicores(overhead.get("cpu")), quantity(overhead.get("memory")) or Decimal(0), 0)
+    return total + Requests(millicores(overhead.get("cpu")), k8s.quantity(overhead.get("memory")) or Decimal(0), 0)
 
 
 def counts(pod: Mapping[str, Any]) -> bool:
@@ -177,46 +151,18 @@ def summarise(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, An
 
 async def list_node_metrics() -> list[dict]:
     """One ``metrics.k8s.io`` NodeMetrics LIST (all nodes), as raw JSON items."""
-    from kubernetes_asyncio.client import ApiException
-    from kubernetes_asyncio.client.rest import RESTResponse
-
-    from . import k8s
-
-    response = await k8s.custom_objects().list_cluster_custom_object(
-        "metrics.k8s.io", "v1beta1", "nodes", _preload_content=False, _request_timeout=k8s.REQUEST_TIMEOUT)
-    body = await response.read()
-    if not 200 <= response.status <= 299:
-        raise ApiException(http_resp=RESTResponse(response, body.decode("utf-8", "replace")))
-    return json.loads(body).get("items") or []
+    page = await k8s.list_json(k8s.custom_objects().list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "nodes")
+    return page.get("items") or []
 
 
 async def list_singleuser_pods(namespace: str) -> list[dict]:
     """The fallback when KubeSpawner's reflector is not running: one namespaced LIST, raw JSON."""
-    from kubernetes_asyncio.client import ApiException
-    from kubernetes_asyncio.client.rest import RESTResponse
-
-    from . import k8s
-
-    response = await k8s.core().list_namespaced_pod(namespace, label_selector=SINGLEUSER_SELECTOR,
-                                                    _preload_content=False, _request_timeout=k8s.REQUEST_TIMEOUT)
-    body = await response.read()
-    if not 200 <= response.status <= 299:
-        raise ApiException(http_resp=RESTResponse(response, body.decode("utf-8", "replace")))
-    return json.loads(body).get("items") or []
-
-
-def reflected_pods(spawner_class: Any, namespace: str) -> list[dict] | None:
-    """The single-user pods KubeSpawner's pod reflector holds for ``namespace`` (no I/O), or None without one."""
-    for key, reflector in list(getattr(spawner_class, "reflectors", {}).items()):
-        if key[0] == "pods" and key[1] in (namespace, None) and reflector.first_load_future.done():
-            return list(reflector.pods.values())
-    return None
+    page = await k8s.list_json(k8s.core().list_namespaced_pod, namespace, label_selector=SINGLEUSER_SELECTOR)
+    return page.get("items") or []
 
 
 async def list_nodes() -> list[dict]:
-    from . import gpu, k8s
-
-    return await gpu.list_nodes(k8s.core(), None, k8s.REQUEST_TIMEOUT)
+    return await gpu.list_nodes(k8s.core())
 
 
 async def fetch(spawner_class: Any, namespace: str, gpu_resource: str) -> dict[str, Any]:
@@ -231,52 +177,29 @@ async def fetch(spawner_class: Any, namespace: str, gpu_resource: str) -> dict[s
     try:
         metrics: list[dict] | None = await metrics_task
     except Exception as e:
-        from . import k8s
-
         log.info("cluster capacity: node metrics unavailable (%s); usage is null", k8s.describe(e))
         metrics = None
-    pods = reflected_pods(spawner_class, namespace)
+    pods = k8s.reflected_pods(spawner_class, namespace)
     if pods is None:
         pods = await list_singleuser_pods(namespace)
     return summarise(nodes, pods, metrics, gpu_resource)
 
 
 class CapacityCache:
-    """Single-flight TTL cache: at most one refresh at a time, shared by every tab and request.
+    """The cluster answer, refreshed at most once per ``ttl`` for every tab and request: a :class:`k8s.TtlCache`
+    (single flight, a failure held for the window too).
 
-    A failed refresh (node list refused) is not cached: the next request tries again, but concurrent
-    requests still share the one attempt.
+    After a failed refresh the last answer is served (its ``timestamp`` says how old it is); only while there is
+    none, :meth:`get` raises the failure (the handler's 503 for a refused node list).
     """
 
     def __init__(self, fetch: Callable[[], Awaitable[dict[str, Any]]], ttl: float = CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic):
-        self._fetch = fetch
-        self.ttl = ttl
-        self._clock = clock
-        self.value: dict[str, Any] | None = None
-        self.fetched_at: float | None = None
-        self.fetches = 0
-        self._inflight: asyncio.Future | None = None
-
-    def fresh(self) -> bool:
-        return self.fetched_at is not None and self._clock() - self.fetched_at < self.ttl
+        self.cache = k8s.TtlCache(fetch, ttl, "Cluster capacity: refreshing", log, clock)
 
     async def get(self) -> dict[str, Any]:
-        if self.value is not None and self.fresh():
-            return self.value
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._refresh())
-        # shield: one client going away must not cancel the refresh the others are waiting for
-        return await asyncio.shield(self._inflight)
-
-    async def _refresh(self) -> dict[str, Any]:
-        self.fetches += 1
-        try:
-            value = await self._fetch()
-            self.value, self.fetched_at = value, self._clock()
-            return value
-        finally:
-            self._inflight = None
+        """The last answer; without one yet, raises the failure that left none."""
+        return (await self.cache.get()).result()
 
 
 _caches: dict[tuple, CapacityCache] = {}

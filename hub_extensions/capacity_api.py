@@ -6,12 +6,11 @@ are cluster-wide. Errors are JSON ``{"status", "message"}``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from tornado import web
 
-from . import capacity, k8s, scopes
+from . import capacity, k8s, runtime, scopes
 from .handler_base import DsAPIHandler, needs_unfiltered_scope
 
 CLUSTER_SCOPES = (scopes.ADMIN, scopes.ACTIVITY_READ)
@@ -30,21 +29,13 @@ class ClusterHandler(DsAPIHandler):
     async def get(self) -> None:
         from kubespawner import KubeSpawner  # its reflectors dict is shared by every subclass
 
-        ds = self.settings["jupyterhub_ds"]
-        cache = capacity.cache(KubeSpawner, _namespace[0], ds.gpu.resource, refresh_seconds(ds))
+        rt = runtime.of(self)
+        cache = capacity.cache(KubeSpawner, rt.namespace, rt.settings.gpu.resource, refresh_seconds(rt.settings))
         try:
             answer = await cache.get()
         except k8s.API_ERRORS as e:
             raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         self.write_json(answer)
-
-
-_namespace: list[str] = [os.environ.get("POD_NAMESPACE", "default")]
-
-
-def use_namespace(namespace: str) -> None:
-    """The namespace KubeSpawner starts servers in (``configure`` passes it from ``c.KubeSpawner.namespace``)."""
-    _namespace[:] = [namespace]
 
 
 def handlers() -> list[tuple[str, type]]:

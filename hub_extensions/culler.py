@@ -34,7 +34,8 @@ from typing import Any
 
 from jupyterhub.metrics import SERVER_STOP_DURATION_SECONDS, ServerStopStatus
 
-from . import kube_events, locks, trail
+from . import locks, trail
+from .runtime import Runtime
 from .settings import CullerSettings
 
 log = logging.getLogger("JupyterHub.ds.culler")  # a child of the hub's logger: same handlers and level
@@ -233,9 +234,7 @@ def extend_spawner(spawner: Any, settings: CullerSettings, hours: int, now: floa
         spawner.db.commit()
         trail.record("extension", spawner.user.name, spawner.name,
                      f"+{grant.hours} h (requested {hours} h) until {iso(grant.extended_until)}",
-                     hours=grant.hours, requested=hours, truncated=grant.truncated)
-        kube_events.emit(spawner, kube_events.SESSION_EXTENDED,
-                         f"Session extended by {grant.hours} h (requested {hours} h) until {iso(grant.extended_until)}")
+                     spawner=spawner, hours=grant.hours, requested=hours, truncated=grant.truncated)
     return grant
 
 
@@ -339,9 +338,7 @@ class Culler:
                         return
                     why = _why(reason, self.settings)
                     log.info("Culler: stopping %s (%s)", spawner._log_name, why)
-                    trail.record("cull", user.name, name, why, reason=reason)
-                    kube_events.emit(spawner, kube_events.CULLED, f"Server of {user.name} stopped by the culler "
-                                     f"({reason}: {why})")
+                    trail.record("cull", user.name, name, why, spawner=spawner, reason=reason)
                     future = begin_stop(app, user, name)
                 await wait_stopped(future, spawner._log_name, timeout)
                 stopped.append(Candidate(user, name, reason))
@@ -368,22 +365,13 @@ def _why(reason: str, settings: CullerSettings) -> str:
     return f"idle for timeoutSeconds={settings.timeout_seconds} and past any extension"
 
 
-def hub_app() -> Any | None:
-    """The running JupyterHub application once it is initialized (its users and proxy exist), else None."""
-    from jupyterhub.app import JupyterHub
-
-    if not JupyterHub.initialized():
-        return None
-    app = JupyterHub.instance()
-    return app if getattr(app, "tornado_application", None) is not None else None
-
-
 _task: asyncio.Task | None = None
 
 
-def start_background(settings: CullerSettings) -> None:
+def start_background(rt: Runtime) -> None:
     """From ``configure``: when enabled, run the culler once the hub's event loop runs (one per process)."""
     global _task
+    settings = rt.settings.culler
     if not settings.enabled:
         return
     try:
@@ -392,4 +380,4 @@ def start_background(settings: CullerSettings) -> None:
         return  # no loop: a config check, nothing to cull
     if _task is not None and not _task.done():
         _task.cancel()
-    _task = loop.create_task(Culler(settings, hub_app).run())
+    _task = loop.create_task(Culler(settings, rt.hub).run())

@@ -26,6 +26,7 @@ from typing import Any
 
 from . import culler, docker_groups, gpu, k8s
 from .pod_status import notebook_container, pod_summary
+from .runtime import Runtime
 from .settings import Settings
 
 log = logging.getLogger("JupyterHub.ds.dashboard")
@@ -148,7 +149,7 @@ def assemble(*, user_name: str, server: Mapping[str, Any], pod: Mapping[str, Any
 # ================================================================ the live parts (no I/O here either)
 
 
-def page_data(user: Any) -> dict[str, Any] | None:
+def page_data(rt: Runtime, user: Any) -> dict[str, Any] | None:
     """What the home page renders for ``user`` (a JupyterHub ``User``; ``None`` when nobody is logged in).
 
     Memory only (settings, spawner, reflectors, the GPU node cache): safe for every page render.
@@ -156,16 +157,13 @@ def page_data(user: Any) -> dict[str, Any] | None:
     if user is None:
         return None
     try:
-        return _page_data(user)
+        return _page_data(rt.settings, user)
     except Exception:  # every page renders this: a bug here must not break the hub's pages
         log.exception("jupyterhub-ds: the dashboard data of %s failed", getattr(user, "name", "?"))
         return None
 
 
-def _page_data(user: Any) -> dict[str, Any]:
-    from .spawner import DsKubeSpawner
-
-    settings = DsKubeSpawner.ds_settings
+def _page_data(settings: Settings, user: Any) -> dict[str, Any]:
     spawner = user.spawners.get("") if hasattr(user.spawners, "get") else None
     pod = k8s.reflected_pod(spawner) if spawner is not None else None
     return {

@@ -15,14 +15,13 @@ the very first one after the hub starts, and then for at most a few seconds.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import objects
+from . import k8s, objects
 from .settings import GpuSettings
 
 log = logging.getLogger("JupyterHub.ds.gpu")  # a child of the hub's own logger: same handlers and level
@@ -50,7 +49,7 @@ class GpuNode:
 
 
 def _int(value: Any) -> int:
-    """An extended-resource quantity (integers only) or a count label; anything else is 0."""
+    """A count label (``nvidia.com/gpu.count``); anything else is 0."""
     try:
         return int(str(value))
     except (TypeError, ValueError):
@@ -70,7 +69,7 @@ def gpu_nodes(nodes: Iterable[Mapping[str, Any]], resource: str,
         labels = meta.get("labels") or {}
         if not _matches(labels, node_selector or {}):
             continue
-        allocatable = _int((node.get("status", {}).get("allocatable") or {}).get(resource))
+        allocatable = int(k8s.quantity((node.get("status", {}).get("allocatable") or {}).get(resource)) or 0)
         labelled = labels.get(LABEL_PRESENT) == "true" or _int(labels.get(LABEL_COUNT)) > 0
         if allocatable > 0 or labelled:
             found.append(GpuNode(meta.get("name", "?"), allocatable, labelled,
@@ -137,93 +136,60 @@ def slim_node(node: Mapping[str, Any]) -> dict[str, Any]:
             "status": {"allocatable": (node.get("status") or {}).get("allocatable") or {}}}
 
 
-async def list_nodes(api: Any, selector: str | None = None, request_timeout: float | None = None,
+async def list_nodes(api: Any, selector: str | None = None, request_timeout: float = k8s.REQUEST_TIMEOUT,
                      page_size: int = NODE_PAGE) -> list[dict]:
-    """List nodes as slim JSON dicts, a page at a time, without building a ``V1Node`` per node.
+    """List nodes as slim JSON dicts, a page at a time (:func:`k8s.list_pages`), without a ``V1Node`` per node.
 
     A node carries its image list, conditions and managed fields: turning 5,000 of them into models
     and back into dicts every minute cost the hub's event loop about 17 s of CPU at once
-    (``ci/bench/gpu_nodes.py``). ``_preload_content=False`` hands us the body for ``json.loads``; pages of
-    ``page_size`` bound how long one parse holds the loop and how much JSON is alive at a time.
+    (``ci/bench/gpu_nodes.py``). Pages of ``page_size`` bound how long one parse holds the loop and how much
+    JSON is alive at a time; each node is slimmed as its page arrives.
     """
-    from kubernetes_asyncio.client import ApiException
-    from kubernetes_asyncio.client.rest import RESTResponse
-
     nodes: list[dict] = []
-    token = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False}
-        if selector:
-            kwargs["label_selector"] = selector
-        if token:
-            kwargs["_continue"] = token
-        if request_timeout is not None:
-            kwargs["_request_timeout"] = request_timeout
-        response = await api.list_node(**kwargs)
-        body = await response.read()  # reads the whole body and releases the connection
-        if not 200 <= response.status <= 299:
-            raise ApiException(http_resp=RESTResponse(response, body.decode("utf-8", "replace")))
-        page = json.loads(body)
-        nodes.extend(slim_node(n) for n in page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return nodes
-        await asyncio.sleep(0)  # let the hub serve requests between pages
+    filters = {"label_selector": selector} if selector else {}
+    async for items in k8s.list_pages(api.list_node, page_size, _request_timeout=request_timeout, **filters):
+        nodes.extend(slim_node(n) for n in items)
+    return nodes
 
 
 # ---------------------------------------------------------------- the node cache
 
-class NodeCache:
+class NodeCache(k8s.TtlCache[list[GpuNode]]):
     """The GPU nodes as last listed, refreshed in the background every ``ttl`` seconds.
 
-    ``answer`` never does I/O. ``warm`` waits only while nothing was ever fetched (bounded by a
-    timeout); when the answer is stale it starts a refresh and returns at once.
+    A :class:`k8s.TtlCache` (single flight; a failed list holds for ``ttl`` too and keeps the previous
+    answer) that also logs what changed. ``answer`` never does I/O. ``warm`` waits only for the very first
+    list (bounded by a timeout); when the answer is stale it starts a refresh and returns at once.
     """
 
     def __init__(self, settings: GpuSettings, fetch: Callable[[], Awaitable[list[dict]]] | None = None,
                  clock: Callable[[], float] = time.monotonic, first_wait: float = FIRST_REFRESH_TIMEOUT):
+        super().__init__(self._detect, float(settings.node_cache_seconds), "GPU auto-detect: listing nodes", log,
+                         clock)
         self.settings = settings
         self.first_wait = first_wait
-        self.ttl = float(settings.node_cache_seconds)
-        self._fetch = fetch
-        self._clock = clock
-        self.nodes: list[GpuNode] | None = None
-        self.fetched_at: float | None = None
-        self.attempted_at: float | None = None
-        self.fetches = 0
-        self._refresh_task: asyncio.Task | None = None
+        self._fetch = fetch  # the raw node list (tests); None: the API server
         self._loop_task: asyncio.Task | None = None
+
+    @property
+    def nodes(self) -> list[GpuNode] | None:
+        """The GPU nodes of the last successful list; None before one."""
+        return None if self.entry is None else self.entry.value
 
     def answer(self) -> bool | None:
         """Whether some node has GPUs, from the cache; None before the first successful list."""
         return None if self.nodes is None else detected(self.nodes)
 
-    def fresh(self) -> bool:
-        return self.fetched_at is not None and self._clock() - self.fetched_at < self.ttl
-
     async def _list(self) -> list[dict]:
         if self._fetch is not None:
             return await self._fetch()
-        from . import k8s  # kubernetes client only where the hub runs
+        return await list_nodes(k8s.core(), label_selector(self.settings.node_selector))
 
-        return await list_nodes(k8s.core(), label_selector(self.settings.node_selector), k8s.REQUEST_TIMEOUT)
-
-    async def _refresh(self) -> None:
-        self.fetches += 1
-        self.attempted_at = self._clock()
-        try:
-            found = gpu_nodes(await self._list(), self.settings.resource, self.settings.node_selector)
-        except Exception as e:
-            from . import k8s
-
-            why = k8s.describe(e)  # an ApiException's str() carries every response header
-            log.warning("GPU auto-detect: listing nodes failed (%s); keeping the previous answer (%s)",
-                        why, self.answer())
-            return
+    async def _detect(self) -> list[GpuNode]:
+        found = gpu_nodes(await self._list(), self.settings.resource, self.settings.node_selector)
         if found != self.nodes:
             self._report(found)
-        self.nodes = found
-        self.fetched_at = self._clock()
+        return found
 
     def _report(self, found: list[GpuNode]) -> None:
         before = self.answer()
@@ -240,17 +206,10 @@ class NodeCache:
                 log.info("GPU auto-detect: no node advertises allocatable %s; servers start without GPUs",
                          self.settings.resource)
 
-    def refresh(self) -> asyncio.Task:
-        """Start a refresh unless one is running (single flight); returns its task."""
-        if self._refresh_task is None or self._refresh_task.done():
-            self._refresh_task = asyncio.ensure_future(self._refresh())
-        return self._refresh_task
-
     async def warm(self) -> bool | None:
-        """Make sure an answer exists (before the first: wait up to ``first_wait``), then return it."""
+        """Make sure an answer exists (before the first list ends: wait up to ``first_wait``), then return it."""
         self.start()
-        first_list_pending = self._refresh_task is not None and not self._refresh_task.done()
-        if self.nodes is None and (self.attempted_at is None or first_list_pending):
+        if self.entry is None:
             # only the first list is waited for; after a failed one, spawns go on without GPUs meanwhile
             try:
                 await asyncio.wait_for(asyncio.shield(self.refresh()), self.first_wait)
@@ -268,14 +227,12 @@ class NodeCache:
 
     async def _run(self) -> None:
         while True:
-            if not self.fresh():
-                await self.refresh()
+            entry = await self.get()
             # after a failure too, wait a full period: a missing permission must not become a busy loop
-            since = self._clock() - (self.attempted_at if self.attempted_at is not None else self._clock())
-            await asyncio.sleep(max(1.0, self.ttl - since))
+            await asyncio.sleep(max(1.0, self.ttl - (self._clock() - entry.checked_at)))
 
     def stop(self) -> None:
-        for task in (self._loop_task, self._refresh_task):
+        for task in (self._loop_task, self._inflight):
             if task is not None:
                 task.cancel()
 

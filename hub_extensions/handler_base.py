@@ -22,6 +22,7 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import Scope, needs_scope
 from tornado import web
 
+from . import runtime
 from .settings import Settings
 
 
@@ -76,7 +77,7 @@ class Utf8JsonBody:
 class DsAPIHandler(Utf8JsonBody, APIHandler):
     @property
     def ds_settings(self) -> Settings:
-        return self.settings["jupyterhub_ds"]
+        return runtime.of(self).settings
 
     def target(self, user_name: str) -> tuple[Any, Any]:
         """The user and their default spawner, or 404."""

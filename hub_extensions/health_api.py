@@ -23,7 +23,7 @@ class HealthHandler(DsAPIHandler):
             return
         self.write_json(await health.details(self.db.get_bind(), self.users.values(), __version__,
                                              jupyterhub.__version__,
-                                             gpu=gpu.status(self.settings["jupyterhub_ds"].gpu)))
+                                             gpu=gpu.status(self.ds_settings.gpu)))
 
 
 def handlers() -> list[tuple[str, type]]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from jupyterhub.handlers.base import BaseHandler
 from tornado import web
 
-from . import scopes
+from . import runtime, scopes
 from .handler_base import needs_unfiltered_scope
-from .settings import VALUES_PATH, Settings
+from .settings import VALUES_PATH
 from .settings_page import rows, sections, versions
-
-INFO_SETTING = "jupyterhub_ds_info"  # tornado setting: {"chart_version", "namespace"} known at start
 
 
 class SettingsPageHandler(BaseHandler):
@@ -20,11 +18,10 @@ class SettingsPageHandler(BaseHandler):
     @web.authenticated
     @needs_unfiltered_scope(scopes.ADMIN)
     async def get(self) -> None:
-        settings: Settings = self.settings["jupyterhub_ds"]
-        info = self.settings.get(INFO_SETTING) or {}
+        rt = runtime.of(self)
         html = await self.render_template(
-            "ds-settings.html", ds_sections=sections(rows(settings)), ds_versions=versions(info.get("chart_version")),
-            ds_namespace=info.get("namespace") or "", ds_values_path=VALUES_PATH)
+            "ds-settings.html", ds_sections=sections(rows(rt.settings)), ds_versions=versions(rt.chart_version),
+            ds_namespace=rt.namespace, ds_values_path=VALUES_PATH)
         self.finish(html)
 
 

@@ -33,8 +33,9 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, docker_groups, gpu, k8s, kube_events, labenv, locks, objects, pod_status, storage, trail
+from . import branding, docker_groups, gpu, k8s, labenv, locks, objects, pod_status, storage, trail
 from .branding import Branding
+from .runtime import Runtime
 from .settings import DockerSockSettings, Settings
 
 # ================================================================ pure: what the user reads
@@ -172,10 +173,10 @@ class DsKubeSpawner(KubeSpawner):
     ds_event_poll_seconds: ClassVar[float] = 1.0
 
     @classmethod
-    def use_settings(cls, settings: Settings, brand: Branding) -> None:
-        """Share one settings object and one branding with every spawner of this hub."""
-        cls.ds_settings = settings
-        cls.ds_branding = brand
+    def use_runtime(cls, rt: Runtime) -> None:
+        """Share the hub's one settings object and branding (:mod:`hub_extensions.runtime`) with every spawner."""
+        cls.ds_settings = rt.settings
+        cls.ds_branding = rt.branding
 
     # ------------------------------------------------------------ before the start
 
@@ -298,10 +299,7 @@ class DsKubeSpawner(KubeSpawner):
                 raise _failure(503, message)
             result = starting.result()
             trail.record("spawn", self.user.name, self.name, "started for Restart Server" if restart else "started",
-                         restart=restart)
-            if restart:
-                kube_events.emit(self, kube_events.SERVER_RESTARTED, f"Server of {self.user.name} restarted "
-                                 "(Restart Server: a new pod with the same volumes)")
+                         spawner=self, restart=restart)
             return result
         except ApiException as e:
             raise refused(e) from e

@@ -22,7 +22,7 @@ from jupyterhub import orm
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from . import k8s, kube_events, locks, scopes, storage, trail
+from . import k8s, locks, scopes, storage, trail
 from .handler_base import DsAPIHandler, needs_unfiltered_scope
 from .settings import Settings
 
@@ -75,12 +75,8 @@ def record_reset(namespace: str, user: str, by: str, result: storage.ResetResult
     if not result.reset:
         return
     trail.record("volume-reset", user, "", f"reset {', '.join(result.reset)} (by {by})",
-                 volumes=result.reset, by=by)
-    for r in result.results:
-        if r["result"] == storage.RESET:
-            kube_events.emit_on_claim(namespace, r["claim"], kube_events.VOLUME_RESET,
-                                      f"Volume {r['volume']} of {user} reset by {by}: the claim was deleted; "
-                                      "the next start creates an empty one")
+                 claims={r["claim"]: r["volume"] for r in result.results if r["result"] == storage.RESET},
+                 namespace=namespace, volumes=result.reset, by=by)
 
 
 class AdoptableVolumesHandler(DsAPIHandler):

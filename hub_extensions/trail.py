@@ -4,16 +4,22 @@ A bounded in-memory table (the last ``SIZE`` events; the oldest fall off) in the
 through ``GET /hub/api/ds/events`` (filters ``user``, ``kind``, ``since``, ``limit``) and cleared with ``DELETE``
 (:mod:`hub_extensions.trail_api`); both need unfiltered ``admin:users`` (a delegate's ``admin:users!group=x``
 does not read or clear other users' events). It is lost when the hub restarts; the Kubernetes Events
-(:mod:`hub_extensions.kube_events`) outlive it for their TTL. Recording is a dict append: no I/O on the event loop.
+(:mod:`hub_extensions.kube_events`) outlive it for their TTL.
+
+One call records both: :func:`record` appends to the trail and, for what ``kubectl get events`` should show too
+(a cull, an extension, a Restart Server, a volume reset), emits the Kubernetes Event on the user's pod or on each
+deleted claim, in the background. The append is a dict append: no I/O on the event loop.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from . import kube_events
 
 SIZE = 5000
 KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset", "account")
@@ -22,12 +28,34 @@ _events: deque[dict[str, Any]] = deque(maxlen=SIZE)
 _ids = itertools.count(1)
 
 
-def record(kind: str, user: str, server: str = "", message: str = "", **details: Any) -> dict[str, Any]:
-    """Append one event (``kind`` from :data:`KINDS`)."""
+def record(kind: str, user: str, server: str = "", message: str = "", *, spawner: Any = None,
+           claims: Mapping[str, str] | None = None, namespace: str = "", **details: Any) -> dict[str, Any]:
+    """Append one event (``kind`` from :data:`KINDS`) and emit its Kubernetes Event, if it has one: on
+    ``spawner``'s pod, or on each of ``claims`` (claim name -> volume name) in ``namespace``."""
     event = {"id": next(_ids), "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "kind": kind,
              "user": user, "server": server, "message": message, **details}
     _events.append(event)
+    if spawner is not None and (pod_event := _pod_event(event)) is not None:
+        kube_events.emit(spawner, *pod_event)
+    for claim, volume in (claims or {}).items():
+        kube_events.emit_on_claim(namespace, claim, kube_events.VOLUME_RESET,
+                                  f"Volume {volume} of {user} reset by {details.get('by')}: the claim was deleted; "
+                                  "the next start creates an empty one")
     return event
+
+
+def _pod_event(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of the Kubernetes Event on the user's pod for a trail event; None when kubectl need not
+    show it (a plain start or stop: the kubelet's own events tell those)."""
+    user, message = event["user"], event["message"]
+    if event["kind"] == "cull":
+        return kube_events.CULLED, f"Server of {user} stopped by the culler ({event.get('reason')}: {message})"
+    if event["kind"] == "extension":
+        return kube_events.SESSION_EXTENDED, f"Session extended: {message}"
+    if event["kind"] == "spawn" and event.get("restart"):
+        return (kube_events.SERVER_RESTARTED,
+                f"Server of {user} restarted (Restart Server: a new pod with the same volumes)")
+    return None
 
 
 def clear() -> int:

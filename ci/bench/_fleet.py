@@ -87,10 +87,11 @@ class _CullerPass(_APIHandler):
         if not self.current_user or "admin:users" not in self.parsed_scopes:
             raise __import__("tornado").web.HTTPError(403)
         from hub_extensions import culler as _culler
+        from hub_extensions import runtime as _runtime
         from hub_extensions.settings import CullerSettings as _CullerSettings
 
         settings = _CullerSettings(enabled=True, timeout_seconds=86400, every_seconds=60, max_age_seconds=0)
-        app = _culler.hub_app()
+        app = _runtime.of(self).hub()
         walls = []
         for _ in range(int(self.get_argument("runs", "20"))):
             t0 = _time.perf_counter()

@@ -1,6 +1,6 @@
-"""The activity monitor's logic: quantities and usage, status, incremental scores against the definition,
-the metrics cache (single flight, TTL, errors as nulls), and the sampler's database work on SQLite AND
-PostgreSQL (JupyterHub's own schema, created by JupyterHub; ours next to it)."""
+"""The activity monitor's logic: usage, status, incremental scores against the definition, the metrics cache
+(single flight, TTL, errors as nulls), the volumes cache (the last columns with the error), and the sampler's
+database work on SQLite AND PostgreSQL (JupyterHub's own schema, created by JupyterHub; ours next to it)."""
 
 from __future__ import annotations
 
@@ -42,19 +42,7 @@ def log_level_label(score: int | None) -> str:
     return "very-low"
 
 
-# ---------------------------------------------------------------- quantities, usage, status
-
-@pytest.mark.parametrize(("text", "cores"), [("250m", 0.25), ("1", 1.0), ("1500000n", 0.0015), ("20u", 2e-5),
-                                             ("2.5", 2.5)])
-def test_parse_cpu(text: str, cores: float) -> None:
-    assert activity_usage.parse_cpu(text) == pytest.approx(cores)
-
-
-@pytest.mark.parametrize(("text", "size"), [("300Mi", 300 * 1024**2), ("1G", 1e9), ("1024", 1024), ("2Gi", 2 * 1024**3),
-                                            ("512Ki", 512 * 1024)])
-def test_parse_bytes(text: str, size: float) -> None:
-    assert activity_usage.parse_bytes(text) == pytest.approx(size)
-
+# ---------------------------------------------------------------- usage, status (quantities: test_k8s.py)
 
 def pod(*limits: dict) -> dict:
     return {"spec": {"containers": [{"name": f"c{i}", "resources": {"limits": lim} if lim else {}}
@@ -147,14 +135,14 @@ async def test_metrics_cache_is_single_flight_and_honours_its_ttl() -> None:
 
     cache = activity.MetricsCache(10, lister, clock=lambda: clock[0])
     snaps = await asyncio.gather(*(cache.get() for _ in range(50)))
-    assert calls == 1 and all(s is snaps[0] for s in snaps)
+    assert calls == 1 and all(s == snaps[0] for s in snaps)
     assert snaps[0].available and snaps[0].usage == {"jupyter-a": (0.25, 300 * activity_usage.MIB)}
     clock[0] = 9.9
     await cache.get()
     assert calls == 1
     clock[0] = 10.0
     await asyncio.gather(cache.get(), cache.get())
-    assert calls == 2 and cache.lists == 2
+    assert calls == 2 and cache.cache.fetches == 2
 
 
 async def test_metrics_api_down_gives_a_note_and_no_usage() -> None:
@@ -168,7 +156,27 @@ async def test_metrics_api_down_gives_a_note_and_no_usage() -> None:
     assert not snap.available and snap.usage == {}
     assert "Metrics API unavailable (503 Service Unavailable)" in snap.error
     await cache.get()
-    assert cache.lists == 1  # the error is cached for the window too: no retry storm
+    assert cache.cache.fetches == 1  # the error is held for the window too: no retry storm
+
+
+async def test_metrics_after_a_failure_are_nulls_not_the_last_figures() -> None:
+    from kubernetes_asyncio.client import ApiException
+
+    clock = [0.0]
+    answers: list = [[{"metadata": {"name": "jupyter-a"}, "containers": [{"usage": {"cpu": "1", "memory": "1Mi"}}]}],
+                     ApiException(status=503, reason="Service Unavailable")]
+
+    async def lister() -> list[dict]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    cache = activity.MetricsCache(10, lister, clock=lambda: clock[0])
+    assert (await cache.get()).usage == {"jupyter-a": (1.0, activity_usage.MIB)}
+    clock[0] = 10.0
+    snap = await cache.get()
+    assert not snap.available and snap.usage == {} and snap.fetched_at == 10.0
 
 
 # ---------------------------------------------------------------- volumes
@@ -187,6 +195,31 @@ def test_claims_grouped_by_owner_with_capacity_and_used_bytes() -> None:
     assert columns["volume_breakdown"] == {"home": 512.0, "cache": None}
     without = activity.volume_columns(activity_volumes.claims_by_owner([claim("u1-a", "home", "10Gi")], {})["u1-a"])
     assert without["volume_size_mb"] is None and without["volume_capacity_mb"] == 10240
+
+
+async def test_volumes_keep_the_last_columns_with_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes_asyncio.client import ApiException
+
+    from hub_extensions import k8s
+
+    clock = [0.0]
+    answers: list = [[{"metadata": {"name": "claim-u1-a-home", "labels": {"jupyterhub-ds/owner": "u1-a",
+                                                                           "jupyterhub-ds/volume": "home"}},
+                       "spec": {"resources": {"requests": {"storage": "1Gi"}}}, "status": {}}],
+                     ApiException(status=403, reason="Forbidden")]
+
+    async def list_claims(namespace: str, selector: str) -> list[dict]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(k8s, "list_claims", list_claims)
+    cache = activity_volumes.VolumeCache("ns", 300, None, clock=lambda: clock[0])
+    first = await cache.get()
+    assert first["u1-a"][0]["capacity_mb"] == 1024 and cache.error is None
+    clock[0] = 300.0
+    assert await cache.get() == first and cache.error == "403 Forbidden"
 
 
 def test_settings_defaults_and_bounds() -> None:
@@ -325,11 +358,11 @@ async def test_report_shapes_and_null_usage_without_metrics(hub_db: orm.Base) ->
     assert report["sampling_status"] == "1 samples for 1 users"
 
 
-async def test_user_usage_reads_the_shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The helper for other modules (the home dashboard): one user's figures, no API call of its own."""
+async def test_the_dashboards_usage_reads_the_shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The home dashboard's figures for one server: from the monitor's shared cache, no API call of its own."""
     from types import SimpleNamespace
 
-    from hub_extensions import culler
+    from hub_extensions import dashboard
 
     lists = 0
 
@@ -343,16 +376,13 @@ async def test_user_usage_reads_the_shared_cache(monkeypatch: pytest.MonkeyPatch
                               pod_reflector=SimpleNamespace(pods={"ns/jupyter-ann": pod({"cpu": "2",
                                                                                          "memory": "4Gi"})}))
     stopped = SimpleNamespace(pod_name="jupyter-bo", pending=None, orm_spawner=SimpleNamespace(server=None))
-    users = {1: SimpleNamespace(name="ann", spawners={"": spawner}),
-             2: SimpleNamespace(name="bo", spawners={"": stopped})}
     mon = SimpleNamespace(settings=ActivitySettings(), metrics=activity.MetricsCache(10, lister))
     mon.usage_of = lambda sp: activity.ActivityMonitor.usage_of(mon, sp)
     mon.limits_of, mon._limits = (lambda sp: activity.ActivityMonitor.limits_of(mon, sp)), {}
     monkeypatch.setattr(activity, "_monitor", mon)
-    monkeypatch.setattr(culler, "hub_app", lambda: SimpleNamespace(users=users))
-    assert await activity.user_usage("ann") == {"cpu_percent": 25.0, "memory_mb": 1024.0, "memory_percent": 25.0}
-    assert await activity.user_usage("bo") is None and await activity.user_usage("nobody") is None
-    await activity.user_usage("ann")
+    assert await dashboard.usage(spawner) == {"cpu_percent": 25.0, "memory_mb": 1024.0, "memory_percent": 25.0}
+    assert await dashboard.usage(stopped) is None
+    await dashboard.usage(spawner)
     assert lists == 1
 
 

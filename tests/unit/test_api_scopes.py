@@ -37,6 +37,8 @@ from hub_extensions import (
     storage_api,
     trail_api,
 )
+from hub_extensions.branding import Branding
+from hub_extensions.runtime import Runtime
 from hub_extensions.settings import Settings
 
 
@@ -165,7 +167,8 @@ def stopped_bodies(monkeypatch):
 
 def probe(cls, method: str, grant: str | None, db):
     """A ``cls`` handler for a request holding ``grant`` (expanded as JupyterHub expands a role's scopes)."""
-    app = web.Application(db=db, jupyterhub_ds=Settings(), users={}, hub=mock.Mock(base_url="/hub/"))
+    rt = Runtime(Settings(), "ns", Branding(Settings().branding))
+    app = web.Application(db=db, jupyterhub_ds=rt, users={}, hub=mock.Mock(base_url="/hub/"))
     handler = cls(app, httputil.HTTPServerRequest(method=method.upper(), uri="/hub/probe", connection=mock.Mock()))
     handler._jupyterhub_user = mock.Mock(name="caller")
     handler.expanded_scopes = jh_scopes.expand_scopes({grant}) if grant else set()

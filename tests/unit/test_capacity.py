@@ -1,4 +1,5 @@
-"""Cluster capacity: quantities, requests per node, GPUs, terminated pods, nulls, and the single-flight cache."""
+"""Cluster capacity: figures from quantities, requests per node, GPUs, terminated pods, nulls, and the cache's
+answers (single flight; the last answer after a failure, the failure itself without one)."""
 
 from __future__ import annotations
 
@@ -80,23 +81,6 @@ def test_usage_is_null_until_scraped_and_when_metrics_api_is_down():
     assert down["nodes"][0]["usage"] == {"cpu_millicores": None, "memory_mb": None}
 
 
-def test_reflected_pods_reads_the_loaded_reflector_of_the_namespace():
-    class Reflector:
-        def __init__(self, pods, loaded=True):
-            self.pods = pods
-            self.first_load_future = asyncio.Future(loop=asyncio.new_event_loop())
-            if loaded:
-                self.first_load_future.set_result(None)
-
-    Spawner = SimpleNamespace(reflectors={("pods", "ns"): Reflector({"ns/a": {"x": 1}}),
-                                          ("events", "ns"): Reflector({})})
-
-    assert capacity.reflected_pods(Spawner, "ns") == [{"x": 1}]
-    assert capacity.reflected_pods(Spawner, "other") is None
-    Spawner.reflectors = {("pods", "ns"): Reflector({}, loaded=False)}
-    assert capacity.reflected_pods(Spawner, "ns") is None
-
-
 async def test_cache_is_single_flight_and_honours_the_ttl():
     now = [0.0]
     calls = []
@@ -115,8 +99,12 @@ async def test_cache_is_single_flight_and_honours_the_ttl():
     assert await cache.get() == {"n": 2}
 
 
-async def test_a_failed_refresh_is_not_cached():
-    results = [RuntimeError("down"), {"ok": True}]
+async def test_a_failure_answers_the_last_value_or_raises_without_one():
+    """The handler's 503 only while there is no answer at all; a failure holds for the window (no retry storm)."""
+    from kubernetes_asyncio.client import ApiException
+
+    now = [0.0]
+    results = [ApiException(status=403, reason="Forbidden"), {"ok": 1}, RuntimeError("down")]
 
     async def fetch():
         r = results.pop(0)
@@ -124,10 +112,17 @@ async def test_a_failed_refresh_is_not_cached():
             raise r
         return r
 
-    cache = capacity.CapacityCache(fetch, ttl=10)
-    with pytest.raises(RuntimeError):
-        await cache.get()
-    assert await cache.get() == {"ok": True}
+    cache = capacity.CapacityCache(fetch, ttl=10, clock=lambda: now[0])
+    for _ in range(2):
+        with pytest.raises(ApiException) as info:
+            await cache.get()
+        assert info.value.status == 403
+    assert cache.cache.fetches == 1  # the refusal is held for the window
+    now[0] = 10.0
+    assert await cache.get() == {"ok": 1}
+    now[0] = 20.0
+    assert await cache.get() == {"ok": 1}  # the refresh failed: the last answer
+    assert cache.cache.entry.error == "RuntimeError: down"
 
 
 async def test_fetch_reports_null_usage_when_the_metrics_list_fails(monkeypatch):

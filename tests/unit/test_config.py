@@ -29,3 +29,36 @@ def test_start_up_objects_are_frozen_once_the_hub_has_started(caplog):
 
 def test_outside_a_hub_nothing_waits_for_a_start():
     assert config._hub_start_future() is None
+
+
+def test_one_runtime_object_reaches_every_feature():
+    """Handlers, the spawner class, the dashboard and the background work see the same settings and namespace."""
+    from traitlets.config import Config
+
+    from hub_extensions import activity, runtime
+    from hub_extensions.spawner import DsKubeSpawner
+
+    c = Config()
+    c.KubeSpawner.namespace = "team-a"
+    c.KubeSpawner.component_label = "lab"
+    settings = config.configure(c, {"activity": {"enabled": True}})
+    rt = c.JupyterHub.tornado_settings.get_value({})[runtime.TORNADO_KEY]
+    assert isinstance(rt, runtime.Runtime) and rt.settings is settings
+    assert (rt.namespace, rt.server_selector) == ("team-a", "component=lab")
+    assert DsKubeSpawner.ds_settings is settings and DsKubeSpawner.ds_branding is rt.branding
+    assert activity._runtime is rt
+    assert rt.hub() is None  # outside a hub: no application, and no feature reaches for one
+    assert c.JupyterHub.template_vars.get_value({})["ds_dashboard"](None) is None
+    names = [f.name for f in config.FEATURES]
+    assert len(names) == len(set(names))
+
+
+def test_the_namespace_is_the_spawners(tmp_path, monkeypatch):
+    from hub_extensions import runtime
+
+    assert runtime.spawner_namespace("team-a") == "team-a"
+    monkeypatch.setattr(runtime, "SERVICE_ACCOUNT_NAMESPACE", str(tmp_path / "absent"))
+    assert runtime.spawner_namespace("") == "default"
+    (tmp_path / "namespace").write_text("hub-ns\n")
+    monkeypatch.setattr(runtime, "SERVICE_ACCOUNT_NAMESPACE", str(tmp_path / "namespace"))
+    assert runtime.spawner_namespace(None) == "hub-ns"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from hub_extensions import dashboard, lab_favicon, lab_favicon_api, pod_status
+from hub_extensions.branding import Branding
+from hub_extensions.runtime import Runtime
 from hub_extensions.settings import load_settings
 
 
@@ -135,8 +137,9 @@ def test_configure_proxy_uses_ds_proxy_only_with_configurable_http_proxy():
 
 
 def test_page_data_never_breaks_a_page():
-    assert dashboard.page_data(None) is None
-    assert dashboard.page_data(object()) is None  # a broken user object: logged, the page renders without it
+    rt = Runtime(load_settings({}), "ns", Branding(load_settings({}).branding))
+    assert dashboard.page_data(rt, None) is None
+    assert dashboard.page_data(rt, object()) is None  # a broken user object: logged, the page renders without it
 
 
 def test_crash_log_tail_falls_back_to_the_previous_run(monkeypatch):

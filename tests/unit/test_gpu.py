@@ -18,7 +18,7 @@ from kubernetes_asyncio.client import (
 )
 from traitlets.config import Config
 
-from hub_extensions import configure, gpu
+from hub_extensions import configure, gpu, k8s
 from hub_extensions.settings import GpuSettings
 from hub_extensions.spawner import DsKubeSpawner
 
@@ -256,7 +256,7 @@ async def test_cache_first_wait_is_bounded_and_failures_keep_the_last_answer(cap
     cache._fetch = broken
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.gpu"):
-        await cache._refresh()
+        await cache.refresh()
     assert cache.answer() is True  # a failed list keeps the previous answer
     assert "listing nodes failed (403 Forbidden)" in caplog.text
 
@@ -289,6 +289,10 @@ async def test_start_background_only_in_auto_mode():
 
 async def _no_nodes() -> list[dict]:
     return []
+
+
+async def _gpu_node() -> list[dict]:
+    return [GPU_NODE]
 
 
 async def test_after_a_failed_first_list_spawns_do_not_wait_again():
@@ -351,12 +355,10 @@ async def test_list_nodes_raises_the_api_servers_refusal():
     with pytest.raises(ApiException) as info:
         await gpu.list_nodes(api)
     assert info.value.status == 403 and "forbidden" in info.value.body
-    assert api.calls == [{"limit": gpu.NODE_PAGE, "_preload_content": False}]
+    assert api.calls == [{"limit": gpu.NODE_PAGE, "_preload_content": False, "_request_timeout": k8s.REQUEST_TIMEOUT}]
 
 
 async def test_cache_lists_with_the_node_selector(monkeypatch):
-    from hub_extensions import k8s
-
     api = _FakeCoreApi(_RawResponse(200, {"items": [GPU_NODE]}))
     monkeypatch.setattr(k8s, "core", lambda: api)
     cache = gpu.NodeCache(GpuSettings(node_selector={"nvidia.com/gpu.present": "true"}))
@@ -365,11 +367,12 @@ async def test_cache_lists_with_the_node_selector(monkeypatch):
     assert api.calls[0]["label_selector"] == "nvidia.com/gpu.present=true"
 
 
-def test_status_reports_the_mode_and_the_cached_nodes_without_io():
+async def test_status_reports_the_mode_and_the_cached_nodes_without_io():
     assert gpu.status(GpuSettings(mode=1)) == {"mode": 1, "mode_name": "forced"}
     settings = GpuSettings(mode=2, node_cache_seconds=3601)
     cache = gpu.node_cache(settings)
     assert gpu.status(settings)["nodes_with_gpus"] is None  # before the first list
-    cache.nodes = [gpu.GpuNode("gpu-1", 2, True, 2, "Tesla-T4")]
+    cache._fetch = _gpu_node
+    await cache.refresh()
     assert gpu.status(settings) == {"mode": 2, "mode_name": "auto",
                                     "nodes_with_gpus": ["gpu-1 (2 allocatable, Tesla-T4)"]}
