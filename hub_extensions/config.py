@@ -31,6 +31,7 @@ from . import (
     culler_api,
     docker_groups,
     gpu,
+    group_policies,
     health_api,
     k8s,
     notifications,
@@ -234,6 +235,7 @@ def configure(c: Any, settings: Settings | Mapping[str, Any] | None = None) -> S
             _stop(str(e))
     try:
         brand = branding.resolve(settings.branding)  # reads the branding files once, at start
+        group_policies.check(settings)
     except SettingsError as e:
         _stop(str(e))
     rt = Runtime(settings, runtime.spawner_namespace(c.KubeSpawner.get("namespace", "")), brand,

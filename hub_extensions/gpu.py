@@ -111,10 +111,11 @@ def toleration(settings: GpuSettings) -> dict[str, str]:
     return {"key": settings.resource, "operator": "Exists", "effect": "NoSchedule"}
 
 
-def add_gpus(pod: Any, settings: GpuSettings) -> Any:
-    """Request ``count`` GPUs, tolerate the GPU taint (keeping existing tolerations), pin to GPU nodes."""
+def add_gpus(pod: Any, settings: GpuSettings, count: int | None = None) -> Any:
+    """Request ``count`` GPUs (``gpu.count`` by default), tolerate the GPU taint (keeping existing tolerations),
+    pin to GPU nodes."""
     # extended resources need requests == limits: a profile's guarantee must not contradict us
-    objects.set_resource_limit(objects.notebook_container(pod), settings.resource, str(settings.count))
+    objects.set_resource_limit(objects.notebook_container(pod), settings.resource, str(count or settings.count))
     objects.add_toleration(pod, toleration(settings))
     return objects.merge_node_selector(pod, settings.node_selector)
 

@@ -29,6 +29,11 @@ class Runtime:
     server_selector: str = "component=singleuser-server"  # KubeSpawner's label on the users' server pods
     accounts: bool = False  # NativeAuthenticator accounts (ours) are on
 
+    def __deepcopy__(self, memo: dict) -> Runtime:
+        """Shared, never copied: traitlets deep-copies config values (``tornado_settings``) into the app, and the
+        hub's handlers must see the very object every feature was handed (it also holds the app itself)."""
+        return self
+
     def hub(self) -> Any | None:
         """The running hub once it is initialized (its users, database and proxy exist), else None."""
         app = self.app

@@ -130,6 +130,71 @@ class GpuSettings:
                                       minimum=5, maximum=3600)
 
 
+_CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# upstream's protected mount paths: these and everything below them ("/" itself only), where the image lives
+PROTECTED_PATHS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run",
+                   "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var")
+
+
+@dataclass(frozen=True)
+class PolicyResources:
+    """CPU and memory for members' servers, replacing the chart's singleuser values; across groups the largest
+    value of each wins, and a limit is never below the request."""
+
+    cpu_request: str | None = setting(None, "CPU request in cores (`0.5`, `500m`, `2`).", pattern=_CPU)
+    cpu_limit: str | None = setting(None, "CPU limit in cores (`0.5`, `500m`, `2`).", pattern=_CPU)
+    memory_request: str | None = setting(None, "Memory request (`2Gi`).", pattern=_QUANTITY)
+    memory_limit: str | None = setting(None, "Memory limit (`16Gi`).", pattern=_QUANTITY)
+
+
+@dataclass(frozen=True)
+class PolicyGpus:
+    """GPUs for members' servers, through the NVIDIA device plugin (off when `gpu.mode` is 0; in auto mode only
+    while the node cache knows GPU nodes)."""
+
+    count: int = setting(0, "GPUs per server (the `gpu.resource` limit); across groups the largest wins; 0 grants "
+                            "none.", minimum=0, maximum=64)
+    product: str | None = setting(None, "Only nodes whose `nvidia.com/gpu.product` label has this value "
+                                        "(from the highest-priority group that names one).", minLength=1)
+
+
+@dataclass(frozen=True)
+class PolicyMount:
+    """An existing claim in the hub's namespace, mounted in members' servers."""
+
+    claim_name: str = setting("", "The PersistentVolumeClaim.", required=True, pattern=_DNS_SUBDOMAIN,
+                              maxLength=253)
+    mount_path: str = setting("", "Where it is mounted: an absolute path outside the image's own directories "
+                                  f"({', '.join(PROTECTED_PATHS)}) and our volumes.", required=True, pattern=r"^/")
+    read_only: bool = setting(True, "Mount it read-only.")
+
+
+@dataclass(frozen=True)
+class GroupPolicy:
+    """What members of one JupyterHub group get in their pod, applied at every start (combine rules:
+    docs/admin/group-policies.md)."""
+
+    group: str = setting("", "The JupyterHub group.", required=True, minLength=1, maxLength=255)
+    priority: int = setting(0, "Higher wins where one value must be chosen: an environment variable, sudo, a node "
+                               "selector key, the claim at a mount path.", minimum=-1000000, maximum=1000000)
+    env: dict[str, str] = setting({}, "Environment variables (platform names refused).",
+                                  propertyNames={"pattern": _ENV_NAME, "maxLength": 128})
+    resources: PolicyResources = setting(PolicyResources(), "CPU and memory.")
+    gpus: PolicyGpus = setting(PolicyGpus(), "GPUs.")
+    shared_volume: str | None = setting(
+        None, "The shared volume: `none`, `ro` (read-only) or `rw`; across groups the widest wins; null leaves it "
+              "to other groups and the default (`rw`).", enum=["none", "ro", "rw", None])
+    mounts: list[PolicyMount] = setting([], "Existing claims to mount.", maxItems=32)
+    sudo: bool | None = setting(
+        None, "`true`: the server starts as root and grants its user sudo (Jupyter Docker Stacks' GRANT_SUDO); "
+              "`false` (the default for everyone): no privilege escalation in the container.")
+    node_selector: dict[str, str] = setting({}, "Node labels members' servers must run on (a dedicated pool).")
+    tolerations: list[dict[str, str]] = setting(
+        [], "Tolerations (`key`, `operator`, `value`, `effect`) for tainted pools.",
+        items={"propertyNames": {"enum": ["key", "operator", "value", "effect"]}})
+
+
 @dataclass(frozen=True)
 class MlflowSettings:
     enabled: bool = setting(True, "Start MLflow inside the lab (ENABLE_SERVICE_MLFLOW).",
@@ -286,6 +351,8 @@ class Settings:
     accounts: AccountsSettings = setting(AccountsSettings(), "Accounts (NativeAuthenticator).")
     culler: CullerSettings = setting(CullerSettings(), "Idle culler and session extensions.")
     activity: ActivitySettings = setting(ActivitySettings(), "Activity monitor.")
+    group_policies: list[GroupPolicy] = setting(
+        [], "Per-group policies: what members of each group get in their pod.", maxItems=1000)
     hub_url: str | None = setting(
         None, "Hub URL as single-user servers reach it, scheme://host[:port] without the base URL (for lab "
         "icon URLs); null derives it from the hub (http://hub:8081 on Z2JH).", pattern=r"^https?://[^/?#\s]+/?$")
@@ -334,12 +401,32 @@ def _check_cross_field(settings: Settings) -> None:
     for i, p in enumerate(paths):
         if p in paths[:i]:
             raise SettingsError(f"{VALUES_PATH}.storage: expected unique mount paths, got {p!r} twice")
+    _check_group_policies(settings, paths)
     for key in ("aux_scripts_path", "aux_menu_path"):
         path = getattr(settings.lab, key)
         writable = next((p for p in paths if path and _under(path, p)), None)
         if writable is not None:
             raise SettingsError(f"{VALUES_PATH}.lab.{camel(key)}: expected a path users cannot write (e.g. a "
                                 f"read-only ConfigMap mount), got {path!r} on the user-writable volume at {writable}")
+
+
+def _check_group_policies(settings: Settings, volume_paths: list[str]) -> None:
+    groups = [p.group for p in settings.group_policies]
+    for i, policy in enumerate(settings.group_policies):
+        key = f"{VALUES_PATH}.groupPolicies[{i}]"
+        if policy.group in groups[:i]:
+            raise SettingsError(f"{key}.group: expected one policy per group, got {policy.group!r} twice")
+        seen: list[str] = []
+        for j, mount in enumerate(policy.mounts):
+            path = mount.mount_path.rstrip("/") or "/"
+            protected = next((p for p in PROTECTED_PATHS if _under(path, p)), None) or ("/" if path == "/" else None)
+            clash = next((v for v in volume_paths if _under(path, v) or _under(v, path)), None)
+            if protected or clash or path in seen:
+                why = (f"inside the protected {protected}" if protected else
+                       f"on our volume at {clash}" if clash else "mounted twice")
+                raise SettingsError(f"{key}.mounts[{j}].mountPath: expected a path outside the image's directories "
+                                    f"and our volumes, got {mount.mount_path!r} ({why})")
+            seen.append(path)
 
 
 def _under(path: str, mount: str) -> bool:

@@ -144,7 +144,7 @@ def _schema_for(tp: Any, extra: Mapping[str, Any], default: Any = dataclasses.MI
         rest = {k: v for k, v in extra.items() if k != "items"}
         return {"type": "array", "items": item, **rest}
     if origin is dict:
-        return {"type": "object", "additionalProperties": {"type": "string"}}
+        return {"type": "object", "additionalProperties": {"type": "string"}, **extra}
     name = {str: "string", bool: "boolean", int: "integer", float: "number"}[tp]
     return {"type": name, **extra}
 

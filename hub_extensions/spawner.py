@@ -33,7 +33,7 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, docker_groups, gpu, k8s, labenv, locks, objects, pod_status, storage, trail
+from . import branding, docker_groups, gpu, group_policies, k8s, labenv, locks, objects, pod_status, storage, trail
 from .branding import Branding
 from .runtime import Runtime
 from .settings import DockerSockSettings, Settings
@@ -147,15 +147,24 @@ class SpawnTimeout(TimeoutError):
 
 
 def apply_pod_policy(pod: Any, settings: Settings, *, owner: str | None, groups: set[str],
-                     gpu_answer: bool | None, icons: Mapping[str, str]) -> list[str]:
-    """Patch the pod KubeSpawner built: volumes, groups, GPUs, lab environment. Returns what was granted."""
+                     gpu_answer: bool | None, icons: Mapping[str, str], policy_groups: set[str]) -> list[str]:
+    """Patch the pod KubeSpawner built: volumes, Docker groups, group policies, GPUs, lab environment (last, so
+    its variables win). ``policy_groups``: every group of the user (policies may name any). Returns what was
+    granted."""
     if settings.storage.enabled and owner is not None:
         objects.add_volumes(pod, *storage.pod_volumes(settings.storage, owner))
     granted = docker_groups.apply_groups(pod, settings.groups, groups)
     decision = gpu.decide(settings.gpu, groups, gpu_answer)
-    if decision.gpu:
-        gpu.add_gpus(pod, settings.gpu)
-        granted.append(f"{settings.gpu.count} {settings.gpu.resource}")
+    policy = group_policies.resolve(settings.group_policies, policy_groups)
+    # a policy's GPUs obey the GPU mode: never with mode 0, in auto mode only while the node cache knows GPU nodes
+    policy_gpus = policy.gpus > 0 and settings.gpu.mode != 0 and (settings.gpu.mode == 1 or bool(gpu_answer))
+    privileged = settings.groups.docker_privileged.group in groups
+    granted += group_policies.apply(pod, policy, policy_gpus, privileged)
+    count = max(settings.gpu.count if decision.gpu else 0, policy.gpus if policy_gpus else 0)
+    if count:
+        decision = gpu.GpuDecision(True, settings.gpu.mode == 2 and bool(gpu_answer))
+        gpu.add_gpus(pod, settings.gpu, count)
+        granted.append(f"{count} {settings.gpu.resource}")
     objects.set_env(pod, labenv.lab_environment(settings.lab, decision, icons))
     return granted
 
@@ -211,7 +220,7 @@ class DsKubeSpawner(KubeSpawner):
             pod, settings,
             owner=self.ds_owner if settings.storage.enabled else None,
             groups=docker_groups.group_names(self.user, settings.groups),
-            gpu_answer=gpu.auto_answer(settings.gpu),
+            gpu_answer=gpu.auto_answer(settings.gpu), policy_groups={g.name for g in self.user.groups},
             icons=self.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, self.hub)))
         if granted:
             self.log.info("jupyterhub-ds: server of %s gets %s", self.user.name, ", ".join(granted))

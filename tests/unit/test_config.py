@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import logging
+import threading
 
 from hub_extensions import config
 
@@ -47,6 +49,8 @@ def test_one_runtime_object_reaches_every_feature():
     assert (rt.namespace, rt.server_selector) == ("team-a", "component=lab")
     assert DsKubeSpawner.ds_settings is settings and DsKubeSpawner.ds_branding is rt.branding
     assert activity._runtime is rt
+    rt.app = threading.Lock()  # like the JupyterHub app, it cannot be copied
+    assert copy.deepcopy(c).JupyterHub.tornado_settings.get_value({})[runtime.TORNADO_KEY] is rt  # as traitlets does
     assert rt.hub() is None  # outside a hub: no application, and no feature reaches for one
     assert c.JupyterHub.template_vars.get_value({})["ds_dashboard"](None) is None
     names = [f.name for f in config.FEATURES]

@@ -1,6 +1,7 @@
-"""Built-in groups on the installed chart and the real control plane: exact patches, revocation, re-creation, Pod
-Security refusal. The last test upgrades the release to a Docker node selector (the hub restarts; its database
-stays)."""
+"""Group membership patches the pod, on the installed chart and the real control plane: the built-in Docker groups
+(exact patches, revocation, re-creation, Pod Security refusal) and group policies (``custom.ds.groupPolicies``:
+a member of two groups gets the merged pod; leaving a group loses its grants at the next start). The last test
+upgrades the release to a Docker node selector (the hub restarts; its database stays)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ from ..spawnwatch import (
 )
 
 # Storage and GPUs are other tests' business: keep these pods to exactly what the groups change.
-SETTINGS = {"storage": {"enabled": False}, "gpu": {"mode": 0}}
+POLICIES = [
+    {"group": "gp-ml", "priority": 10, "env": {"TEAM": "ml"},
+     "resources": {"cpuRequest": "100m", "cpuLimit": "1500m", "memoryRequest": "128Mi", "memoryLimit": "1Gi"},
+     "mounts": [{"claimName": "gp-datasets", "mountPath": "/datasets", "readOnly": True}]},
+    {"group": "gp-course", "env": {"TEAM": "course", "COURSE": "101"}, "resources": {"memoryLimit": "512Mi"},
+     "mounts": [{"claimName": "gp-scratch", "mountPath": "/scratch", "readOnly": False}]},
+]
+SETTINGS = {"storage": {"enabled": False}, "gpu": {"mode": 0}, "groupPolicies": POLICIES}
 SOCK = {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}
 SOCK_MOUNT = {"name": "ds-docker-sock", "mountPath": "/var/run/docker.sock"}
 
@@ -152,6 +160,45 @@ def test_pod_security_refusal_reaches_the_user(hub, admin, service, kube, namesp
     # the same user, once the namespace allows it, starts normally
     try:
         assert privileged(start_and_get_pod(user, kube))
+    finally:
+        stop_and_wait(user, kube)
+
+
+CLAIM = """{{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {{"name": "{name}"}},
+ "spec": {{"accessModes": ["ReadWriteOnce"], "resources": {{"requests": {{"storage": "1Gi"}}}}}}}}"""
+
+
+def mounts_of(pod: dict) -> dict[str, bool]:
+    return {m["mountPath"]: bool(m.get("readOnly")) for m in notebook(pod).get("volumeMounts", [])}
+
+
+def test_group_policies_merge_and_leaving_a_group_loses_its_grants(hub, admin, service, kube, username):
+    for claim in ("gp-datasets", "gp-scratch"):
+        kube("apply", "-f", "-", stdin=CLAIM.format(name=claim))
+    for group in ("gp-ml", "gp-course"):
+        assert admin.api("POST", f"/groups/{group}").status_code in (201, 409)
+    user = new_user(hub.url, admin, username)
+    for group in ("gp-ml", "gp-course"):
+        set_member(service, group, username)
+    try:
+        pod = start_and_get_pod(user, kube)
+        env, resources = env_of(pod), notebook(pod)["resources"]
+        assert (env["TEAM"], env["COURSE"]) == ("ml", "101")  # gp-ml has the higher priority
+        assert resources["requests"]["cpu"] == "100m" and resources["limits"]["cpu"] == "1500m"
+        assert resources["requests"]["memory"] == "128Mi" and resources["limits"]["memory"] == "1Gi"  # largest
+        assert mounts_of(pod)["/datasets"] is True and mounts_of(pod)["/scratch"] is False
+        claims = {v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"].get("readOnly", False)
+                  for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
+        assert claims == {"gp-datasets": True, "gp-scratch": False}
+        assert notebook(pod)["securityContext"]["allowPrivilegeEscalation"] is False  # no sudo granted
+        stop_and_wait(user, kube)
+
+        set_member(service, "gp-ml", username, member=False)
+        pod = start_and_get_pod(user, kube)
+        env, resources = env_of(pod), notebook(pod)["resources"]
+        assert env["TEAM"] == "course" and resources["limits"]["memory"] == "512Mi"
+        assert resources.get("requests", {}).get("cpu") != "100m" and resources["limits"].get("cpu") != "1500m"
+        assert "/datasets" not in mounts_of(pod) and mounts_of(pod)["/scratch"] is False
     finally:
         stop_and_wait(user, kube)
 

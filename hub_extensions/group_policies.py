@@ -1,0 +1,220 @@
+"""Group policies: what members of each JupyterHub group get in their pod (``custom.ds.groupPolicies``).
+
+:func:`resolve` turns a user's groups into one :class:`Resolved` policy (pure, one rule per kind of value, written
+in docs/admin/group-policies.md); :func:`apply` patches the pod KubeSpawner built with it (pure). Both run inside
+``DsKubeSpawner.get_pod_manifest`` at every start, so a later ``extraConfig`` hook cannot drop them and Restart
+Server (a stop and a start) applies a changed membership. No Kubernetes API call: GPUs are checked against the
+node cache the GPU modes already keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import k8s, labenv, objects
+from .branding import LAB_ICON_ENV
+from .gpu import GpuDecision
+from .settings_schema import VALUES_PATH, SettingsError
+
+if TYPE_CHECKING:
+    from .settings import GroupPolicy, PolicyMount, Settings
+
+SHARED_ACCESS = ("none", "ro", "rw")  # narrowest first: across groups the widest wins
+DEFAULT_SHARED_ACCESS = "rw"  # what a server gets when no group of its user says (every server before policies)
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+SHARED_POD_VOLUME = "ds-shared"  # storage.pod_volumes' name for the shared claim
+# what the platform sets (the lab contract, KubeSpawner, Jupyter Docker Stacks' start script): never a group's
+RESERVED_ENV = frozenset({"NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "DOCKER_HOST", "GRANT_SUDO", "NB_UID",
+                          "NB_GID", "NB_USER", "NB_GROUP", "NB_UMASK", "CHOWN_HOME", "CHOWN_HOME_OPTS",
+                          "CHOWN_EXTRA", "CHOWN_EXTRA_OPTS", "MEM_LIMIT", "MEM_GUARANTEE", "CPU_LIMIT",
+                          "CPU_GUARANTEE"})
+RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_", "JUPYTERLAB_", "MEM_", "CPU_", "NB_")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One user's policy: every value with the group it came from (``sources``: value key -> group)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    cpu_request: str | None = None
+    cpu_limit: str | None = None
+    memory_request: str | None = None
+    memory_limit: str | None = None
+    gpus: int = 0
+    gpu_product: str | None = None
+    shared_volume: str | None = None  # None: no group says; the server gets DEFAULT_SHARED_ACCESS
+    mounts: list[PolicyMount] = field(default_factory=list)
+    sudo: bool = False
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, str]] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _largest(values: Iterable[tuple[str | None, str]]) -> tuple[str | None, str | None]:
+    """The largest quantity and the group it came from (the first group on a tie: the higher priority)."""
+    best: tuple[str | None, str | None] = (None, None)
+    for value, group in values:
+        if value is not None and (best[0] is None or k8s.quantity(value) > k8s.quantity(best[0])):
+            best = (value, group)
+    return best
+
+
+def resolve(policies: Iterable[GroupPolicy], groups: Iterable[str]) -> Resolved:
+    """The policy of a member of ``groups`` (pure).
+
+    Policies apply in priority order, highest first (a tie: by group name). Grants combine as the widest: the
+    largest CPU and memory, the most GPUs, the widest shared-volume access, every mount, toleration and node
+    selector key. Where one value must be chosen (an environment variable, sudo, a node selector key, the claim
+    at a mount path, the GPU product) the highest-priority group that sets it wins.
+    """
+    member_of = set(groups)
+    ordered = sorted((p for p in policies if p.group in member_of), key=lambda p: (-p.priority, p.group))
+    sources: dict[str, str] = {}
+    env: dict[str, str] = {}
+    node_selector: dict[str, str] = {}
+    for p in ordered:
+        for name, value in p.env.items():
+            if name not in env:
+                env[name], sources[f"env.{name}"] = value, p.group
+        for key, value in p.node_selector.items():
+            if key not in node_selector:
+                node_selector[key], sources[f"nodeSelector.{key}"] = value, p.group
+    picked: dict[str, Any] = {}
+    for key in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
+        value, group = _largest((getattr(p.resources, key), p.group) for p in ordered)
+        if value is not None:
+            picked[key], sources[key] = value, group
+    gpus, product = 0, None
+    for p in ordered:
+        if p.gpus.count > gpus:
+            gpus, sources["gpus"] = p.gpus.count, p.group
+        if p.gpus.count > 0 and product is None and p.gpus.product:
+            product, sources["gpuProduct"] = p.gpus.product, p.group
+    shared = None
+    for p in ordered:
+        if p.shared_volume is not None and (shared is None or
+                                            SHARED_ACCESS.index(p.shared_volume) > SHARED_ACCESS.index(shared)):
+            shared, sources["sharedVolume"] = p.shared_volume, p.group
+    mounts: dict[str, PolicyMount] = {}
+    for p in ordered:
+        for m in p.mounts:
+            path = m.mount_path.rstrip("/") or "/"
+            if path not in mounts:
+                mounts[path], sources[f"mount.{path}"] = m, p.group
+    sudo = next(((p.sudo, p.group) for p in ordered if p.sudo is not None), (False, None))
+    if sudo[1] is not None:
+        sources["sudo"] = sudo[1]
+    tolerations: list[dict[str, str]] = []
+    for p in ordered:
+        tolerations.extend(t for t in p.tolerations if t not in tolerations)
+    return Resolved(env=env, gpus=gpus, gpu_product=product, shared_volume=shared, mounts=list(mounts.values()),
+                    sudo=bool(sudo[0]), node_selector=node_selector, tolerations=tolerations, sources=sources,
+                    **picked)
+
+
+def platform_env(settings: Settings) -> set[str]:
+    """Every variable our spawner sets itself: the lab contract (with its icon URLs) and :data:`RESERVED_ENV`."""
+    return {*labenv.lab_environment(settings.lab, GpuDecision(False, False)), *LAB_ICON_ENV.values(), *RESERVED_ENV}
+
+
+def check(settings: Settings) -> None:
+    """What the schema cannot say, checked at start: no policy sets a variable of the platform's and no request
+    is above its limit. Raises :class:`SettingsError` naming the key."""
+    platform = platform_env(settings)
+    for i, p in enumerate(settings.group_policies):
+        key = f"{VALUES_PATH}.groupPolicies[{i}]"
+        for name in p.env:
+            if name in platform or name.startswith(RESERVED_ENV_PREFIXES):
+                prefixes = ", ".join(f"{prefix}*" for prefix in RESERVED_ENV_PREFIXES)
+                raise SettingsError(f"{key}.env.{name}: expected a name the platform does not set itself "
+                                    f"(reserved: {prefixes} and the lab's own variables)")
+        r = p.resources
+        for kind, request, limit in (("cpu", r.cpu_request, r.cpu_limit), ("memory", r.memory_request, r.memory_limit)):
+            if request is not None and limit is not None and k8s.quantity(request) > k8s.quantity(limit):
+                raise SettingsError(f"{key}.resources.{kind}Request: expected at most the limit {limit}, got {request}")
+
+
+def _set_resources(container: Any, requests: Mapping[str, str], limits: Mapping[str, str]) -> None:
+    """Set CPU/memory requests and limits on top of KubeSpawner's (the chart's ``singleuser`` values), keeping
+    request <= limit as Kubernetes requires: a policy's limit caps the chart's request; otherwise the limit is
+    raised to the request (the largest grant wins)."""
+    from kubernetes_asyncio.client import V1ResourceRequirements
+
+    current = container.resources
+    if current is None or isinstance(current, Mapping):
+        current = V1ResourceRequirements(limits=(current or {}).get("limits"), requests=(current or {}).get("requests"))
+    new_requests = {**(current.requests or {}), **requests}
+    new_limits = {**(current.limits or {}), **limits}
+    for name, request in list(new_requests.items()):
+        limit = new_limits.get(name)
+        if name not in ("cpu", "memory") or limit is None or k8s.quantity(request) <= k8s.quantity(limit):
+            continue
+        if name in limits and name not in requests:
+            new_requests[name] = limit
+        else:
+            new_limits[name] = request
+    current.requests, current.limits = new_requests or None, new_limits or None
+    container.resources = current
+
+
+def _shared_access(pod: Any, access: str) -> None:
+    """Make the shared volume read-only, or take it out of the pod."""
+    notebook = objects.notebook_container(pod)
+    if access == "none":
+        pod.spec.volumes = [v for v in pod.spec.volumes or [] if objects.name_of(v) != SHARED_POD_VOLUME]
+        notebook.volume_mounts = [m for m in notebook.volume_mounts or [] if objects.name_of(m) != SHARED_POD_VOLUME]
+    elif access == "ro":
+        for i, mount in enumerate(notebook.volume_mounts or []):
+            if objects.name_of(mount) != SHARED_POD_VOLUME:
+                continue
+            if isinstance(mount, Mapping):
+                notebook.volume_mounts[i] = {**mount, "readOnly": True}
+            else:  # a V1VolumeMount
+                mount.read_only = True
+
+
+def apply(pod: Any, resolved: Resolved, gpu_granted: bool, privileged: bool) -> list[str]:
+    """Patch the pod with a resolved policy (pure); returns what was granted, for the hub's log.
+
+    ``gpu_granted``: the GPU modes allow the policy's GPUs (the caller adds them with the GPU settings).
+    ``privileged``: the container is privileged (a Docker group), which Kubernetes refuses to combine with
+    ``allowPrivilegeEscalation: false``.
+    """
+    notebook = objects.notebook_container(pod)
+    granted: list[str] = []
+    if resolved.env:
+        objects.set_env(pod, resolved.env)  # before the lab contract's variables, which replace same names
+        granted.append(f"{len(resolved.env)} environment variables")
+    requests = {k: v for k, v in (("cpu", resolved.cpu_request), ("memory", resolved.memory_request)) if v}
+    limits = {k: v for k, v in (("cpu", resolved.cpu_limit), ("memory", resolved.memory_limit)) if v}
+    if requests or limits:
+        _set_resources(notebook, requests, limits)
+        granted.append("resources " + ", ".join(f"{k} {v}" for k, v in {**requests, **limits}.items()))
+    if resolved.shared_volume not in (None, DEFAULT_SHARED_ACCESS):
+        _shared_access(pod, resolved.shared_volume)
+        granted.append(f"shared volume {resolved.shared_volume}")
+    if resolved.mounts:
+        volumes = [{"name": f"ds-mount-{i}", "persistentVolumeClaim": {"claimName": m.claim_name,
+                                                                        "readOnly": m.read_only}}
+                   for i, m in enumerate(resolved.mounts)]
+        mounts = [{"name": f"ds-mount-{i}", "mountPath": m.mount_path, "readOnly": m.read_only}
+                  for i, m in enumerate(resolved.mounts)]
+        objects.add_volumes(pod, volumes, mounts)
+        granted.append(f"{len(mounts)} mounts")
+    if gpu_granted and resolved.gpu_product:
+        objects.merge_node_selector(pod, {GPU_PRODUCT_LABEL: resolved.gpu_product})
+    objects.merge_node_selector(pod, resolved.node_selector)
+    for toleration in resolved.tolerations:
+        objects.add_toleration(pod, toleration)
+    if resolved.sudo:
+        # Jupyter Docker Stacks' start script grants sudo when started as root, then runs the user's uid
+        objects.set_env(pod, {"GRANT_SUDO": "yes"})
+        objects.merge_security_context(notebook, {"runAsUser": 0, "allowPrivilegeEscalation": True})
+        granted.append("sudo")
+    else:
+        notebook.env = [e for e in notebook.env or [] if objects.name_of(e) != "GRANT_SUDO"]
+        if not privileged:
+            objects.merge_security_context(notebook, {"allowPrivilegeEscalation": False})
+    return granted

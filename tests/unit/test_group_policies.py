@@ -1,0 +1,173 @@
+"""Group policies: the golden cases of resolution and validation, and what a resolved policy does to a real
+KubeSpawner pod (resources, GPUs, shared volume, mounts, environment, securityContext, node pool)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from traitlets.config import Config
+
+from hub_extensions import configure, docker_groups, group_policies
+from hub_extensions.settings import SettingsError, load_settings
+from hub_extensions.settings_schema import camel, to_values
+
+from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
+
+__all__ = ["fake_kubeconfig"]  # a fixture, used by name
+
+GOLDEN = yaml.safe_load((Path(__file__).parent / "golden" / "group_policies.yaml").read_text())["cases"]
+EMPTY = to_values(group_policies.Resolved())
+
+
+def resolved_values(resolved: group_policies.Resolved) -> dict[str, Any]:
+    """The fields of a resolved policy that differ from the empty one, camelCase as in the golden file."""
+    out = {camel(k): v for k, v in to_values(resolved).items() if k != "sources"}
+    return {k: v for k, v in out.items() if v != EMPTY[k]}
+
+
+def load(policies: list[dict]) -> Any:
+    settings = load_settings({"groupPolicies": policies})
+    group_policies.check(settings)
+    return settings
+
+
+def test_there_are_at_least_30_golden_cases():
+    assert len(GOLDEN) >= 30 and len({c["name"] for c in GOLDEN}) == len(GOLDEN)
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=[c["name"] for c in GOLDEN])
+def test_golden(case: dict) -> None:
+    if "error" in case:
+        with pytest.raises(SettingsError) as e:
+            load(case["policies"])
+        assert case["error"] in str(e.value)
+        assert str(e.value).startswith("jupyterhub.custom.ds.groupPolicies[")  # one line naming the key
+        return
+    settings = load(case["policies"])
+    assert resolved_values(group_policies.resolve(settings.group_policies, case["groups"])) == case["expect"]
+
+
+def test_every_value_names_the_group_it_came_from():
+    settings = load([{"group": "a", "priority": 2, "env": {"A": "1"}, "resources": {"cpuLimit": "1"}},
+                     {"group": "b", "resources": {"cpuLimit": "3"}, "gpus": {"count": 1}, "sudo": True}])
+    resolved = group_policies.resolve(settings.group_policies, {"a", "b"})
+    assert resolved.sources == {"env.A": "a", "cpu_limit": "b", "gpus": "b", "sudo": "b"}
+
+
+def test_a_bad_policy_stops_the_hub_with_one_line(capsys):
+    with pytest.raises(SystemExit):
+        configure(Config(), {"groupPolicies": [{"group": "a", "env": {"DOCKER_HOST": "tcp://x"}}]})
+    assert capsys.readouterr().err.strip() == (
+        "jupyterhub-ds: invalid setting: jupyterhub.custom.ds.groupPolicies[0].env.DOCKER_HOST: expected a name the "
+        "platform does not set itself (reserved: JUPYTERHUB_*, JPY_*, JUPYTERLAB_*, MEM_*, CPU_*, NB_* and the "
+        "lab's own variables)")
+
+
+def test_resolving_five_groups_among_1000_is_cheap():
+    """The spawn-time cost, measured properly by ci/bench/group_policies.py; here only a sanity bound."""
+    policies = [{"group": f"g{i}", "priority": i % 7, "env": {f"V{i}": "x"}, "resources": {"cpuLimit": f"{i % 9 + 1}"},
+                 "mounts": [{"claimName": f"c{i}", "mountPath": f"/data/{i}"}]} for i in range(1000)]
+    settings = load(policies)
+    started = time.perf_counter()
+    for _ in range(100):
+        resolved = group_policies.resolve(settings.group_policies, {"g1", "g20", "g300", "g400", "g999"})
+    assert (time.perf_counter() - started) / 100 < 0.05  # generous: a bound for a slow CI machine, not a figure
+    assert len(resolved.mounts) == 5 and resolved.cpu_limit == "5"  # g400: 400 % 9 + 1
+
+
+# ---------------------------------------------------------------- on a real KubeSpawner pod
+
+POLICIES = [
+    {"group": "ml", "priority": 10, "env": {"TEAM": "ml"},
+     "resources": {"cpuRequest": "1", "cpuLimit": "4", "memoryRequest": "8Gi", "memoryLimit": "16Gi"},
+     "gpus": {"count": 2, "product": "A100"}, "mounts": [{"claimName": "datasets", "mountPath": "/datasets"}],
+     "nodeSelector": {"pool": "ml"}, "tolerations": [{"key": "pool", "operator": "Equal", "value": "ml",
+                                                       "effect": "NoSchedule"}]},
+    {"group": "course", "env": {"TEAM": "course", "COURSE": "101"}, "sharedVolume": "ro",
+     "resources": {"memoryRequest": "1Gi", "memoryLimit": "2Gi"},
+     "mounts": [{"claimName": "scratch", "mountPath": "/scratch", "readOnly": False}]},
+    {"group": "hidden", "sharedVolume": "none"},
+    {"group": "admins", "sudo": True},
+]
+
+
+async def pod_of(groups: list[str], monkeypatch, extra: dict | None = None) -> dict:
+    monkeypatch.setattr(docker_groups, "ensure_groups", lambda db, names: [])
+    c = Config()
+    c.KubeSpawner.cpu_limit = 2.0
+    c.KubeSpawner.mem_guarantee = "512M"
+    configure(c, {"storage": {"volumes": [{"name": "home", "mountPath": "/home/jovyan"}]},
+                  "gpu": {"mode": 1, "group": "gpu-users"}, "groupPolicies": POLICIES, **(extra or {})})
+    return as_json(await spawn_manifest(make_spawner(c, fake_user(groups=groups))))
+
+
+def mounts_of(pod: dict) -> dict[str, bool]:
+    return {m["mountPath"]: bool(m.get("readOnly")) for m in notebook(pod)["volumeMounts"]}
+
+
+async def test_a_member_of_two_groups_starts_with_the_merged_pod(fake_kubeconfig, monkeypatch):
+    pod = await pod_of(["ml", "course"], monkeypatch)
+    nb = notebook(pod)
+    env = {e["name"]: e.get("value") for e in nb["env"]}
+    assert (env["TEAM"], env["COURSE"]) == ("ml", "101")
+    assert env["ENABLE_GPU_SUPPORT"] == "1"  # the lab contract follows the policy's GPUs
+    assert nb["resources"]["requests"]["cpu"] == "1" and nb["resources"]["limits"]["cpu"] == "4"
+    assert nb["resources"]["requests"]["memory"] == "8Gi" and nb["resources"]["limits"]["memory"] == "16Gi"
+    assert nb["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    # course says read-only and ml says nothing: read-only
+    assert mounts_of(pod) == {"/home/jovyan": False, "/mnt/shared": True, "/datasets": True, "/scratch": False}
+    claims = {v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"].get("readOnly")
+              for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
+    assert claims["datasets"] is True and claims["scratch"] is False
+    assert pod["spec"]["nodeSelector"] == {"pool": "ml", "nvidia.com/gpu.product": "A100"}
+    assert {"key": "pool", "operator": "Equal", "value": "ml", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+    assert nb["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+async def test_without_the_group_the_next_start_loses_it(fake_kubeconfig, monkeypatch):
+    pod = await pod_of(["course"], monkeypatch)
+    nb = notebook(pod)
+    assert "nvidia.com/gpu" not in (nb["resources"].get("limits") or {})
+    assert nb["resources"]["limits"]["cpu"] == 2.0  # KubeSpawner's (singleuser.cpu.limit)
+    assert mounts_of(pod)["/mnt/shared"] is True and "/datasets" not in mounts_of(pod)
+    assert "nodeSelector" not in pod["spec"] or "pool" not in pod["spec"]["nodeSelector"]
+
+
+async def test_the_shared_volume_can_be_hidden_and_the_widest_grant_wins(fake_kubeconfig, monkeypatch):
+    assert "/mnt/shared" not in mounts_of(await pod_of(["hidden"], monkeypatch))
+    assert mounts_of(await pod_of(["hidden", "course"], monkeypatch))["/mnt/shared"] is True
+    assert "ds-shared" not in {v["name"] for v in (await pod_of(["hidden"], monkeypatch))["spec"]["volumes"]}
+
+
+async def test_a_limit_is_never_below_the_request(fake_kubeconfig, monkeypatch):
+    pod = await pod_of(["x"], monkeypatch, {"groupPolicies": [{"group": "x", "resources": {"cpuRequest": "3"}}]})
+    assert notebook(pod)["resources"]["limits"]["cpu"] == "3"  # KubeSpawner's limit 2 raised to the request
+    pod = await pod_of(["x"], monkeypatch, {"groupPolicies": [{"group": "x", "resources": {"memoryLimit": "256M"}}]})
+    resources = notebook(pod)["resources"]
+    assert resources["limits"]["memory"] == resources["requests"]["memory"] == "256M"  # caps the chart's 512M
+
+
+async def test_sudo_starts_as_root_and_no_sudo_forbids_escalation(fake_kubeconfig, monkeypatch):
+    nb = notebook(await pod_of(["admins"], monkeypatch))
+    assert nb["securityContext"]["runAsUser"] == 0 and nb["securityContext"]["allowPrivilegeEscalation"] is True
+    assert {"name": "GRANT_SUDO", "value": "yes"} in nb["env"]
+    nb = notebook(await pod_of(["course"], monkeypatch, {"groupPolicies": POLICIES}))
+    assert nb["securityContext"]["allowPrivilegeEscalation"] is False and "GRANT_SUDO" not in {
+        e["name"] for e in nb["env"]}
+
+
+async def test_a_privileged_member_keeps_a_valid_security_context(fake_kubeconfig, monkeypatch):
+    nb = notebook(await pod_of(["docker-privileged"], monkeypatch))
+    # Kubernetes refuses privileged with allowPrivilegeEscalation false
+    assert nb["securityContext"]["privileged"] is True
+    assert nb["securityContext"].get("allowPrivilegeEscalation") is not False
+
+
+async def test_policy_gpus_follow_the_gpu_mode(fake_kubeconfig, monkeypatch):
+    nb = notebook(await pod_of(["ml"], monkeypatch, {"gpu": {"mode": 0}}))
+    assert "nvidia.com/gpu" not in (nb["resources"].get("limits") or {})
+    assert {e["name"]: e.get("value") for e in nb["env"]}["ENABLE_GPU_SUPPORT"] == "0"
