@@ -49,6 +49,7 @@ class Resolved:
     sudo: bool = False
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, str]] = field(default_factory=list)
+    profiles: list[str] | None = None  # the profile slugs allowed; None: no group restricts them
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -109,9 +110,42 @@ def resolve(policies: Iterable[GroupPolicy], groups: Iterable[str]) -> Resolved:
     tolerations: list[dict[str, str]] = []
     for p in ordered:
         tolerations.extend(t for t in p.tolerations if t not in tolerations)
+    profiles: list[str] | None = None
+    for p in ordered:
+        if p.profiles is not None:
+            profiles = [*(profiles or []), *(s for s in p.profiles if s not in (profiles or []))]
+            sources["profiles"] = ", ".join(filter(None, [sources.get("profiles"), p.group]))
     return Resolved(env=env, gpus=gpus, gpu_product=product, shared_volume=shared, mounts=list(mounts.values()),
-                    sudo=bool(sudo[0]), node_selector=node_selector, tolerations=tolerations, sources=sources,
-                    **picked)
+                    sudo=bool(sudo[0]), node_selector=node_selector, tolerations=tolerations, profiles=profiles,
+                    sources=sources, **picked)
+
+
+def allowed_profiles(profile_list: list[dict], resolved: Resolved) -> list[dict]:
+    """The profiles (initialized: every one has a slug) a user may see and start, one of them the default (pure).
+
+    Unrestricted without a group that names profiles; otherwise only the named ones, the first of them the default
+    when the configured default is not among them."""
+    if resolved.profiles is None:
+        return profile_list
+    allowed = [p for p in profile_list if p.get("slug") in resolved.profiles]
+    if allowed and not any(p.get("default") for p in allowed):
+        allowed[0] = {**allowed[0], "default": True}
+    return allowed
+
+
+def profile_refusal(profile_list: list[dict], resolved: Resolved, requested: str | None) -> str | None:
+    """Why a start with the ``requested`` profile (None: the default) is refused, in words; None when allowed."""
+    if resolved.profiles is None or not profile_list:
+        return None
+    allowed = allowed_profiles(profile_list, resolved)
+    groups = resolved.sources.get("profiles", "")
+    if not allowed:
+        return (f"No server profile is available to you: the group policies of {groups} (custom.ds.groupPolicies) "
+                "allow none of the configured profiles.")
+    if requested is not None and requested not in [p["slug"] for p in allowed]:
+        return (f"The profile {requested!r} is not available to you: the group policies of {groups} "
+                f"(custom.ds.groupPolicies) allow {', '.join(p['slug'] for p in allowed)}.")
+    return None
 
 
 def platform_env(settings: Settings) -> set[str]:

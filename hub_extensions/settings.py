@@ -190,6 +190,10 @@ class GroupPolicy:
         None, "`true`: the server starts as root and grants its user sudo (Jupyter Docker Stacks' GRANT_SUDO); "
               "`false` (the default for everyone): no privilege escalation in the container.")
     node_selector: dict[str, str] = setting({}, "Node labels members' servers must run on (a dedicated pool).")
+    profiles: list[str] | None = setting(
+        None, "Slugs of the profiles (`singleuser.profileList`) members may see and start; across groups the union; "
+              "null: this group restricts nothing. A profile not allowed is hidden from the form and refused "
+              "through the API (403).", items={"minLength": 1}, maxItems=200)
     tolerations: list[dict[str, str]] = setting(
         [], "Tolerations (`key`, `operator`, `value`, `effect`) for tainted pools.",
         items={"propertyNames": {"enum": ["key", "operator", "value", "effect"]}})

@@ -194,9 +194,32 @@ class DsKubeSpawner(KubeSpawner):
         await maybe_future(super().run_pre_spawn_hook())
         await self.ds_prepare()
 
+    def ds_policy(self) -> group_policies.Resolved:
+        """The user's group policies, resolved now (memberships change between starts)."""
+        return group_policies.resolve(self.ds_settings.group_policies, {g.name for g in self.user.groups})
+
+    def _get_initialized_profile_list(self, profile_list: list) -> list:
+        """KubeSpawner's profiles, less those the user's group policies do not allow: the form never shows them,
+        and ``load_user_options`` cannot pick them."""
+        return group_policies.allowed_profiles(super()._get_initialized_profile_list(profile_list), self.ds_policy())
+
+    async def ds_check_profile(self) -> None:
+        """Refuse a start with a profile the user's groups do not allow (403, before anything is created)."""
+        profile_list = self.profile_list
+        if callable(profile_list):
+            profile_list = await maybe_future(profile_list(self))
+        if not profile_list:
+            return
+        full = KubeSpawner._get_initialized_profile_list(self, profile_list)
+        refusal = group_policies.profile_refusal(full, self.ds_policy(), (self.user_options or {}).get("profile"))
+        if refusal:
+            raise _failure(403, refusal)
+
     async def ds_prepare(self) -> None:
-        """Side effects before the pod: built-in groups exist, GPU answer known, the user's claims exist."""
+        """Side effects before the pod: the profile is allowed, built-in groups exist, GPU answer known, the user's
+        claims exist."""
         settings = self.ds_settings
+        await self.ds_check_profile()
         docker_groups.ensure_groups(self.user.db, docker_groups.builtin_groups(settings.groups))
         if settings.gpu.mode == 2:
             await gpu.node_cache(settings.gpu).warm()  # waits only before the first node list

@@ -171,3 +171,55 @@ async def test_policy_gpus_follow_the_gpu_mode(fake_kubeconfig, monkeypatch):
     nb = notebook(await pod_of(["ml"], monkeypatch, {"gpu": {"mode": 0}}))
     assert "nvidia.com/gpu" not in (nb["resources"].get("limits") or {})
     assert {e["name"]: e.get("value") for e in nb["env"]}["ENABLE_GPU_SUPPORT"] == "0"
+
+
+# ---------------------------------------------------------------- profiles per group
+
+PROFILES = [{"display_name": "Small", "slug": "small"}, {"display_name": "Large", "slug": "large", "default": True},
+            {"display_name": "GPU box", "kubespawner_override": {"cpu_limit": 8}}]
+
+
+def profile_spawner(groups: list[str], monkeypatch, user_options: dict | None = None) -> Any:
+    monkeypatch.setattr(docker_groups, "ensure_groups", lambda db, names: [])
+    c = Config()
+    c.KubeSpawner.profile_list = PROFILES
+    configure(c, {"storage": {"enabled": False}, "gpu": {"mode": 0}, "groupPolicies": [
+        {"group": "course", "profiles": ["small"]}, {"group": "gpu", "profiles": ["gpu-box"]},
+        {"group": "nothing", "profiles": []}]})
+    spawner = make_spawner(c, fake_user(groups=groups))
+    spawner.user_options = user_options or {}
+    return spawner
+
+
+async def test_a_profile_not_allowed_is_hidden_from_the_form(fake_kubeconfig, monkeypatch):
+    form = profile_spawner(["course"], monkeypatch).options_form
+    assert "Small" in form and "Large" not in form and "GPU box" not in form
+    form = profile_spawner(["course", "gpu"], monkeypatch).options_form
+    assert "Small" in form and "GPU box" in form and "Large" not in form
+    form = profile_spawner(["others"], monkeypatch).options_form  # no group restricts: every profile
+    assert "Small" in form and "Large" in form and "GPU box" in form
+
+
+async def test_a_profile_not_allowed_is_refused_with_403_naming_the_policy(fake_kubeconfig, monkeypatch):
+    from tornado import web
+
+    with pytest.raises(web.HTTPError) as e:
+        await profile_spawner(["course"], monkeypatch, {"profile": "large"}).ds_check_profile()
+    assert e.value.status_code == 403
+    assert "'large' is not available to you: the group policies of course (custom.ds.groupPolicies) allow small" in (
+        e.value.log_message % e.value.args)
+    with pytest.raises(web.HTTPError) as e:
+        await profile_spawner(["nothing"], monkeypatch).ds_check_profile()
+    assert e.value.status_code == 403 and "No server profile is available to you" in e.value.args[0]
+    await profile_spawner(["course"], monkeypatch, {"profile": "small"}).ds_check_profile()
+    await profile_spawner(["course"], monkeypatch).ds_check_profile()  # the default: small, the only one allowed
+    await profile_spawner(["others"], monkeypatch, {"profile": "large"}).ds_check_profile()
+
+
+async def test_the_allowed_profile_becomes_the_default_and_its_overrides_apply(fake_kubeconfig, monkeypatch):
+    spawner = profile_spawner(["gpu"], monkeypatch)
+    await spawner.load_user_options()  # no choice sent: the default of what the user may use
+    assert spawner.cpu_limit == 8
+    spawner = profile_spawner(["course"], monkeypatch, {"profile": "gpu-box"})
+    with pytest.raises(ValueError):  # KubeSpawner itself cannot pick a hidden profile either
+        await spawner.load_user_options()

@@ -30,16 +30,19 @@ POLICIES = [
      "resources": {"cpuRequest": "100m", "cpuLimit": "1500m", "memoryRequest": "128Mi", "memoryLimit": "1Gi"},
      "mounts": [{"claimName": "gp-datasets", "mountPath": "/datasets", "readOnly": True}]},
     {"group": "gp-course", "env": {"TEAM": "course", "COURSE": "101"}, "resources": {"memoryLimit": "512Mi"},
-     "mounts": [{"claimName": "gp-scratch", "mountPath": "/scratch", "readOnly": False}]},
+     "mounts": [{"claimName": "gp-scratch", "mountPath": "/scratch", "readOnly": False}], "profiles": ["small"]},
 ]
 SETTINGS = {"storage": {"enabled": False}, "gpu": {"mode": 0}, "groupPolicies": POLICIES}
+# Z2JH profiles: the default has no overrides, so the other tests' pods are what the groups alone make them
+PROFILES = {"singleuser": {"profileList": [{"display_name": "Small", "slug": "small", "default": True},
+                                           {"display_name": "Large", "slug": "large"}]}}
 SOCK = {"name": "ds-docker-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}
 SOCK_MOUNT = {"name": "ds-docker-sock", "mountPath": "/var/run/docker.sock"}
 
 
 @pytest.fixture(scope="module")
 def hub(release):
-    return release.install(SETTINGS)
+    return release.install(SETTINGS, values=PROFILES)
 
 
 def set_member(api: ServiceClient, group: str, username: str, member: bool = True) -> None:
@@ -203,6 +206,25 @@ def test_group_policies_merge_and_leaving_a_group_loses_its_grants(hub, admin, s
         stop_and_wait(user, kube)
 
 
+def test_a_profile_the_groups_do_not_allow_is_refused_through_the_api(hub, admin, service, kube, username):
+    assert admin.api("POST", "/groups/gp-course").status_code in (201, 409)
+    user = new_user(hub.url, admin, username)
+    set_member(service, "gp-course", username)
+    try:
+        r = user.api("POST", f"/users/{username}/server", json={"profile": "large"})
+        assert r.status_code == 403, (r.status_code, r.text)
+        assert r.json()["message"] == ("The profile 'large' is not available to you: the group policies of gp-course "
+                                       "(custom.ds.groupPolicies) allow small.")
+        assert kube.user_pod(username) is None  # refused before anything was created
+        form = user.get("/hub/spawn").text
+        assert "Small" in form and "Large" not in form  # and hidden from the form
+        r = user.api("POST", f"/users/{username}/server", json={"profile": "small"})
+        assert r.status_code in (201, 202), (r.status_code, r.text)
+        user.wait_server(ready=True)
+    finally:
+        stop_and_wait(user, kube)
+
+
 def kubelet_event(pod: dict, reason: str, message: str) -> dict:
     """A Warning event about ``pod`` as the kubelet would post it."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -228,7 +250,8 @@ def test_no_docker_socket_on_the_node_fails_the_start_at_once(release, kube, use
 
     Last in this module: it upgrades the release to that node selector.
     """
-    hub = release.install({**SETTINGS, "groups": {"dockerSock": {"nodeSelector": {"example.org/docker": "true"}}}})
+    hub = release.install({**SETTINGS, "groups": {"dockerSock": {"nodeSelector": {"example.org/docker": "true"}}}},
+                          values=PROFILES)
     service = ServiceClient(hub.url, hub.service_token)
     user = new_user(hub.url, admin_client(hub.url), username)
     set_member(service, "docker-sock", username)
