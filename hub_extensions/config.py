@@ -32,6 +32,7 @@ from . import (
     docker_groups,
     gpu,
     group_policies,
+    group_policies_api,
     health_api,
     k8s,
     notifications,
@@ -222,6 +223,7 @@ FEATURES: list[Feature] = [
     Feature("health", handlers=lambda rt: health_api.handlers()),
     Feature("settings-page", handlers=lambda rt: settings_page_api.handlers()),
     Feature("dashboard", handlers=_dashboard_handlers, template_vars=_dashboard_vars),
+    Feature("group-policies", handlers=lambda rt: group_policies_api.handlers()),  # effective grants
     Feature("lab-favicon", handlers=_lab_favicon_handlers, configure=_lab_favicon_proxy),
 ]
 

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import culler, docker_groups, gpu, k8s
+from . import culler, docker_groups, gpu, group_policies, k8s
 from .pod_status import notebook_container, pod_summary
 from .runtime import Runtime
 from .settings import Settings
@@ -128,7 +128,7 @@ def assemble(*, user_name: str, server: Mapping[str, Any], pod: Mapping[str, Any
              events: list[dict[str, Any]], log_tail: list[str] | None, log_error: str | None,
              last_failure: Mapping[str, Any] | None, usage_now: Mapping[str, Any] | None,
              session: Mapping[str, Any], caps: list[dict[str, Any]], image: str | None,
-             volumes: list[dict[str, Any]] | None) -> dict[str, Any]:
+             volumes: list[dict[str, Any]] | None, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The dashboard document (see the module docstring)."""
     return {
         "user": user_name,
@@ -142,6 +142,7 @@ def assemble(*, user_name: str, server: Mapping[str, Any], pod: Mapping[str, Any
         "usage": dict(usage_now) if usage_now else None,
         "session": dict(session),
         "capabilities": caps,
+        "grants": grants or [],  # from the group policies (group_policies.grants)
         "volumes": volumes,
     }
 
@@ -173,4 +174,6 @@ def _page_data(settings: Settings, user: Any) -> dict[str, Any]:
         "capabilities": capabilities(settings, docker_groups.group_names(user, settings.groups),
                                      gpu.auto_answer(settings.gpu), pod),
         "last_failure": getattr(spawner, "ds_last_failure", None),
+        "grants": group_policies.user_grants(settings, {g.name for g in user.groups}, pod,
+                                             gpu.auto_answer(settings.gpu)),
     }

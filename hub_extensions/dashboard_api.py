@@ -10,7 +10,7 @@ import asyncio
 
 from jupyterhub.scopes import needs_scope
 
-from . import culler, docker_groups, gpu, k8s, scopes, storage
+from . import culler, docker_groups, gpu, group_policies, k8s, scopes, storage
 from .dashboard import assemble, capabilities, server_info, usage
 from .handler_base import DsAPIHandler
 from .pod_status import cached_log_tail, events_summary, needs_log, pod_summary
@@ -49,7 +49,9 @@ class DashboardHandler(DsAPIHandler):
             usage_now=await usage(spawner), session=culler.session_info(spawner, settings.culler),
             caps=capabilities(settings, docker_groups.group_names(user, settings.groups), gpu.auto_answer(settings.gpu),
                               raw_pod),
-            image=getattr(spawner, "image", None), volumes=volumes)
+            image=getattr(spawner, "image", None), volumes=volumes,
+            grants=group_policies.user_grants(settings, {g.name for g in user.groups}, raw_pod,
+                                              gpu.auto_answer(settings.gpu)))
         self.write_json(doc)
 
 

@@ -19,7 +19,7 @@ from .gpu import GpuDecision
 from .settings_schema import VALUES_PATH, SettingsError
 
 if TYPE_CHECKING:
-    from .settings import GroupPolicy, PolicyMount, Settings
+    from .settings import GpuSettings, GroupPolicy, PolicyMount, Settings
 
 SHARED_ACCESS = ("none", "ro", "rw")  # narrowest first: across groups the widest wins
 DEFAULT_SHARED_ACCESS = "rw"  # what a server gets when no group of its user says (every server before policies)
@@ -153,6 +153,21 @@ def platform_env(settings: Settings) -> set[str]:
     return {*labenv.lab_environment(settings.lab, GpuDecision(False, False)), *LAB_ICON_ENV.values(), *RESERVED_ENV}
 
 
+def gpus_allowed(settings: GpuSettings, nodes_have_gpus: bool | None) -> bool:
+    """Whether the GPU mode lets a policy's GPUs through: never with mode 0, in auto mode (2) only while the node
+    cache knows GPU nodes. ``gpu.group`` does not limit a policy (the policy names its own group)."""
+    return settings.mode != 0 and (settings.mode == 1 or bool(nodes_have_gpus))
+
+
+def user_grants(settings: Settings, groups: Iterable[str], pod: Mapping[str, Any] | None,
+                nodes_have_gpus: bool | None) -> list[dict[str, Any]]:
+    """:func:`grants` for a user in ``groups``, as the dashboard and the effective-grants API answer it."""
+    return grants(resolve(settings.group_policies, groups), pod, settings.gpu.resource,
+                  gpus_allowed(settings.gpu, nodes_have_gpus),
+                  settings.storage.shared.mount_path if settings.storage.enabled and settings.storage.shared.enabled
+                  else None)
+
+
 def check(settings: Settings) -> None:
     """What the schema cannot say, checked at start: no policy sets a variable of the platform's and no request
     is above its limit. Raises :class:`SettingsError` naming the key."""
@@ -252,3 +267,62 @@ def apply(pod: Any, resolved: Resolved, gpu_granted: bool, privileged: bool) -> 
         if not privileged:
             objects.merge_security_context(notebook, {"allowPrivilegeEscalation": False})
     return granted
+
+
+# ---------------------------------------------------------------- effective grants (what the user is told)
+
+def _container(pod: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    containers = ((pod or {}).get("spec") or {}).get("containers") or []
+    return next((c for c in containers if c.get("name") == "notebook"), None)
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and k8s.quantity(a) == k8s.quantity(b)
+
+
+def grants(resolved: Resolved, pod: Mapping[str, Any] | None, gpu_resource: str, gpus_allowed: bool,
+           shared_path: str | None) -> list[dict[str, Any]]:
+    """Each value the user's group policies give, with the group it came from and, for a running server (``pod``:
+    API JSON), whether its pod has it (``in_pod``; None without a pod or for what a pod cannot show) (pure).
+    ``shared_path``: where the shared volume is mounted (None: no shared volume on this hub)."""
+    nb = _container(pod)
+    env = {e.get("name"): e.get("value") for e in (nb or {}).get("env") or []}
+    resources = (nb or {}).get("resources") or {}
+    mounts = {(m.get("mountPath") or "").rstrip("/") or "/": bool(m.get("readOnly"))
+              for m in (nb or {}).get("volumeMounts") or []}
+    node_selector = ((pod or {}).get("spec") or {}).get("nodeSelector") or {}
+    out: list[dict[str, Any]] = []
+
+    def add(key: str, label: str, value: str, has: bool | None) -> None:
+        out.append({"key": key, "label": label, "value": value, "from": resolved.sources.get(key),
+                    "in_pod": None if nb is None else has})
+
+    for name, value in resolved.env.items():
+        add(f"env.{name}", f"Variable {name}", value, env.get(name) == value)
+    for key, label, kind, resource in (("cpu_request", "CPU request", "requests", "cpu"),
+                                       ("cpu_limit", "CPU limit", "limits", "cpu"),
+                                       ("memory_request", "Memory request", "requests", "memory"),
+                                       ("memory_limit", "Memory limit", "limits", "memory")):
+        value = getattr(resolved, key)
+        if value is not None:
+            add(key, label, value, _same_quantity((resources.get(kind) or {}).get(resource), value))
+    if resolved.gpus and gpus_allowed:
+        add("gpus", "GPUs", str(resolved.gpus),
+            _same_quantity((resources.get("limits") or {}).get(gpu_resource), resolved.gpus))
+    if resolved.shared_volume is not None and shared_path is not None:
+        words = {"none": "none", "ro": "read-only", "rw": "read-write"}
+        shared = mounts.get(shared_path.rstrip("/") or "/")  # None: not mounted
+        add("sharedVolume", "Shared volume", words[resolved.shared_volume],
+            shared is None if resolved.shared_volume == "none" else shared == (resolved.shared_volume == "ro"))
+    for m in resolved.mounts:
+        path = m.mount_path.rstrip("/") or "/"
+        access = "read-only" if m.read_only else "read-write"
+        add(f"mount.{path}", f"Mount {m.mount_path}", f"{m.claim_name} ({access})",
+            path in mounts and mounts[path] == m.read_only)
+    if "sudo" in resolved.sources:
+        add("sudo", "Sudo", "yes" if resolved.sudo else "no", (env.get("GRANT_SUDO") == "yes") == resolved.sudo)
+    for key, value in resolved.node_selector.items():
+        add(f"nodeSelector.{key}", f"Node label {key}", value, node_selector.get(key) == value)
+    if resolved.profiles is not None:
+        add("profiles", "Profiles", ", ".join(resolved.profiles) or "none", None)
+    return out

@@ -156,8 +156,7 @@ def apply_pod_policy(pod: Any, settings: Settings, *, owner: str | None, groups:
     granted = docker_groups.apply_groups(pod, settings.groups, groups)
     decision = gpu.decide(settings.gpu, groups, gpu_answer)
     policy = group_policies.resolve(settings.group_policies, policy_groups)
-    # a policy's GPUs obey the GPU mode: never with mode 0, in auto mode only while the node cache knows GPU nodes
-    policy_gpus = policy.gpus > 0 and settings.gpu.mode != 0 and (settings.gpu.mode == 1 or bool(gpu_answer))
+    policy_gpus = policy.gpus > 0 and group_policies.gpus_allowed(settings.gpu, gpu_answer)
     privileged = settings.groups.docker_privileged.group in groups
     granted += group_policies.apply(pod, policy, policy_gpus, privileged)
     count = max(settings.gpu.count if decision.gpu else 0, policy.gpus if policy_gpus else 0)

@@ -223,3 +223,31 @@ async def test_the_allowed_profile_becomes_the_default_and_its_overrides_apply(f
     spawner = profile_spawner(["course"], monkeypatch, {"profile": "gpu-box"})
     with pytest.raises(ValueError):  # KubeSpawner itself cannot pick a hidden profile either
         await spawner.load_user_options()
+
+
+# ---------------------------------------------------------------- effective grants
+
+async def test_effective_grants_say_where_each_came_from_and_what_the_pod_has(fake_kubeconfig, monkeypatch):
+    from hub_extensions.settings import load_settings as settings_of
+
+    settings = settings_of({"storage": {"volumes": [{"name": "home", "mountPath": "/home/jovyan"}]},
+                            "gpu": {"mode": 1, "group": "gpu-users"}, "groupPolicies": POLICIES})
+    pod = await pod_of(["ml", "course"], monkeypatch)
+    grants = {g["key"]: g for g in group_policies.user_grants(settings, {"ml", "course"}, pod, None)}
+    assert grants["env.TEAM"] == {"key": "env.TEAM", "label": "Variable TEAM", "value": "ml", "from": "ml",
+                                  "in_pod": True}
+    assert (grants["cpu_limit"]["value"], grants["cpu_limit"]["from"]) == ("4", "ml")
+    assert grants["memory_request"]["from"] == "ml" and grants["gpus"]["value"] == "2"
+    assert grants["sharedVolume"] == {"key": "sharedVolume", "label": "Shared volume", "value": "read-only",
+                                      "from": "course", "in_pod": True}
+    assert grants["mount./scratch"]["value"] == "scratch (read-write)"
+    assert all(g["in_pod"] for g in grants.values()), [g for g in grants.values() if not g["in_pod"]]
+    # added to the ml group since the start: the running pod lacks what only ml gives
+    later = {g["key"]: g for g in group_policies.user_grants(settings, {"ml", "course"},
+                                                             await pod_of(["course"], monkeypatch), None)}
+    assert later["cpu_limit"]["in_pod"] is False and later["mount./datasets"]["in_pod"] is False
+    assert later["env.COURSE"]["in_pod"] is True and later["sharedVolume"]["in_pod"] is True
+    # no server: nothing to compare; GPUs off: not listed
+    stopped = group_policies.user_grants(settings_of({"gpu": {"mode": 0}, "groupPolicies": POLICIES}), {"ml"}, None,
+                                         None)
+    assert all(g["in_pod"] is None for g in stopped) and "gpus" not in {g["key"] for g in stopped}

@@ -194,6 +194,9 @@ def test_group_policies_merge_and_leaving_a_group_loses_its_grants(hub, admin, s
                   for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
         assert claims == {"gp-datasets": True, "gp-scratch": False}
         assert notebook(pod)["securityContext"]["allowPrivilegeEscalation"] is False  # no sudo granted
+        grants = {g["key"]: g for g in user.api("GET", f"/users/{username}/effective-grants").json()["grants"]}
+        assert (grants["env.TEAM"]["from"], grants["memory_limit"]["from"]) == ("gp-ml", "gp-ml")
+        assert grants["mount./scratch"]["from"] == "gp-course" and all(g["in_pod"] for g in grants.values()), grants
         stop_and_wait(user, kube)
 
         set_member(service, "gp-ml", username, member=False)
@@ -202,6 +205,13 @@ def test_group_policies_merge_and_leaving_a_group_loses_its_grants(hub, admin, s
         assert env["TEAM"] == "course" and resources["limits"]["memory"] == "512Mi"
         assert resources.get("requests", {}).get("cpu") != "100m" and resources["limits"].get("cpu") != "1500m"
         assert "/datasets" not in mounts_of(pod) and mounts_of(pod)["/scratch"] is False
+
+        set_member(service, "gp-ml", username)  # while the server runs: the grant waits for the next start
+        grants = {g["key"]: g for g in user.api("GET", f"/users/{username}/effective-grants").json()["grants"]}
+        assert grants["mount./datasets"]["in_pod"] is False and grants["env.COURSE"]["in_pod"] is True
+        assert "it applies at your next start (Restart Server)" in user.get("/hub/home").text
+        other = new_user(hub.url, admin, f"{username}x")
+        assert other.api("GET", f"/users/{username}/effective-grants").status_code == 404  # not theirs to read
     finally:
         stop_and_wait(user, kube)
 

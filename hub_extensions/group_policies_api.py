@@ -1,0 +1,31 @@
+"""``GET /hub/api/users/<name>/effective-grants``: what the user's group policies give (:mod:`.group_policies`).
+
+``read:servers`` on that user, as the dashboard: the user for themselves, admins for anyone, a filtered grant only
+for the users it covers (JSON 404 for others, as JupyterHub answers), 403 without the scope. Memory only: the
+policies, the user's groups and the pod KubeSpawner's reflector holds; no API call.
+"""
+
+from __future__ import annotations
+
+from jupyterhub.scopes import needs_scope
+
+from . import gpu, group_policies, k8s
+from .handler_base import DsAPIHandler
+
+
+class EffectiveGrantsHandler(DsAPIHandler):
+    """``GET``: ``{"user", "groups", "grants": [{key, label, value, from, in_pod}]}``."""
+
+    @needs_scope("read:servers")
+    async def get(self, user_name: str) -> None:
+        user, spawner = self.target(user_name)
+        settings = self.ds_settings
+        groups = sorted(g.name for g in user.groups)
+        self.write_json({"user": user.name, "groups": groups,
+                         "grants": group_policies.user_grants(settings, groups, k8s.reflected_pod(spawner),
+                                                              gpu.auto_answer(settings.gpu))})
+
+
+def handlers() -> list[tuple[str, type]]:
+    """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
+    return [(r"/api/users/([^/]+)/effective-grants", EffectiveGrantsHandler)]
