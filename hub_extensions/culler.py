@@ -24,6 +24,7 @@ The functions at the top are pure (times are epoch seconds), for tests.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -186,6 +187,13 @@ def is_running(spawner: Any) -> bool:
     return not spawner.pending and spawner.orm_spawner is not None and spawner.orm_spawner.server is not None
 
 
+def effective(settings: CullerSettings, spawner: Any) -> CullerSettings:
+    """The culler settings for one server: its group policies' idle timeout and extension ceiling, fixed when it
+    started (``DsKubeSpawner.ds_culling``), over the hub's."""
+    overrides = {k: v for k, v in (getattr(spawner, "ds_culling", None) or {}).items() if v is not None}
+    return dataclasses.replace(settings, **overrides) if overrides else settings
+
+
 def remaining_seconds(spawner: Any, settings: CullerSettings, now: float) -> int | None:
     """Seconds until the culler stops this server for idleness; None when it does not run or the culler is off.
 
@@ -193,6 +201,7 @@ def remaining_seconds(spawner: Any, settings: CullerSettings, now: float) -> int
     """
     if not settings.enabled or spawner is None or not is_running(spawner):
         return None
+    settings = effective(settings, spawner)
     last_activity, started, extended_until = times(spawner)
     return time_remaining(now, last_activity, extended_until, settings.timeout_seconds, started)
 
@@ -200,6 +209,7 @@ def remaining_seconds(spawner: Any, settings: CullerSettings, now: float) -> int
 def session_info(spawner: Any, settings: CullerSettings, now: float | None = None) -> dict[str, Any]:
     """Upstream's ``session-info`` answer for a user's default server."""
     now = time.time() if now is None else now
+    settings = effective(settings, spawner)
     if not settings.enabled or spawner is None or not is_running(spawner):
         return {"culler_enabled": settings.enabled, "server_active": bool(spawner is not None and spawner.active),
                 "timeout_seconds": settings.timeout_seconds, "max_extension_hours": settings.max_extension_hours,
@@ -223,6 +233,7 @@ def session_info(spawner: Any, settings: CullerSettings, now: float | None = Non
 def extend_spawner(spawner: Any, settings: CullerSettings, hours: int, now: float | None = None) -> Grant:
     """Apply an extension to a running spawner and persist it in the spawner state (call under the user lock)."""
     now = time.time() if now is None else now
+    settings = effective(settings, spawner)
     last_activity, started, extended_until = times(spawner)
     grant = extend(now, last_activity, extended_until, settings.timeout_seconds, settings.max_extension_hours,
                    hours, started)
@@ -258,8 +269,8 @@ def due(users: Iterable[Any], settings: CullerSettings, now: float) -> list[Cand
             if not is_running(spawner):
                 continue
             last_activity, started, extended_until = times(spawner)
-            reason = should_cull(now, last_activity, extended_until, started, settings.timeout_seconds,
-                                 settings.max_age_seconds)
+            reason = should_cull(now, last_activity, extended_until, started,
+                                 effective(settings, spawner).timeout_seconds, settings.max_age_seconds)
             if reason:
                 found.append(Candidate(user, name, reason))
     return found
@@ -332,11 +343,12 @@ class Culler:
                     if spawner is None or not is_running(spawner) or locks.is_restarting(user.id):
                         return
                     last_activity, started, extended_until = times(spawner)
+                    settings = effective(self.settings, spawner)
                     reason = should_cull(self.clock(), last_activity, extended_until, started,
-                                         self.settings.timeout_seconds, self.settings.max_age_seconds)
+                                         settings.timeout_seconds, settings.max_age_seconds)
                     if reason is None:
                         return
-                    why = _why(reason, self.settings)
+                    why = _why(reason, settings)
                     log.info("Culler: stopping %s (%s)", spawner._log_name, why)
                     trail.record("cull", user.name, name, why, spawner=spawner, reason=reason)
                     future = begin_stop(app, user, name)

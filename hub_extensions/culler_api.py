@@ -38,7 +38,9 @@ class ExtendSessionHandler(CullerAPIHandler):
 
     @needs_scope("servers")
     async def post(self, user_name: str) -> None:
-        settings = self.ds_settings.culler
+        user, _ = self.target(user_name)
+        # the server's own ceiling (its group policies), checked again under the lock below
+        settings = culler.effective(self.ds_settings.culler, user.spawners.get(""))
         if not settings.enabled:
             return self.fail(400, "Idle culler is not enabled")
         if settings.max_extension_hours == 0:
@@ -49,15 +51,15 @@ class ExtendSessionHandler(CullerAPIHandler):
         except ValueError as e:  # JSONDecodeError and BadHours
             message = str(e) if isinstance(e, culler.BadHours) else "Invalid request. The body is not JSON."
             return self.fail(400, message)
-        user, _ = self.target(user_name)
         async with locks.user_lock(user.id):  # one read-modify-write at a time (and not during a cull)
             spawner = user.spawners.get("")
             if locks.is_restarting(user.id) or (spawner is not None and spawner.pending):
                 return self.fail(409, "Server is starting, stopping or restarting; try again when it is done")
             if spawner is None or not culler.is_running(spawner):
                 return self.fail(409, "Server is not running")
-            grant = culler.extend_spawner(spawner, settings, hours)
-            info = culler.session_info(spawner, settings)
+            grant = culler.extend_spawner(spawner, self.ds_settings.culler, hours)
+            info = culler.session_info(spawner, self.ds_settings.culler)
+            settings = culler.effective(self.ds_settings.culler, spawner)
         message = grant.message(settings.max_extension_hours, settings.timeout_seconds)
         if grant.hours == 0:
             return self.fail(409, message)

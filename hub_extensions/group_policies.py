@@ -50,6 +50,8 @@ class Resolved:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, str]] = field(default_factory=list)
     profiles: list[str] | None = None  # the profile slugs allowed; None: no group restricts them
+    idle_timeout_seconds: int | None = None  # None: the culler's own setting
+    max_extension_hours: int | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,6 +112,11 @@ def resolve(policies: Iterable[GroupPolicy], groups: Iterable[str]) -> Resolved:
     tolerations: list[dict[str, str]] = []
     for p in ordered:
         tolerations.extend(t for t in p.tolerations if t not in tolerations)
+    for key in ("idle_timeout_seconds", "max_extension_hours"):
+        chosen = next(((getattr(p.culling, key), p.group) for p in ordered if getattr(p.culling, key) is not None),
+                      None)
+        if chosen is not None:
+            picked[key], sources[key] = chosen
     profiles: list[str] | None = None
     for p in ordered:
         if p.profiles is not None:

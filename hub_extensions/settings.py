@@ -171,6 +171,17 @@ class PolicyMount:
 
 
 @dataclass(frozen=True)
+class PolicyCulling:
+    """The idle culler for members' servers (with `culler.enabled`), e.g. a GPU group culled sooner; from the
+    highest-priority group that sets each value, fixed when the server starts."""
+
+    idle_timeout_seconds: int | None = setting(None, "Replaces `culler.timeoutSeconds`.", minimum=10,
+                                               maximum=30 * 86400)
+    max_extension_hours: int | None = setting(None, "Replaces `culler.maxExtensionHours` (0: no extensions).",
+                                              minimum=0, maximum=720)
+
+
+@dataclass(frozen=True)
 class GroupPolicy:
     """What members of one JupyterHub group get in their pod, applied at every start (combine rules:
     docs/admin/group-policies.md)."""
@@ -190,6 +201,7 @@ class GroupPolicy:
         None, "`true`: the server starts as root and grants its user sudo (Jupyter Docker Stacks' GRANT_SUDO); "
               "`false` (the default for everyone): no privilege escalation in the container.")
     node_selector: dict[str, str] = setting({}, "Node labels members' servers must run on (a dedicated pool).")
+    culling: PolicyCulling = setting(PolicyCulling(), "Idle culling.")
     profiles: list[str] | None = setting(
         None, "Slugs of the profiles (`singleuser.profileList`) members may see and start; across groups the union; "
               "null: this group restricts nothing. A profile not allowed is hidden from the form and refused "

@@ -317,6 +317,9 @@ class DsKubeSpawner(KubeSpawner):
 
     async def _ds_start(self) -> Any:
         restart, self.ds_restart = self.ds_restart, False
+        policy = self.ds_policy()
+        culling = {"timeout_seconds": policy.idle_timeout_seconds, "max_extension_hours": policy.max_extension_hours}
+        self.ds_culling = {k: v for k, v in culling.items() if v is not None} or None
         # pods of earlier starts are older; a few seconds of slack for the API server's clock
         since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
         starting = asyncio.ensure_future(super().start())  # KubeSpawner's future; progress() follows it
@@ -395,6 +398,8 @@ class DsKubeSpawner(KubeSpawner):
     # the session extension (hub_extensions.culler): an absolute deadline and the hours granted so far
     ds_extended_until: float | None = None
     ds_extension_hours: int = 0
+    # the culler settings the group policies gave this server when it started ({timeout_seconds, ...})
+    ds_culling: dict | None = None
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
@@ -403,6 +408,7 @@ class DsKubeSpawner(KubeSpawner):
         if extension.get("until") is not None:
             self.ds_extended_until = float(extension["until"])
             self.ds_extension_hours = int(extension.get("hours", 0))
+        self.ds_culling = state.get("ds_culling") or None
 
     def get_state(self) -> dict:
         state = super().get_state()
@@ -410,6 +416,8 @@ class DsKubeSpawner(KubeSpawner):
             state["ds_owner"] = self._ds_owner
         if self.ds_extended_until is not None:
             state["ds_extension"] = {"until": self.ds_extended_until, "hours": self.ds_extension_hours}
+        if self.ds_culling:
+            state["ds_culling"] = self.ds_culling
         return state
 
     def clear_state(self) -> None:
@@ -422,6 +430,7 @@ class DsKubeSpawner(KubeSpawner):
         extension = (self.ds_extended_until, self.ds_extension_hours)
         super().clear_state()
         self._ds_owner = owner
+        self.ds_culling = None
         if self.user is not None and locks.is_restarting(self.user.id):
             self.ds_extended_until, self.ds_extension_hours = extension
         else:

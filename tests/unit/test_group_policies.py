@@ -4,15 +4,17 @@ KubeSpawner pod (resources, GPUs, shared volume, mounts, environment, securityCo
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 from traitlets.config import Config
 
-from hub_extensions import configure, docker_groups, group_policies
-from hub_extensions.settings import SettingsError, load_settings
+from hub_extensions import configure, culler, docker_groups, group_policies
+from hub_extensions.settings import CullerSettings, SettingsError, load_settings
 from hub_extensions.settings_schema import camel, to_values
 
 from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
@@ -251,3 +253,27 @@ async def test_effective_grants_say_where_each_came_from_and_what_the_pod_has(fa
     stopped = group_policies.user_grants(settings_of({"gpu": {"mode": 0}, "groupPolicies": POLICIES}), {"ml"}, None,
                                          None)
     assert all(g["in_pod"] is None for g in stopped) and "gpus" not in {g["key"] for g in stopped}
+
+
+# ---------------------------------------------------------------- culling per group
+
+def test_a_servers_culling_comes_from_its_policies_when_it_started():
+    hub = CullerSettings(enabled=True, timeout_seconds=3600, max_extension_hours=24)
+    now = 1_750_000_000.0
+    orm_spawner = SimpleNamespace(server=object(), last_activity=None, started=None)
+    gpu_server = SimpleNamespace(pending=None, orm_spawner=orm_spawner, ds_extended_until=None, ds_extension_hours=0,
+                                 ds_culling={"timeout_seconds": 600, "max_extension_hours": 0})
+    plain = SimpleNamespace(pending=None, orm_spawner=orm_spawner, ds_extended_until=None, ds_extension_hours=0)
+    assert culler.effective(hub, plain) is hub
+    assert (culler.effective(hub, gpu_server).timeout_seconds, culler.effective(hub, gpu_server).max_extension_hours
+            ) == (600, 0)
+    info = culler.session_info(gpu_server, hub, now)
+    assert (info["timeout_seconds"], info["max_extension_hours"], info["extensions_available_hours"]) == (600, 0, 0)
+    assert culler.extend_spawner(gpu_server, hub, 1, now).hours == 0  # no extensions for this server
+    # idle for 20 minutes: the GPU server is due, the plain one is not
+    gpu_server.orm_spawner = SimpleNamespace(server=object(), last_activity=None, started=None)
+    users = [SimpleNamespace(id=1, spawners={"": gpu_server}), SimpleNamespace(id=2, spawners={"": plain})]
+    idle_since = datetime.fromtimestamp(now - 1200, UTC).replace(tzinfo=None)
+    for s in (gpu_server, plain):
+        s.orm_spawner = SimpleNamespace(server=object(), last_activity=idle_since, started=idle_since)
+    assert [c.user.id for c in culler.due(users, hub, now)] == [1]
