@@ -51,7 +51,7 @@ async def usage(spawner: Any) -> dict[str, Any] | None:
 
 
 def capabilities(settings: Settings, groups: Iterable[str], gpu_answer: bool | None,
-                 pod: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                 pod: Mapping[str, Any] | None = None, root_refused: bool = False) -> list[dict[str, Any]]:
     """Docker socket, privileged and GPU: whether the user's next server gets each, and why.
 
     ``in_pod`` says what the running pod actually has (``None`` without a pod); when it differs from
@@ -59,20 +59,24 @@ def capabilities(settings: Settings, groups: Iterable[str], gpu_answer: bool | N
     """
     groups = set(groups)
     sock, priv, g = settings.groups.docker_sock, settings.groups.docker_privileged, settings.gpu
+    policy = group_policies.for_user(settings, groups, root_refused)
     out = []
-    member = sock.group in groups
+    source = policy.sources.get("docker_socket")
     out.append({
-        "key": "docker-sock", "label": "Docker socket", "granted": member,
-        "why": (f"You are in the group {sock.group}: the node's Docker socket is mounted at "
-                f"{docker_groups.DOCKER_SOCK_MOUNT} (this is root on that node)." if member else
-                f"Only members of the group {sock.group} get the node's Docker socket."),
+        "key": "docker-sock", "label": "Docker socket", "granted": policy.docker_socket,
+        "why": (f"You are in the group {source}: the node's Docker socket is mounted at "
+                f"{docker_groups.DOCKER_SOCK_MOUNT} (this is root on that node)." if policy.docker_socket else
+                f"Only members of the group {sock.group} (or of a group whose policy grants it) get the node's "
+                "Docker socket."),
         "in_pod": _has_docker_sock(pod) if pod else None,
     })
-    member = priv.group in groups
+    source = policy.sources.get("docker_privileged")
     out.append({
-        "key": "privileged", "label": "Privileged container", "granted": member,
-        "why": (f"You are in the group {priv.group}: your server runs privileged (root on the node)." if member
-                else f"Only members of the group {priv.group} run privileged servers."),
+        "key": "privileged", "label": "Privileged container", "granted": policy.docker_privileged,
+        "why": (f"You are in the group {source}: your server runs privileged (root on the node)."
+                if policy.docker_privileged else
+                f"Only members of the group {priv.group} (or of a group whose policy grants it) run privileged "
+                "servers."),
         "in_pod": _is_privileged(pod) if pod else None,
     })
     decision = gpu.decide(g, groups, gpu_answer)
@@ -171,9 +175,9 @@ def _page_data(settings: Settings, user: Any) -> dict[str, Any]:
         "server": server_info(user, spawner),
         "image": getattr(spawner, "image", None),
         "pod": pod_summary(pod, settings.gpu.resource),
-        "capabilities": capabilities(settings, docker_groups.group_names(user, settings.groups),
-                                     gpu.auto_answer(settings.gpu), pod),
+        "capabilities": capabilities(settings, docker_groups.group_names(user), gpu.auto_answer(settings.gpu), pod,
+                                     docker_groups.root_refused(user, settings.groups)),
         "last_failure": getattr(spawner, "ds_last_failure", None),
-        "grants": group_policies.user_grants(settings, {g.name for g in user.groups}, pod,
+        "grants": group_policies.user_grants(settings, docker_groups.group_names(user), pod,
                                              gpu.auto_answer(settings.gpu)),
     }

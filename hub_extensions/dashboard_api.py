@@ -47,10 +47,10 @@ class DashboardHandler(DsAPIHandler):
             user_name=user.name, server=server_info(user, spawner), pod=pod, events=events, log_tail=log_tail,
             log_error=log_error, last_failure=getattr(spawner, "ds_last_failure", None),
             usage_now=await usage(spawner), session=culler.session_info(spawner, settings.culler),
-            caps=capabilities(settings, docker_groups.group_names(user, settings.groups), gpu.auto_answer(settings.gpu),
-                              raw_pod),
+            caps=capabilities(settings, docker_groups.group_names(user), gpu.auto_answer(settings.gpu), raw_pod,
+                              docker_groups.root_refused(user, settings.groups)),
             image=getattr(spawner, "image", None), volumes=volumes,
-            grants=group_policies.user_grants(settings, {g.name for g in user.groups}, raw_pod,
+            grants=group_policies.user_grants(settings, docker_groups.group_names(user), raw_pod,
                                               gpu.auto_answer(settings.gpu)))
         self.write_json(doc)
 

@@ -1,4 +1,5 @@
-"""Built-in groups ``docker-sock`` and ``docker-privileged``: pod patches by membership, and the groups.
+"""Docker in users' pods: the socket and privileged patches, and the built-in groups ``docker-sock`` and
+``docker-privileged`` (whose grants are seeded group policies: :func:`hub_extensions.group_policies.seeded`).
 
 Membership is read when a server starts and applied to the pod KubeSpawner builds
 (``DsKubeSpawner.get_pod_manifest``, after profile overrides, so a profile cannot undo it). The
@@ -43,18 +44,16 @@ def root_groups_honoured(settings: GroupsSettings, managed: bool) -> bool:
     return not managed or settings.allow_managed_root
 
 
-def group_names(user: Any, settings: GroupsSettings) -> set[str]:
-    """The user's group names now (ORM groups, read at spawn time rather than remembered), without the
-    built-in root groups when they come from an identity provider that is not trusted with root."""
-    names = {g.name for g in getattr(user, "groups", None) or []}
+def group_names(user: Any) -> set[str]:
+    """The user's group names now (ORM groups, read at spawn time rather than remembered)."""
+    return {g.name for g in getattr(user, "groups", None) or []}
+
+
+def root_refused(user: Any, settings: GroupsSettings) -> bool:
+    """Whether this user's groups may not give root on a node (Docker): they come from an identity provider the
+    site does not trust with root."""
     managed = bool(getattr(getattr(user, "authenticator", None), "manage_groups", False))
-    if not root_groups_honoured(settings, managed):
-        ignored = names & set(builtin_groups(settings))
-        if ignored:
-            log.warning("Ignoring %s for %s: groups come from the identity provider (manage_groups) and "
-                        "custom.ds.groups.allowManagedRoot is false", ", ".join(sorted(ignored)), user.name)
-        names -= ignored
-    return names
+    return not root_groups_honoured(settings, managed)
 
 
 # ---------------------------------------------------------------- the patches
@@ -79,16 +78,15 @@ def add_privileged(pod: Any) -> Any:
     return pod
 
 
-def apply_groups(pod: Any, settings: GroupsSettings, groups: Iterable[str]) -> list[str]:
-    """Apply the patch of each built-in group the user belongs to; returns the groups applied."""
-    groups = set(groups)
+def apply_docker(pod: Any, settings: GroupsSettings, socket: bool, privileged: bool) -> list[str]:
+    """Apply the Docker grants a user's group policies resolved to; returns what was applied."""
     applied = []
-    if settings.docker_sock.group in groups:
+    if socket:
         add_docker_sock(pod, settings.docker_sock)
-        applied.append(settings.docker_sock.group)
-    if settings.docker_privileged.group in groups:
+        applied.append("the Docker socket")
+    if privileged:
         add_privileged(pod)
-        applied.append(settings.docker_privileged.group)
+        applied.append("a privileged container")
     return applied
 
 

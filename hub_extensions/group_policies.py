@@ -9,17 +9,21 @@ node cache the GPU modes already keep.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import k8s, labenv, objects
 from .branding import LAB_ICON_ENV
 from .gpu import GpuDecision
+from .settings import GroupPolicy, PolicyDocker
 from .settings_schema import VALUES_PATH, SettingsError
 
 if TYPE_CHECKING:
-    from .settings import GpuSettings, GroupPolicy, PolicyMount, Settings
+    from .settings import GpuSettings, PolicyMount, Settings
+
+log = logging.getLogger("JupyterHub.ds.group_policies")
 
 SHARED_ACCESS = ("none", "ro", "rw")  # narrowest first: across groups the widest wins
 DEFAULT_SHARED_ACCESS = "rw"  # what a server gets when no group of its user says (every server before policies)
@@ -52,6 +56,8 @@ class Resolved:
     profiles: list[str] | None = None  # the profile slugs allowed; None: no group restricts them
     idle_timeout_seconds: int | None = None  # None: the culler's own setting
     max_extension_hours: int | None = None
+    docker_socket: bool = False
+    docker_privileged: bool = False
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -112,6 +118,10 @@ def resolve(policies: Iterable[GroupPolicy], groups: Iterable[str]) -> Resolved:
     tolerations: list[dict[str, str]] = []
     for p in ordered:
         tolerations.extend(t for t in p.tolerations if t not in tolerations)
+    for key, flag in (("docker_socket", "socket"), ("docker_privileged", "privileged")):
+        granting = next((p.group for p in ordered if getattr(p.docker, flag)), None)
+        if granting is not None:
+            picked[key], sources[key] = True, granting
     for key in ("idle_timeout_seconds", "max_extension_hours"):
         chosen = next(((getattr(p.culling, key), p.group) for p in ordered if getattr(p.culling, key) is not None),
                       None)
@@ -125,6 +135,34 @@ def resolve(policies: Iterable[GroupPolicy], groups: Iterable[str]) -> Resolved:
     return Resolved(env=env, gpus=gpus, gpu_product=product, shared_volume=shared, mounts=list(mounts.values()),
                     sudo=bool(sudo[0]), node_selector=node_selector, tolerations=tolerations, profiles=profiles,
                     sources=sources, **picked)
+
+
+def seeded(settings: Settings) -> list[GroupPolicy]:
+    """The policies with the built-in Docker groups' grants: ``groups.dockerSock.group`` grants the socket and
+    ``groups.dockerPrivileged.group`` a privileged container, unless their policy says ``false`` (as every install
+    before group policies behaved)."""
+    policies = list(settings.group_policies)
+    for name, flag in ((settings.groups.docker_sock.group, "socket"),
+                       (settings.groups.docker_privileged.group, "privileged")):
+        at = next((i for i, p in enumerate(policies) if p.group == name), None)
+        if at is None:
+            policies.append(GroupPolicy(group=name, docker=PolicyDocker(**{flag: True})))
+        elif getattr(policies[at].docker, flag) is None:
+            policies[at] = replace(policies[at], docker=replace(policies[at].docker, **{flag: True}))
+    return policies
+
+
+def for_user(settings: Settings, groups: Iterable[str], root_refused: bool = False, warn: bool = False) -> Resolved:
+    """A user's resolved policy with the built-in groups' seeds; without Docker when ``root_refused`` (groups from
+    an identity provider that is not trusted with root: ``groups.allowManagedRoot``), logged when ``warn``."""
+    resolved = resolve(seeded(settings), groups)
+    if root_refused and (resolved.docker_socket or resolved.docker_privileged):
+        if warn:
+            granting = {resolved.sources.get("docker_socket"), resolved.sources.get("docker_privileged")} - {None}
+            log.warning("Ignoring the Docker grants of %s: groups come from the identity provider (manage_groups) "
+                        "and custom.ds.groups.allowManagedRoot is false", ", ".join(sorted(granting)))
+        resolved = replace(resolved, docker_socket=False, docker_privileged=False)
+    return resolved
 
 
 def allowed_profiles(profile_list: list[dict], resolved: Resolved) -> list[dict]:
@@ -168,7 +206,8 @@ def gpus_allowed(settings: GpuSettings, nodes_have_gpus: bool | None) -> bool:
 
 def user_grants(settings: Settings, groups: Iterable[str], pod: Mapping[str, Any] | None,
                 nodes_have_gpus: bool | None) -> list[dict[str, Any]]:
-    """:func:`grants` for a user in ``groups``, as the dashboard and the effective-grants API answer it."""
+    """:func:`grants` for a user in ``groups``, as the dashboard and the effective-grants API answer it (Docker is
+    on the dashboard's capabilities)."""
     return grants(resolve(settings.group_policies, groups), pod, settings.gpu.resource,
                   gpus_allowed(settings.gpu, nodes_have_gpus),
                   settings.storage.shared.mount_path if settings.storage.enabled and settings.storage.shared.enabled

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from jupyterhub.scopes import needs_scope
 
-from . import gpu, group_policies, k8s
+from . import docker_groups, gpu, group_policies, k8s
 from .handler_base import DsAPIHandler
 
 
@@ -20,7 +20,7 @@ class EffectiveGrantsHandler(DsAPIHandler):
     async def get(self, user_name: str) -> None:
         user, spawner = self.target(user_name)
         settings = self.ds_settings
-        groups = sorted(g.name for g in user.groups)
+        groups = sorted(docker_groups.group_names(user))
         self.write_json({"user": user.name, "groups": groups,
                          "grants": group_policies.user_grants(settings, groups, k8s.reflected_pod(spawner),
                                                               gpu.auto_answer(settings.gpu))})

@@ -171,6 +171,15 @@ class PolicyMount:
 
 
 @dataclass(frozen=True)
+class PolicyDocker:
+    """Docker for members' servers: root on the node either way (groups.dockerSock configures the socket).
+    Across groups a grant cannot be revoked by another group."""
+
+    socket: bool | None = setting(None, "Mount the node's Docker socket (`groups.dockerSock`).")
+    privileged: bool | None = setting(None, "Run the notebook container privileged.")
+
+
+@dataclass(frozen=True)
 class PolicyCulling:
     """The idle culler for members' servers (with `culler.enabled`), e.g. a GPU group culled sooner; from the
     highest-priority group that sets each value, fixed when the server starts."""
@@ -201,6 +210,9 @@ class GroupPolicy:
         None, "`true`: the server starts as root and grants its user sudo (Jupyter Docker Stacks' GRANT_SUDO); "
               "`false` (the default for everyone): no privilege escalation in the container.")
     node_selector: dict[str, str] = setting({}, "Node labels members' servers must run on (a dedicated pool).")
+    docker: PolicyDocker = setting(
+        PolicyDocker(), "Docker. The built-in groups (`groups.dockerSock.group`, `groups.dockerPrivileged.group`) "
+        "grant theirs unless their policy here says `false`.")
     culling: PolicyCulling = setting(PolicyCulling(), "Idle culling.")
     profiles: list[str] | None = setting(
         None, "Slugs of the profiles (`singleuser.profileList`) members may see and start; across groups the union; "

@@ -147,18 +147,16 @@ class SpawnTimeout(TimeoutError):
 
 
 def apply_pod_policy(pod: Any, settings: Settings, *, owner: str | None, groups: set[str],
-                     gpu_answer: bool | None, icons: Mapping[str, str], policy_groups: set[str]) -> list[str]:
-    """Patch the pod KubeSpawner built: volumes, Docker groups, group policies, GPUs, lab environment (last, so
-    its variables win). ``policy_groups``: every group of the user (policies may name any). Returns what was
-    granted."""
+                     gpu_answer: bool | None, icons: Mapping[str, str], root_refused: bool = False) -> list[str]:
+    """Patch the pod KubeSpawner built: volumes, the group policies (Docker included), GPUs, lab environment
+    (last, so its variables win). Returns what was granted."""
     if settings.storage.enabled and owner is not None:
         objects.add_volumes(pod, *storage.pod_volumes(settings.storage, owner))
-    granted = docker_groups.apply_groups(pod, settings.groups, groups)
+    policy = group_policies.for_user(settings, groups, root_refused, warn=True)
+    granted = docker_groups.apply_docker(pod, settings.groups, policy.docker_socket, policy.docker_privileged)
     decision = gpu.decide(settings.gpu, groups, gpu_answer)
-    policy = group_policies.resolve(settings.group_policies, policy_groups)
     policy_gpus = policy.gpus > 0 and group_policies.gpus_allowed(settings.gpu, gpu_answer)
-    privileged = settings.groups.docker_privileged.group in groups
-    granted += group_policies.apply(pod, policy, policy_gpus, privileged)
+    granted += group_policies.apply(pod, policy, policy_gpus, policy.docker_privileged)
     count = max(settings.gpu.count if decision.gpu else 0, policy.gpus if policy_gpus else 0)
     if count:
         decision = gpu.GpuDecision(True, settings.gpu.mode == 2 and bool(gpu_answer))
@@ -195,7 +193,7 @@ class DsKubeSpawner(KubeSpawner):
 
     def ds_policy(self) -> group_policies.Resolved:
         """The user's group policies, resolved now (memberships change between starts)."""
-        return group_policies.resolve(self.ds_settings.group_policies, {g.name for g in self.user.groups})
+        return group_policies.resolve(self.ds_settings.group_policies, docker_groups.group_names(self.user))
 
     def _get_initialized_profile_list(self, profile_list: list) -> list:
         """KubeSpawner's profiles, less those the user's group policies do not allow: the form never shows them,
@@ -241,8 +239,9 @@ class DsKubeSpawner(KubeSpawner):
         granted = apply_pod_policy(
             pod, settings,
             owner=self.ds_owner if settings.storage.enabled else None,
-            groups=docker_groups.group_names(self.user, settings.groups),
-            gpu_answer=gpu.auto_answer(settings.gpu), policy_groups={g.name for g in self.user.groups},
+            groups=docker_groups.group_names(self.user),
+            root_refused=docker_groups.root_refused(self.user, settings.groups),
+            gpu_answer=gpu.auto_answer(settings.gpu),
             icons=self.ds_branding.lab_icon_env(branding.hub_prefix(settings.hub_url, self.hub)))
         if granted:
             self.log.info("jupyterhub-ds: server of %s gets %s", self.user.name, ", ".join(granted))

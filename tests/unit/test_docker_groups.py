@@ -11,7 +11,7 @@ from jupyterhub import orm
 from kubernetes_asyncio.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1SecurityContext
 from traitlets.config import Config
 
-from hub_extensions import configure, docker_groups
+from hub_extensions import configure, docker_groups, group_policies
 from hub_extensions.settings import DockerSockSettings, GroupsSettings, load_settings
 
 from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
@@ -73,25 +73,39 @@ def test_privileged_patch_on_a_model_security_context():
 @pytest.mark.parametrize(("groups", "expected"), [
     (set(), []),
     ({"other", "docker"}, []),
-    ({"docker-sock"}, ["docker-sock"]),
-    ({"docker-privileged"}, ["docker-privileged"]),
-    ({"docker-sock", "docker-privileged"}, ["docker-sock", "docker-privileged"]),
+    ({"docker-sock"}, ["the Docker socket"]),
+    ({"docker-privileged"}, ["a privileged container"]),
+    ({"docker-sock", "docker-privileged"}, ["the Docker socket", "a privileged container"]),
 ])
-def test_apply_groups_patches_exactly_the_member_groups(groups, expected):
+def test_the_builtin_groups_patch_exactly_their_grants(groups, expected):
+    """The built-in groups' grants are seeded group policies: an install without any policy behaves as before."""
     pod = bare_pod({"runAsUser": 1000})
     before = copy.deepcopy(as_json(pod))
-    assert docker_groups.apply_groups(pod, GROUPS, groups) == expected
+    policy = group_policies.for_user(load_settings({}), groups)
+    assert docker_groups.apply_docker(pod, GROUPS, policy.docker_socket, policy.docker_privileged) == expected
     after = as_json(pod)
     has_sock = any(v["name"] == "ds-docker-sock" for v in after["spec"]["volumes"])
-    assert has_sock == ("docker-sock" in expected)
-    assert bool(notebook(after)["securityContext"].get("privileged")) == ("docker-privileged" in expected)
+    assert has_sock == ("the Docker socket" in expected)
+    assert bool(notebook(after)["securityContext"].get("privileged")) == ("a privileged container" in expected)
     if not expected:
         assert after == before
 
 
+@pytest.mark.parametrize(("policies", "groups", "socket", "privileged"), [
+    ([{"group": "docker-sock", "docker": {"socket": False}}], {"docker-sock"}, False, False),  # revoked by its policy
+    ([{"group": "docker-sock", "env": {"A": "1"}}], {"docker-sock"}, True, False),  # a policy keeps the seed
+    ([{"group": "ci", "docker": {"socket": True}}], {"ci"}, True, False),  # any group may grant it
+    ([{"group": "ci", "docker": {"socket": False}}], {"ci", "docker-sock"}, True, False),  # no revoking others
+    ([{"group": "admins", "docker": {"privileged": True}}], {"admins"}, False, True),
+])
+def test_docker_grants_are_group_policies(policies, groups, socket, privileged):
+    policy = group_policies.for_user(load_settings({"groupPolicies": policies}), groups)
+    assert (policy.docker_socket, policy.docker_privileged) == (socket, privileged)
+
+
 def test_group_names_reads_orm_like_groups():
-    assert docker_groups.group_names(fake_user(groups=["a", "b"]), GROUPS) == {"a", "b"}
-    assert docker_groups.group_names(fake_user(), GROUPS) == set()
+    assert docker_groups.group_names(fake_user(groups=["a", "b"])) == {"a", "b"}
+    assert docker_groups.group_names(fake_user()) == set()
 
 
 def managed_user(groups: list[str], manage_groups: bool) -> object:
@@ -101,17 +115,19 @@ def managed_user(groups: list[str], manage_groups: bool) -> object:
 
 
 def test_an_identity_provider_cannot_grant_root_unless_allowed(caplog):
-    """Attack: with manage_groups, whoever controls a provider group named docker-privileged would get root on a
-    node. The built-in groups patch nothing then, unless the site sets allowManagedRoot."""
+    """Attack: with manage_groups, whoever controls a provider group named docker-privileged (or any group whose
+    policy grants Docker) would get root on a node. Docker grants apply then only when the site sets
+    allowManagedRoot."""
     groups = ["docker-sock", "docker-privileged", "course"]
-    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.docker_groups"):
-        assert docker_groups.group_names(managed_user(groups, True), GROUPS) == {"course"}
-    assert "allowManagedRoot" in caplog.text
-    pod = bare_pod()
-    assert docker_groups.apply_groups(pod, GROUPS, docker_groups.group_names(managed_user(groups, True), GROUPS)) == []
-    assert docker_groups.group_names(managed_user(groups, False), GROUPS) == set(groups)
-    trusting = GroupsSettings(allow_managed_root=True)
-    assert docker_groups.group_names(managed_user(groups, True), trusting) == set(groups)
+    settings = load_settings({"groupPolicies": [{"group": "course", "docker": {"socket": True}, "env": {"A": "1"}}]})
+    assert docker_groups.root_refused(managed_user(groups, True), GROUPS)
+    assert not docker_groups.root_refused(managed_user(groups, False), GROUPS)
+    assert not docker_groups.root_refused(managed_user(groups, True), GroupsSettings(allow_managed_root=True))
+    with caplog.at_level(logging.WARNING, logger="JupyterHub.ds.group_policies"):
+        policy = group_policies.for_user(settings, groups, root_refused=True, warn=True)
+    assert "allowManagedRoot" in caplog.text and "course" in caplog.text
+    assert (policy.docker_socket, policy.docker_privileged, policy.env) == (False, False, {"A": "1"})
+    assert group_policies.for_user(settings, groups).docker_privileged
 
 
 # ---------------------------------------------------------------- through KubeSpawner (no cluster)

@@ -31,6 +31,7 @@ POLICIES = [
      "mounts": [{"claimName": "gp-datasets", "mountPath": "/datasets", "readOnly": True}]},
     {"group": "gp-course", "env": {"TEAM": "course", "COURSE": "101"}, "resources": {"memoryLimit": "512Mi"},
      "mounts": [{"claimName": "gp-scratch", "mountPath": "/scratch", "readOnly": False}], "profiles": ["small"]},
+    {"group": "gp-ci", "docker": {"socket": True}},
 ]
 SETTINGS = {"storage": {"enabled": False}, "gpu": {"mode": 0}, "groupPolicies": POLICIES}
 # Z2JH profiles: the default has no overrides, so the other tests' pods are what the groups alone make them
@@ -89,6 +90,18 @@ def test_docker_privileged_member_gets_exactly_privileged(hub, admin, service, k
         assert context["allowPrivilegeEscalation"] is True
         assert context["runAsUser"] == 1000  # KubeSpawner's own settings stay
         assert not has_sock(pod)
+    finally:
+        stop_and_wait(user, kube)
+
+
+def test_a_policy_gives_docker_to_another_group(hub, admin, service, kube, username):
+    assert admin.api("POST", "/groups/gp-ci").status_code in (201, 409)
+    user = new_user(hub.url, admin, username)
+    set_member(service, "gp-ci", username)
+    try:
+        pod = start_and_get_pod(user, kube)
+        assert has_sock(pod) and not privileged(pod)
+        assert pod["spec"]["securityContext"]["supplementalGroups"] == [999]
     finally:
         stop_and_wait(user, kube)
 
