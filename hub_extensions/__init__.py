@@ -16,6 +16,7 @@ Features and their routes:
 - `dashboard` (reads pods through ``pod_status``): the home page (``dashboard_api``); `settings_page`
   (``settings_page_api``); `branding` (``branding_api``), `lab_favicon` (``lab_favicon_api``); `static`: our
   scripts and styles (``static_api``); `trail`: the event trail (``trail_api``), mirrored by ``kube_events``.
+- `last_activity`: JupyterHub's last-activity pass in batches (no stall per running server).
 - Shared: ``runtime`` (the one runtime object every feature is handed), ``settings`` (+ ``settings_schema``),
   ``k8s`` (the one Kubernetes access layer and its one TTL cache), ``scopes``, ``locks``, ``handler_base``.
 """

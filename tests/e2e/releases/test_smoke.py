@@ -34,6 +34,22 @@ def test_spawn_through_hub_creates_pod_and_bound_claims(hub, admin, kube, userna
     assert r.status_code == 200, r.text
     assert "started" in r.json()
 
+    # the proxy's record of that request reaches the hub database through the batched last-activity pass
+    # (hub_extensions.last_activity, every last_activity_interval: 60 s in Z2JH)
+    assert "the last-activity pass runs in batches" in hub.wait_log("last-activity pass")
+    routes_seen = requests.get(f"{hub.url}/hub/api/users/{username}", timeout=30,
+                               headers={"Authorization": f"token {hub.service_token}"}).json()
+    before = routes_seen["servers"][""]["last_activity"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        requests.get(f"{hub.url}/user/{username}/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
+        now = requests.get(f"{hub.url}/hub/api/users/{username}", timeout=30,
+                           headers={"Authorization": f"token {hub.service_token}"}).json()
+        if now["servers"][""]["last_activity"] != before:
+            break
+        time.sleep(2)
+    assert now["servers"][""]["last_activity"] > before, (before, now["servers"][""]["last_activity"])
+
     user.stop_server()
     deadline = time.monotonic() + 60
     while kube.items("pods", f"hub.jupyter.org/username={username}") and time.monotonic() < deadline:
