@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import pytest
@@ -23,6 +22,7 @@ from hub_extensions.settings import GpuSettings
 from hub_extensions.spawner import DsKubeSpawner
 
 from .spawner_fixtures import as_json, fake_kubeconfig, fake_user, make_spawner, notebook, spawn_manifest
+from .test_k8s import RawResponse
 
 __all__ = ["fake_kubeconfig"]
 
@@ -312,20 +312,8 @@ async def test_after_a_failed_first_list_spawns_do_not_wait_again():
 
 # ---------------------------------------------------------------- listing nodes without models
 
-class _RawResponse:
-    """What ``list_node(_preload_content=False)`` returns: the aiohttp response, body unread."""
-
-    def __init__(self, status: int, body: dict):
-        self.status, self._body = status, json.dumps(body).encode()
-        self.reason = "Forbidden" if status == 403 else "OK"
-        self.headers = {"Content-Type": "application/json"}
-
-    async def read(self) -> bytes:
-        return self._body
-
-
 class _FakeCoreApi:
-    def __init__(self, *responses: _RawResponse):
+    def __init__(self, *responses: RawResponse):
         self.responses, self.calls = list(responses), []
 
     async def list_node(self, **kwargs):
@@ -338,8 +326,8 @@ BIG_NODE = {**GPU_NODE, "metadata": {**GPU_NODE["metadata"], "managedFields": [{
 
 
 async def test_list_nodes_reads_raw_json_page_by_page_and_keeps_only_what_it_needs():
-    api = _FakeCoreApi(_RawResponse(200, {"kind": "NodeList", "metadata": {"continue": "t1"}, "items": [CPU_NODE]}),
-                       _RawResponse(200, {"kind": "NodeList", "metadata": {}, "items": [BIG_NODE]}))
+    api = _FakeCoreApi(RawResponse(200, {"kind": "NodeList", "metadata": {"continue": "t1"}, "items": [CPU_NODE]}),
+                       RawResponse(200, {"kind": "NodeList", "metadata": {}, "items": [BIG_NODE]}))
     nodes = await gpu.list_nodes(api, gpu.label_selector({"pool": "gpu", "a": "b"}), 10, page_size=1)
     assert nodes == [CPU_NODE, GPU_NODE]  # plain dicts, no V1Node, no images or managedFields
     assert api.calls == [
@@ -351,7 +339,7 @@ async def test_list_nodes_reads_raw_json_page_by_page_and_keeps_only_what_it_nee
 
 
 async def test_list_nodes_raises_the_api_servers_refusal():
-    api = _FakeCoreApi(_RawResponse(403, {"kind": "Status", "message": "nodes is forbidden"}))
+    api = _FakeCoreApi(RawResponse(403, {"kind": "Status", "message": "nodes is forbidden"}))
     with pytest.raises(ApiException) as info:
         await gpu.list_nodes(api)
     assert info.value.status == 403 and "forbidden" in info.value.body
@@ -359,7 +347,7 @@ async def test_list_nodes_raises_the_api_servers_refusal():
 
 
 async def test_cache_lists_with_the_node_selector(monkeypatch):
-    api = _FakeCoreApi(_RawResponse(200, {"items": [GPU_NODE]}))
+    api = _FakeCoreApi(RawResponse(200, {"items": [GPU_NODE]}))
     monkeypatch.setattr(k8s, "core", lambda: api)
     cache = gpu.NodeCache(GpuSettings(node_selector={"nvidia.com/gpu.present": "true"}))
     await cache.refresh()

@@ -94,10 +94,18 @@ def test_docker_privileged_member_gets_exactly_privileged(hub, admin, service, k
         stop_and_wait(user, kube)
 
 
-def test_a_policy_gives_docker_to_another_group(hub, admin, service, kube, username):
-    assert admin.api("POST", "/groups/gp-ci").status_code in (201, 409)
+def member_of(hub, admin, service, username: str, *groups: str):
+    """A new user in ``groups`` (created when missing), logged in."""
+    for group in groups:
+        assert admin.api("POST", f"/groups/{group}").status_code in (201, 409)
     user = new_user(hub.url, admin, username)
-    set_member(service, "gp-ci", username)
+    for group in groups:
+        set_member(service, group, username)
+    return user
+
+
+def test_a_policy_gives_docker_to_another_group(hub, admin, service, kube, username):
+    user = member_of(hub, admin, service, username, "gp-ci")
     try:
         pod = start_and_get_pod(user, kube)
         assert has_sock(pod) and not privileged(pod)
@@ -191,11 +199,7 @@ def mounts_of(pod: dict) -> dict[str, bool]:
 def test_group_policies_merge_and_leaving_a_group_loses_its_grants(hub, admin, service, kube, username):
     for claim in ("gp-datasets", "gp-scratch"):
         kube("apply", "-f", "-", stdin=CLAIM.format(name=claim))
-    for group in ("gp-ml", "gp-course"):
-        assert admin.api("POST", f"/groups/{group}").status_code in (201, 409)
-    user = new_user(hub.url, admin, username)
-    for group in ("gp-ml", "gp-course"):
-        set_member(service, group, username)
+    user = member_of(hub, admin, service, username, "gp-ml", "gp-course")
     try:
         pod = start_and_get_pod(user, kube)
         env, resources = env_of(pod), notebook(pod)["resources"]
@@ -230,9 +234,7 @@ def test_group_policies_merge_and_leaving_a_group_loses_its_grants(hub, admin, s
 
 
 def test_a_profile_the_groups_do_not_allow_is_refused_through_the_api(hub, admin, service, kube, username):
-    assert admin.api("POST", "/groups/gp-course").status_code in (201, 409)
-    user = new_user(hub.url, admin, username)
-    set_member(service, "gp-course", username)
+    user = member_of(hub, admin, service, username, "gp-course")
     try:
         r = user.api("POST", f"/users/{username}/server", json={"profile": "large"})
         assert r.status_code == 403, (r.status_code, r.text)
