@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from ci.dev import devenv
-from tests.e2e.hubclient import admin_client
+
+from .hubclient import admin_client
 
 REPO = Path(__file__).resolve().parents[2]
 
