@@ -194,6 +194,14 @@ def effective(settings: CullerSettings, spawner: Any) -> CullerSettings:
     return dataclasses.replace(settings, **overrides) if overrides else settings
 
 
+def keep_within_ceiling(spawner: Any, settings: CullerSettings, now: float) -> None:
+    """An extension kept across Restart Server never reaches past the ceiling of the server's (new) settings."""
+    if getattr(spawner, "ds_extended_until", None) is not None:
+        limits = effective(settings, spawner)
+        spawner.ds_extended_until = min(spawner.ds_extended_until,
+                                        ceiling(now, limits.timeout_seconds, limits.max_extension_hours))
+
+
 def remaining_seconds(spawner: Any, settings: CullerSettings, now: float) -> int | None:
     """Seconds until the culler stops this server for idleness; None when it does not run or the culler is off.
 

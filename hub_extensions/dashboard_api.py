@@ -12,6 +12,7 @@ from jupyterhub.scopes import needs_scope
 
 from . import culler, docker_groups, gpu, group_policies, k8s, scopes, storage
 from .dashboard import assemble, capabilities, server_info, usage
+from .group_policies_api import visible
 from .handler_base import DsAPIHandler
 from .pod_status import cached_log_tail, events_summary, needs_log, pod_summary
 
@@ -50,8 +51,8 @@ class DashboardHandler(DsAPIHandler):
             caps=capabilities(settings, docker_groups.group_names(user), gpu.auto_answer(settings.gpu), raw_pod,
                               docker_groups.root_refused(user, settings.groups)),
             image=getattr(spawner, "image", None), volumes=volumes,
-            grants=group_policies.user_grants(settings, docker_groups.group_names(user), raw_pod,
-                                              gpu.auto_answer(settings.gpu)))
+            grants=visible(self, user, group_policies.user_grants(settings, docker_groups.group_names(user), raw_pod,
+                                                                  gpu.auto_answer(settings.gpu))))
         self.write_json(doc)
 
 

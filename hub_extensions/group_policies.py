@@ -29,6 +29,8 @@ SHARED_ACCESS = ("none", "ro", "rw")  # narrowest first: across groups the wides
 DEFAULT_SHARED_ACCESS = "rw"  # what a server gets when no group of its user says (every server before policies)
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 SHARED_POD_VOLUME = "ds-shared"  # storage.pod_volumes' name for the shared claim
+# pod volume names of the policies' mounts; storage volumes are "ds-<name>" and their names may not start "policy-"
+MOUNT_VOLUME_PREFIX = "ds-policy-mount-"
 # what the platform sets (the lab contract, KubeSpawner, Jupyter Docker Stacks' start script): never a group's
 RESERVED_ENV = frozenset({"NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "DOCKER_HOST", "GRANT_SUDO", "NB_UID",
                           "NB_GID", "NB_USER", "NB_GROUP", "NB_UMASK", "CHOWN_HOME", "CHOWN_HOME_OPTS",
@@ -153,15 +155,16 @@ def seeded(settings: Settings) -> list[GroupPolicy]:
 
 
 def for_user(settings: Settings, groups: Iterable[str], root_refused: bool = False, warn: bool = False) -> Resolved:
-    """A user's resolved policy with the built-in groups' seeds; without Docker when ``root_refused`` (groups from
-    an identity provider that is not trusted with root: ``groups.allowManagedRoot``), logged when ``warn``."""
+    """A user's resolved policy with the built-in groups' seeds; without Docker or sudo when ``root_refused``
+    (groups from an identity provider that is not trusted with root: ``groups.allowManagedRoot``), logged when
+    ``warn``."""
     resolved = resolve(seeded(settings), groups)
-    if root_refused and (resolved.docker_socket or resolved.docker_privileged):
+    if root_refused and (resolved.docker_socket or resolved.docker_privileged or resolved.sudo):
         if warn:
-            granting = {resolved.sources.get("docker_socket"), resolved.sources.get("docker_privileged")} - {None}
-            log.warning("Ignoring the Docker grants of %s: groups come from the identity provider (manage_groups) "
-                        "and custom.ds.groups.allowManagedRoot is false", ", ".join(sorted(granting)))
-        resolved = replace(resolved, docker_socket=False, docker_privileged=False)
+            granting = {resolved.sources.get(k) for k in ("docker_socket", "docker_privileged", "sudo")} - {None}
+            log.warning("Ignoring the Docker and sudo grants of %s: groups come from the identity provider "
+                        "(manage_groups) and custom.ds.groups.allowManagedRoot is false", ", ".join(sorted(granting)))
+        resolved = replace(resolved, docker_socket=False, docker_privileged=False, sudo=False)
     return resolved
 
 
@@ -178,8 +181,9 @@ def allowed_profiles(profile_list: list[dict], resolved: Resolved) -> list[dict]
     return allowed
 
 
-def profile_refusal(profile_list: list[dict], resolved: Resolved, requested: str | None) -> str | None:
-    """Why a start with the ``requested`` profile (None: the default) is refused, in words; None when allowed."""
+def profile_refusal(profile_list: list[dict], resolved: Resolved, requested: Any) -> str | None:
+    """Why a start with the ``requested`` profile (empty: the default, as KubeSpawner reads it) is refused, in
+    words; None when allowed."""
     if resolved.profiles is None or not profile_list:
         return None
     allowed = allowed_profiles(profile_list, resolved)
@@ -187,7 +191,7 @@ def profile_refusal(profile_list: list[dict], resolved: Resolved, requested: str
     if not allowed:
         return (f"No server profile is available to you: the group policies of {groups} (custom.ds.groupPolicies) "
                 "allow none of the configured profiles.")
-    if requested is not None and requested not in [p["slug"] for p in allowed]:
+    if requested and requested not in [p["slug"] for p in allowed]:
         return (f"The profile {requested!r} is not available to you: the group policies of {groups} "
                 f"(custom.ds.groupPolicies) allow {', '.join(p['slug'] for p in allowed)}.")
     return None
@@ -291,10 +295,10 @@ def apply(pod: Any, resolved: Resolved, gpu_granted: bool, privileged: bool) -> 
         _shared_access(pod, resolved.shared_volume)
         granted.append(f"shared volume {resolved.shared_volume}")
     if resolved.mounts:
-        volumes = [{"name": f"ds-mount-{i}", "persistentVolumeClaim": {"claimName": m.claim_name,
-                                                                        "readOnly": m.read_only}}
+        volumes = [{"name": f"{MOUNT_VOLUME_PREFIX}{i}", "persistentVolumeClaim": {"claimName": m.claim_name,
+                                                                                   "readOnly": m.read_only}}
                    for i, m in enumerate(resolved.mounts)]
-        mounts = [{"name": f"ds-mount-{i}", "mountPath": m.mount_path, "readOnly": m.read_only}
+        mounts = [{"name": f"{MOUNT_VOLUME_PREFIX}{i}", "mountPath": m.mount_path, "readOnly": m.read_only}
                   for i, m in enumerate(resolved.mounts)]
         objects.add_volumes(pod, volumes, mounts)
         granted.append(f"{len(mounts)} mounts")
@@ -306,13 +310,22 @@ def apply(pod: Any, resolved: Resolved, gpu_granted: bool, privileged: bool) -> 
     if resolved.sudo:
         # Jupyter Docker Stacks' start script grants sudo when started as root, then runs the user's uid
         objects.set_env(pod, {"GRANT_SUDO": "yes"})
-        objects.merge_security_context(notebook, {"runAsUser": 0, "allowPrivilegeEscalation": True})
+        objects.merge_security_context(notebook, {"runAsUser": 0, "runAsNonRoot": False,
+                                                  "allowPrivilegeEscalation": True})
         granted.append("sudo")
     else:
         notebook.env = [e for e in notebook.env or [] if objects.name_of(e) != "GRANT_SUDO"]
-        if not privileged:
+        if not privileged and not escalation_required(notebook):
             objects.merge_security_context(notebook, {"allowPrivilegeEscalation": False})
     return granted
+
+
+def escalation_required(container: Any) -> bool:
+    """Whether Kubernetes refuses ``allowPrivilegeEscalation: false`` on this container: it is privileged or has
+    ``CAP_SYS_ADMIN`` (the chart's ``singleuser.extraContainerConfig`` or KubeSpawner's traits may set either)."""
+    context = container.security_context
+    added = objects.get_field(objects.get_field(context, "capabilities"), "add") or []
+    return bool(objects.get_field(context, "privileged")) or any(c in ("SYS_ADMIN", "CAP_SYS_ADMIN") for c in added)
 
 
 # ---------------------------------------------------------------- effective grants (what the user is told)

@@ -1,11 +1,15 @@
 """``GET /hub/api/users/<name>/effective-grants``: what the user's group policies give (:mod:`.group_policies`).
 
 ``read:servers`` on that user, as the dashboard: the user for themselves, admins for anyone, a filtered grant only
-for the users it covers (JSON 404 for others, as JupyterHub answers), 403 without the scope. Memory only: the
-policies, the user's groups and the pod KubeSpawner's reflector holds; no API call.
+for the users it covers (JSON 404 for others, as JupyterHub answers), 403 without the scope. What a grant filtered
+to a group does not cover stays out: the user's groups need ``read:users:groups``, and environment values (a policy
+may carry a key) are shown only to the user and to holders of ``admin:users`` on them. Memory only: the policies,
+the user's groups and the pod KubeSpawner's reflector holds; no API call.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from jupyterhub.scopes import needs_scope
 
@@ -21,9 +25,16 @@ class EffectiveGrantsHandler(DsAPIHandler):
         user, spawner = self.target(user_name)
         settings = self.ds_settings
         groups = sorted(docker_groups.group_names(user))
-        self.write_json({"user": user.name, "groups": groups,
-                         "grants": group_policies.user_grants(settings, groups, k8s.reflected_pod(spawner),
-                                                              gpu.auto_answer(settings.gpu))})
+        grants = group_policies.user_grants(settings, groups, k8s.reflected_pod(spawner), gpu.auto_answer(settings.gpu))
+        self.write_json({"user": user.name, "groups": groups if self.covers(user, "read:users:groups") else None,
+                         "grants": visible(self, user, grants)})
+
+
+def visible(handler: DsAPIHandler, user: Any, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The grants as this caller may see them: environment values only for the user and their admins."""
+    if handler.current_user.name == user.name or handler.covers(user, "admin:users"):
+        return grants
+    return [{**g, "value": "(set)"} if g["key"].startswith("env.") else g for g in grants]
 
 
 def handlers() -> list[tuple[str, type]]:

@@ -36,10 +36,11 @@ def parse_stamp(value: str) -> datetime:
     return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
 
 
-def user_routes(routes: Mapping[str, Mapping[str, Any]]) -> tuple[int, list[tuple[str, str, datetime]]]:
-    """(user routes counted, [(user, server name, last activity)]) from the proxy's routes (pure), as upstream
-    reads them: routes without ``user``/``server_name`` are not users'; without ``last_activity`` they count but
-    carry nothing."""
+def user_routes(routes: Mapping[str, Mapping[str, Any]]) -> tuple[int, list[tuple[str, str, Any]]]:
+    """(user routes counted, [(user, server name, last activity as the proxy wrote it)]) from the proxy's routes
+    (pure), as upstream reads them: routes without ``user``/``server_name`` are not users'; without
+    ``last_activity`` they count but carry nothing. Times are parsed later, for routes whose server exists, as
+    upstream does."""
     counted, found = 0, []
     for route in routes.values():
         data = route.get("data") or {}
@@ -47,7 +48,7 @@ def user_routes(routes: Mapping[str, Mapping[str, Any]]) -> tuple[int, list[tupl
             continue
         counted += 1
         if "last_activity" in data:
-            found.append((data["user"], data["server_name"], parse_stamp(data["last_activity"])))
+            found.append((data["user"], data["server_name"], data["last_activity"]))
     return counted, found
 
 
@@ -76,7 +77,7 @@ async def update_last_activity(app: Any) -> None:
     counted, found = user_routes(routes)
     users = load_users(app.db, (name for name, _, _ in found))
     active = 0
-    for name, server_name, stamp in found:
+    for name, server_name, text in found:
         user = users.get(name)
         if user is None:
             app.log.warning("Found no user for route: %s/%s", name, server_name)
@@ -85,6 +86,7 @@ async def update_last_activity(app: Any) -> None:
         if spawner is None:
             app.log.warning("Found no spawner for route: %s/%s", name, server_name)
             continue
+        stamp = parse_stamp(text)
         if user.last_activity != (later := _later(user.last_activity, stamp)):
             user.last_activity = later
         if spawner.last_activity != (later := _later(spawner.last_activity, stamp)):

@@ -70,9 +70,9 @@ def merge_node_selector(pod: Any, selector: Mapping[str, str]) -> Any:
 
 
 def add_toleration(pod: Any, toleration: Mapping[str, Any]) -> Any:
-    """Add a toleration unless one with the same key, operator and effect is there (others are kept)."""
+    """Add a toleration unless the same one is there (key, operator, value, effect, seconds; others are kept)."""
     def key(t: Any) -> tuple:
-        return get_field(t, "key"), get_field(t, "operator"), get_field(t, "effect")
+        return tuple(get_field(t, f) for f in ("key", "operator", "value", "effect", "tolerationSeconds"))
 
     existing = list(pod.spec.tolerations or [])
     if not any(key(t) == key(toleration) for t in existing):

@@ -35,7 +35,8 @@ class VolumeSettings:
 
     name: str = setting("", "Suffix of the claim name and the key users select when they reset it.",
                         required=True, pattern=_DNS_LABEL, maxLength=20, minLength=1,
-                        **{"not": {"enum": RESERVED_VOLUME_NAMES}})
+                        # "policy-*": the group policies' mounts (ds-policy-mount-N in the pod)
+                        **{"not": {"anyOf": [{"enum": RESERVED_VOLUME_NAMES}, {"pattern": "^policy-"}]}})
     mount_path: str = setting("", "Where the volume is mounted in the user's server.", required=True,
                               pattern=r"^/")
     size: str = setting("10Gi", "Requested capacity (a Kubernetes quantity).", pattern=_QUANTITY)

@@ -70,10 +70,12 @@ def _expected(error: Any) -> str:
         return " or ".join(_TYPE_WORDS.get(t, t) for t in (value if isinstance(value, list) else [value]))
     if keyword == "enum":
         return "one of " + ", ".join(json.dumps(v) for v in value)
-    if keyword == "not" and "enum" in value:  # only volume names use it
-        names = ", ".join(json.dumps(v) for v in value["enum"])
-        return (f"a name other than {names} (reserved: a volume's pod volume is ds-<name>, and "
-                + ", ".join(f"ds-{v}" for v in value["enum"]) + " are taken)")
+    if keyword == "not" and "anyOf" in value:  # only volume names use it: reserved names and prefixes
+        names = [v for part in value["anyOf"] for v in part.get("enum", [])]
+        prefixes = [part["pattern"].lstrip("^") for part in value["anyOf"] if "pattern" in part]
+        return (f"a name other than {', '.join(json.dumps(v) for v in names)} and not starting with "
+                f"{', '.join(json.dumps(p) for p in prefixes)} (reserved: a volume's pod volume is ds-<name>, and "
+                + ", ".join([*(f"ds-{v}" for v in names), *(f"ds-{p}*" for p in prefixes)]) + " are taken)")
     if keyword == "pattern":
         return f"a string matching {value}"
     if keyword in ("minLength", "maxLength"):

@@ -33,7 +33,20 @@ from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 
-from . import branding, docker_groups, gpu, group_policies, k8s, labenv, locks, objects, pod_status, storage, trail
+from . import (
+    branding,
+    culler,
+    docker_groups,
+    gpu,
+    group_policies,
+    k8s,
+    labenv,
+    locks,
+    objects,
+    pod_status,
+    storage,
+    trail,
+)
 from .branding import Branding
 from .runtime import Runtime
 from .settings import DockerSockSettings, Settings
@@ -319,6 +332,7 @@ class DsKubeSpawner(KubeSpawner):
         policy = self.ds_policy()
         culling = {"timeout_seconds": policy.idle_timeout_seconds, "max_extension_hours": policy.max_extension_hours}
         self.ds_culling = {k: v for k, v in culling.items() if v is not None} or None
+        culler.keep_within_ceiling(self, self.ds_settings.culler, datetime.now(UTC).timestamp())
         # pods of earlier starts are older; a few seconds of slack for the API server's clock
         since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
         starting = asyncio.ensure_future(super().start())  # KubeSpawner's future; progress() follows it

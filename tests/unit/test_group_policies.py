@@ -156,6 +156,7 @@ async def test_a_limit_is_never_below_the_request(fake_kubeconfig, monkeypatch):
 async def test_sudo_starts_as_root_and_no_sudo_forbids_escalation(fake_kubeconfig, monkeypatch):
     nb = notebook(await pod_of(["admins"], monkeypatch))
     assert nb["securityContext"]["runAsUser"] == 0 and nb["securityContext"]["allowPrivilegeEscalation"] is True
+    assert nb["securityContext"]["runAsNonRoot"] is False  # a chart-wide runAsNonRoot would refuse the root start
     assert {"name": "GRANT_SUDO", "value": "yes"} in nb["env"]
     nb = notebook(await pod_of(["course"], monkeypatch, {"groupPolicies": POLICIES}))
     assert nb["securityContext"]["allowPrivilegeEscalation"] is False and "GRANT_SUDO" not in {
@@ -215,6 +216,7 @@ async def test_a_profile_not_allowed_is_refused_with_403_naming_the_policy(fake_
     assert e.value.status_code == 403 and "No server profile is available to you" in e.value.args[0]
     await profile_spawner(["course"], monkeypatch, {"profile": "small"}).ds_check_profile()
     await profile_spawner(["course"], monkeypatch).ds_check_profile()  # the default: small, the only one allowed
+    await profile_spawner(["course"], monkeypatch, {"profile": ""}).ds_check_profile()  # KubeSpawner: the default
     await profile_spawner(["others"], monkeypatch, {"profile": "large"}).ds_check_profile()
 
 
@@ -277,3 +279,65 @@ def test_a_servers_culling_comes_from_its_policies_when_it_started():
     for s in (gpu_server, plain):
         s.orm_spawner = SimpleNamespace(server=object(), last_activity=idle_since, started=idle_since)
     assert [c.user.id for c in culler.due(users, hub, now)] == [1]
+
+
+# ---------------------------------------------------------------- what Kubernetes would refuse, and the review's cases
+
+def bare_pod(**context: Any) -> Any:
+    from kubernetes_asyncio.client import V1Container, V1Pod, V1PodSpec
+
+    return V1Pod(spec=V1PodSpec(containers=[V1Container(name="notebook", security_context=context or None)],
+                                volumes=[]))
+
+
+@pytest.mark.parametrize("context", [{"privileged": True}, {"capabilities": {"add": ["SYS_ADMIN"]}}])
+def test_no_escalation_is_not_forced_where_kubernetes_refuses_it(context):
+    """A chart that makes every server privileged or gives CAP_SYS_ADMIN (FUSE): Kubernetes refuses
+    allowPrivilegeEscalation false with either, so every start would fail."""
+    pod = bare_pod(**context)
+    group_policies.apply(pod, group_policies.Resolved(), gpu_granted=False, privileged=False)
+    assert "allowPrivilegeEscalation" not in pod.spec.containers[0].security_context
+
+
+def test_tolerations_that_differ_in_value_are_all_kept():
+    settings = load([{"group": "a", "tolerations": [{"key": "pool", "operator": "Equal", "value": "ml",
+                                                      "effect": "NoSchedule"}]},
+                     {"group": "b", "tolerations": [{"key": "pool", "operator": "Equal", "value": "gpu",
+                                                      "effect": "NoSchedule"}]}])
+    pod = bare_pod()
+    group_policies.apply(pod, group_policies.resolve(settings.group_policies, {"a", "b"}), False, False)
+    assert [t["value"] for t in pod.spec.tolerations] == ["ml", "gpu"]
+
+
+def test_identity_provider_groups_give_no_sudo_without_allow_managed_root():
+    settings = load([{"group": "staff", "sudo": True, "env": {"A": "1"}}])
+    assert group_policies.for_user(settings, {"staff"}).sudo
+    refused = group_policies.for_user(settings, {"staff"}, root_refused=True)
+    assert not refused.sudo and refused.env == {"A": "1"}
+
+
+def test_an_extension_kept_across_restart_server_stays_under_the_new_ceiling():
+    hub = CullerSettings(enabled=True, timeout_seconds=3600, max_extension_hours=24)
+    now = 1_750_000_000.0
+    spawner = SimpleNamespace(ds_extended_until=now + 24 * 3600, ds_culling={"timeout_seconds": 900,
+                                                                            "max_extension_hours": 1})
+    culler.keep_within_ceiling(spawner, hub, now)  # joined the GPU group, then pressed Restart Server
+    assert spawner.ds_extended_until == now + 900 + 3600
+    spawner = SimpleNamespace(ds_extended_until=now + 600, ds_culling=None)
+    culler.keep_within_ceiling(spawner, hub, now)
+    assert spawner.ds_extended_until == now + 600
+
+
+def test_a_grant_filtered_to_a_group_sees_no_environment_values():
+    from hub_extensions.group_policies_api import visible
+
+    grants = [{"key": "env.TOKEN", "value": "s3cret"}, {"key": "cpu_limit", "value": "4"}]
+    user = SimpleNamespace(name="al")
+
+    def caller(name: str, admin: bool) -> Any:
+        return SimpleNamespace(current_user=SimpleNamespace(name=name), covers=lambda user, *scopes: admin)
+
+    assert visible(caller("al", False), user, grants) == grants  # the user
+    assert visible(caller("root", True), user, grants) == grants  # admin:users on them
+    assert visible(caller("dora", False), user, grants) == [{"key": "env.TOKEN", "value": "(set)"},
+                                                             {"key": "cpu_limit", "value": "4"}]

@@ -60,6 +60,8 @@ def routes_for(users: int) -> dict:
               "/user/ghost/": {"data": {"user": "ghost", "server_name": "", "last_activity": NOW.isoformat() + "Z"}},
               "/user/u1/nope/": {"data": {"user": "u1", "server_name": "nope", "last_activity": NOW.isoformat()}},
               "/user/u2/": {"data": {"user": "u2", "server_name": ""}},  # counted, nothing to record
+              # a time nobody parses: upstream never reads it for a user it does not find
+              "/user/gone/": {"data": {"user": "gone", "server_name": "", "last_activity": "not a time"}},
               "/user/u0/gpu/": {"data": {"user": "u0", "server_name": "gpu",
                                           "last_activity": (NOW - timedelta(days=3)).isoformat() + "+00:00"}}}
     for i in range(users):
@@ -118,5 +120,5 @@ def test_install_replaces_the_method_jupyterhubs_periodic_callback_calls(tmp_pat
     app.last_activity_interval = 60
     last_activity.install(app)
     asyncio.run(app.update_last_activity())
-    # every user route counts, found or not: ghost, u1/nope, u2 (no stamp), u0/gpu, u0, u1
-    assert app.statsd.values["users.running"] == 6
+    # every user route counts, found or not: ghost, gone, u1/nope, u2 (no stamp), u0/gpu, u0, u1
+    assert app.statsd.values["users.running"] == 7

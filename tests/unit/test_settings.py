@@ -43,9 +43,12 @@ def test_defaults_are_the_upstream_layout():
     ({"groups": {"dockerSock": {"gid": -1}}},
      "jupyterhub.custom.ds.groups.dockerSock.gid: expected an integer from 0 to 4294967294, got -1"),
     ({"storage": {"volumes": [{"name": "ok", "mountPath": "/x"}, {"name": "docker-sock", "mountPath": "/y"}]}},
-     "jupyterhub.custom.ds.storage.volumes[1].name: expected a name other than \"shared\", \"docker-sock\" "
-     "(reserved: a volume's pod volume is ds-<name>, and ds-shared, ds-docker-sock are taken), got \"docker-sock\""),
+     "jupyterhub.custom.ds.storage.volumes[1].name: expected a name other than \"shared\", \"docker-sock\" and not "
+     "starting with \"policy-\" (reserved: a volume's pod volume is ds-<name>, and ds-shared, ds-docker-sock, "
+     "ds-policy-* are taken), got \"docker-sock\""),
     ({"storage": {"volumes": [{"name": "shared", "mountPath": "/x"}]}},
+     "jupyterhub.custom.ds.storage.volumes[0].name: expected a name other than"),
+    ({"storage": {"volumes": [{"name": "policy-mount-0", "mountPath": "/x"}]}},  # a group policy's mount's name
      "jupyterhub.custom.ds.storage.volumes[0].name: expected a name other than"),
     ({"hubUrl": 5}, "jupyterhub.custom.ds.hubUrl: expected a string or null, got 5"),
     ({"storage": {"volumes": [{"name": "a", "mountPath": "/x", "accessModes": []}]}},
