@@ -45,6 +45,7 @@ from . import (
     storage_api,
     trail_api,
 )
+from .handler_base import routes_ahead
 from .runtime import Runtime
 from .settings import Settings, SettingsError, load_settings
 
@@ -115,6 +116,13 @@ class Feature:
     configure: Callable[[Any, Runtime], None] = lambda c, rt: None  # JupyterHub config: roles, services, proxy
     start: Callable[[Runtime], None] = lambda rt: None  # background work, once the hub's event loop runs
     enabled: Callable[[Runtime], bool] = lambda rt: True
+
+
+def _profile_checked_starts(c: Any, rt: Runtime) -> None:
+    """A start with a profile the user's groups do not allow is refused with 403 at the API (not a 202 and a
+    failed start): JupyterHub's start routes, checked, ahead of its own."""
+    if rt.app is not None:
+        routes_ahead(rt.app, group_policies_api.server_routes())
 
 
 def _load_groups(c: Any, rt: Runtime) -> None:
@@ -224,7 +232,7 @@ FEATURES: list[Feature] = [
     Feature("health", handlers=lambda rt: health_api.handlers()),
     Feature("settings-page", handlers=lambda rt: settings_page_api.handlers()),
     Feature("dashboard", handlers=_dashboard_handlers, template_vars=_dashboard_vars),
-    Feature("group-policies", handlers=lambda rt: group_policies_api.handlers()),  # effective grants
+    Feature("group-policies", handlers=lambda rt: group_policies_api.handlers(), configure=_profile_checked_starts),
     # JupyterHub's last-activity pass in batches: a fixed number of queries instead of two per running server
     Feature("last-activity", enabled=lambda rt: rt.app is not None,
             configure=lambda c, rt: last_activity.install(rt.app)),

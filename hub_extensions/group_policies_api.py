@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from jupyterhub.apihandlers.users import UserServerAPIHandler
 from jupyterhub.scopes import needs_scope
 
 from . import docker_groups, gpu, group_policies, k8s
-from .handler_base import DsAPIHandler
+from .handler_base import DsAPIHandler, Utf8JsonBody
 
 
 class EffectiveGrantsHandler(DsAPIHandler):
@@ -37,6 +38,24 @@ def visible(handler: DsAPIHandler, user: Any, grants: list[dict[str, Any]]) -> l
     return [{**g, "value": "(set)"} if g["key"].startswith("env.") else g for g in grants]
 
 
+class ProfileCheckedServerAPIHandler(Utf8JsonBody, UserServerAPIHandler):
+    """JupyterHub's ``POST /hub/api/users/<name>/server`` (and ``servers/<name>``), refusing a profile the user's
+    group policies do not allow with 403 before the start begins. Z2JH answers every start at once
+    (``slow_spawn_timeout`` 0), so a refusal inside the start would reach the caller as a 202."""
+
+    async def spawn_single_user(self, user: Any, server_name: str = "", options: Any = None) -> Any:
+        check = getattr(user.spawners[server_name], "ds_check_profile", None)  # made by post's get_spawner
+        if check is not None:
+            await check(options if isinstance(options, dict) else {})
+        return await super().spawn_single_user(user, server_name, options=options)
+
+
 def handlers() -> list[tuple[str, type]]:
     """Routes relative to the hub prefix (JupyterHub adds ``/hub``)."""
     return [(r"/api/users/([^/]+)/effective-grants", EffectiveGrantsHandler)]
+
+
+def server_routes() -> list[tuple[str, type]]:
+    """JupyterHub's start routes with the profile check, served ahead of JupyterHub's (``routes_ahead``)."""
+    return [(r"/api/users/([^/]+)/server", ProfileCheckedServerAPIHandler),
+            (r"/api/users/([^/]+)/servers/([^/]*)", ProfileCheckedServerAPIHandler)]

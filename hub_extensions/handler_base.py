@@ -62,6 +62,21 @@ def needs_unfiltered_scope(*names: str) -> Callable[[Callable[..., Awaitable[Non
     return decorate
 
 
+def routes_ahead(app: Any, routes: list[tuple]) -> None:
+    """Serve ``routes`` (relative to the hub prefix) ahead of JupyterHub's own handlers for the same paths.
+
+    ``extra_handlers`` come after JupyterHub's, so they cannot take over one of its routes; this wraps the app's
+    ``init_handlers`` (called after the config is loaded) to put ours first, as the authenticator's are.
+    """
+    init_handlers = app.init_handlers
+
+    def init_with_ours_first() -> None:
+        init_handlers()
+        app.handlers[:0] = app.add_url_prefix(app.hub_prefix, routes)
+
+    app.init_handlers = init_with_ours_first
+
+
 class Utf8JsonBody:
     """A mixin for JupyterHub's API handlers: a body that is not UTF-8 is a 400 like any bad JSON (upstream's
     ``get_json_body`` decodes it outside its ``try``: a 500). Put it first among the bases."""

@@ -213,15 +213,17 @@ class DsKubeSpawner(KubeSpawner):
         and ``load_user_options`` cannot pick them."""
         return group_policies.allowed_profiles(super()._get_initialized_profile_list(profile_list), self.ds_policy())
 
-    async def ds_check_profile(self) -> None:
-        """Refuse a start with a profile the user's groups do not allow (403, before anything is created)."""
+    async def ds_check_profile(self, user_options: Mapping[str, Any] | None = None) -> None:
+        """Refuse a start with a profile the user's groups do not allow (403, before anything is created); the
+        options are the start's (``self.user_options`` by default)."""
+        options = self.user_options if user_options is None else user_options
         profile_list = self.profile_list
         if callable(profile_list):
             profile_list = await maybe_future(profile_list(self))
         if not profile_list:
             return
         full = KubeSpawner._get_initialized_profile_list(self, profile_list)
-        refusal = group_policies.profile_refusal(full, self.ds_policy(), (self.user_options or {}).get("profile"))
+        refusal = group_policies.profile_refusal(full, self.ds_policy(), (options or {}).get("profile"))
         if refusal:
             raise _failure(403, refusal)
 

@@ -46,12 +46,13 @@ def record(kind: str, user: str, server: str = "", message: str = "", *, spawner
 
 def _pod_event(event: Mapping[str, Any]) -> tuple[str, str] | None:
     """(reason, message) of the Kubernetes Event on the user's pod for a trail event; None when kubectl need not
-    show it (a plain start or stop: the kubelet's own events tell those)."""
+    show it (a plain start or stop: the kubelet's own events tell those). Every message names the user: the pod is
+    gone after a stop, and ``kubectl jupyterhub events <user>`` finds its events by name then."""
     user, message = event["user"], event["message"]
     if event["kind"] == "cull":
         return kube_events.CULLED, f"Server of {user} stopped by the culler ({event.get('reason')}: {message})"
     if event["kind"] == "extension":
-        return kube_events.SESSION_EXTENDED, f"Session extended: {message}"
+        return kube_events.SESSION_EXTENDED, f"Session of {user} extended: {message}"
     if event["kind"] == "spawn" and event.get("restart"):
         return (kube_events.SERVER_RESTARTED,
                 f"Server of {user} restarted (Restart Server: a new pod with the same volumes)")

@@ -341,3 +341,43 @@ def test_a_grant_filtered_to_a_group_sees_no_environment_values():
     assert visible(caller("root", True), user, grants) == grants  # admin:users on them
     assert visible(caller("dora", False), user, grants) == [{"key": "env.TOKEN", "value": "(set)"},
                                                              {"key": "cpu_limit", "value": "4"}]
+
+
+async def test_the_start_api_refuses_a_profile_before_the_start_begins(monkeypatch):
+    """Z2JH answers a start at once (slow_spawn_timeout 0): the check sits in front of spawn_single_user."""
+    from jupyterhub.handlers.base import BaseHandler
+    from tornado import web
+
+    from hub_extensions.group_policies_api import ProfileCheckedServerAPIHandler
+
+    started = []
+
+    async def spawn_single_user(self, user, server_name="", options=None):
+        started.append((user.name, server_name, options))
+
+    monkeypatch.setattr(BaseHandler, "spawn_single_user", spawn_single_user)
+
+    async def check(options):
+        if options.get("profile") == "large":
+            raise web.HTTPError(403, "not for you")
+
+    user = SimpleNamespace(name="al", spawners={"": SimpleNamespace(ds_check_profile=check), "x": SimpleNamespace()})
+    handler = object.__new__(ProfileCheckedServerAPIHandler)
+    with pytest.raises(web.HTTPError) as e:
+        await handler.spawn_single_user(user, "", {"profile": "large"})
+    assert e.value.status_code == 403 and started == []
+    await handler.spawn_single_user(user, "", {"profile": "small"})
+    await handler.spawn_single_user(user, "x", None)  # a spawner without the check (not ours): as JupyterHub
+    assert started == [("al", "", {"profile": "small"}), ("al", "x", None)]
+
+
+def test_routes_ahead_of_jupyterhubs_own():
+    from hub_extensions.handler_base import routes_ahead
+
+    app = SimpleNamespace(hub_prefix="/hub/", handlers=[])
+    app.add_url_prefix = lambda prefix, routes: [(prefix.rstrip("/") + r[0], *r[1:]) for r in routes]
+    app.init_handlers = lambda: app.handlers.extend([("/hub/api/users/([^/]+)/server", "JupyterHub's")])
+    routes_ahead(app, [("/api/users/([^/]+)/server", "ours")])
+    app.init_handlers()
+    assert app.handlers == [("/hub/api/users/([^/]+)/server", "ours"),
+                            ("/hub/api/users/([^/]+)/server", "JupyterHub's")]

@@ -53,6 +53,8 @@ def test_one_call_records_the_trail_and_the_kubernetes_events(monkeypatch):
     trail.record("spawn", "al", "", "started for Restart Server", spawner=pod, restart=True)
     assert [(s, r) for s, r, _ in pod_events] == [(pod, "Culled"), (pod, "SessionExtended"), (pod, "ServerRestarted")]
     assert "(idle: idle for 3600 s)" in pod_events[0][2]
+    # after a stop the pod is gone: `kubectl jupyterhub events al` finds these by the name in the message
+    assert all("al" in message.replace(":", " ").split() for _, _, message in pod_events), pod_events
     trail.record("volume-reset", "al", "", "reset home (by admin)", claims={"claim-al-home": "home"},
                  namespace="ns", by="admin")
     assert claim_events == [("ns", "claim-al-home", "VolumeReset",
