@@ -76,9 +76,10 @@ def resolve(policies: Iterable[GroupPolicy], groups: Iterable[str]) -> Resolved:
     """The policy of a member of ``groups`` (pure).
 
     Policies apply in priority order, highest first (a tie: by group name). Grants combine as the widest: the
-    largest CPU and memory, the most GPUs, the widest shared-volume access, every mount, toleration and node
-    selector key. Where one value must be chosen (an environment variable, sudo, a node selector key, the claim
-    at a mount path, the GPU product) the highest-priority group that sets it wins.
+    largest CPU and memory, the most GPUs, the widest shared-volume access, Docker from any group, every mount,
+    toleration, node selector key and allowed profile. Where one value must be chosen (an environment variable,
+    sudo, a node selector key, the claim at a mount path, the GPU product, the culler's timeout and extension
+    ceiling) the highest-priority group that sets it wins.
     """
     member_of = set(groups)
     ordered = sorted((p for p in policies if p.group in member_of), key=lambda p: (-p.priority, p.group))
