@@ -272,22 +272,34 @@ HUB_CONFIG = {
 }
 
 
-def restart_hub(f: Fleet, last_activity_interval: int) -> Fleet:
+# after configure(c): JupyterHub's own last-activity pass back in place of ours (the stock side of a comparison)
+STOCK_LAST_ACTIVITY = '''
+import types as _types
+from jupyterhub.app import JupyterHub as _JupyterHub
+_hub = _JupyterHub.instance()
+_hub.update_last_activity = _types.MethodType(_JupyterHub.update_last_activity, _hub)
+'''
+
+
+def restart_hub(f: Fleet, last_activity_interval: int, stock_last_activity: bool = False) -> Fleet:
     """A new hub process on the same database and servers (JupyterHub finds them running), e.g. with
-    ``last_activity_interval`` raised to take JupyterHub's own periodic update out of a measurement."""
+    ``last_activity_interval`` raised to take JupyterHub's own periodic update out of a measurement, or with
+    JupyterHub's own last-activity pass instead of ours (``stock_last_activity``)."""
     devenv.stop_process(f.pids["hub"])
     config = json.loads(json.dumps(HUB_CONFIG))
     config["JupyterHub"]["last_activity_interval"] = last_activity_interval
+    extra = USAGE_HOOK + PROBE + (STOCK_LAST_ACTIVITY if stock_last_activity else "")
     hub = devenv.Hub(f.namespace, Path(f.state).parent / "hub.kubeconfig", Path(f.state), settings=HUB_SETTINGS,
-                     hub_config=config, extra_config=USAGE_HOOK + PROBE, service_token=f.token,
+                     hub_config=config, extra_config=extra, service_token=f.token,
                      public_port=int(f.url.rsplit(":", 1)[1]))
     hub.start(timeout=600)
     f.pids["hub"] = hub.proc.pid
     t0 = time.monotonic()
     while (ready := ready_count(f)) < f.users and time.monotonic() - t0 < 600:
         time.sleep(5)
-    print(f"fleet: hub restarted (last_activity_interval={last_activity_interval}); {ready} servers ready",
-          file=sys.stderr)
+    which = "JupyterHub's" if stock_last_activity else "our"
+    print(f"fleet: hub restarted (last_activity_interval={last_activity_interval}, {which} last-activity pass); "
+          f"{ready} servers ready", file=sys.stderr)
     return f
 
 
