@@ -33,7 +33,9 @@ class EffectiveGrantsHandler(DsAPIHandler):
 
 def visible(handler: DsAPIHandler, user: Any, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The grants as this caller may see them: environment values only for the user and their admins."""
-    if handler.current_user.name == user.name or handler.covers(user, "admin:users"):
+    caller = handler.current_user
+    # a service may carry a user's name: only the user themselves (kind "user") counts as them
+    if (getattr(caller, "kind", "user") == "user" and caller.name == user.name) or handler.covers(user, "admin:users"):
         return grants
     return [{**g, "value": "(set)"} if g["key"].startswith("env.") else g for g in grants]
 

@@ -3,7 +3,6 @@ KubeSpawner pod (resources, GPUs, shared volume, mounts, environment, securityCo
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,16 +68,13 @@ def test_a_bad_policy_stops_the_hub_with_one_line(capsys):
         "lab's own variables)")
 
 
-def test_resolving_five_groups_among_1000_is_cheap():
-    """The spawn-time cost, measured properly by ci/bench/group_policies.py; here only a sanity bound."""
+def test_five_groups_among_1000_policies():
+    """Only the user's groups count, however many policies exist (the cost: ci/bench/group_policies.py)."""
     policies = [{"group": f"g{i}", "priority": i % 7, "env": {f"V{i}": "x"}, "resources": {"cpuLimit": f"{i % 9 + 1}"},
                  "mounts": [{"claimName": f"c{i}", "mountPath": f"/data/{i}"}]} for i in range(1000)]
-    settings = load(policies)
-    started = time.perf_counter()
-    for _ in range(100):
-        resolved = group_policies.resolve(settings.group_policies, {"g1", "g20", "g300", "g400", "g999"})
-    assert (time.perf_counter() - started) / 100 < 0.05  # generous: a bound for a slow CI machine, not a figure
+    resolved = group_policies.resolve(load(policies).group_policies, {"g1", "g20", "g300", "g400", "g999"})
     assert len(resolved.mounts) == 5 and resolved.cpu_limit == "5"  # g400: 400 % 9 + 1
+    assert set(resolved.env) == {"V1", "V20", "V300", "V400", "V999"}
 
 
 # ---------------------------------------------------------------- on a real KubeSpawner pod
@@ -341,6 +337,8 @@ def test_a_grant_filtered_to_a_group_sees_no_environment_values():
     assert visible(caller("root", True), user, grants) == grants  # admin:users on them
     assert visible(caller("dora", False), user, grants) == [{"key": "env.TOKEN", "value": "(set)"},
                                                              {"key": "cpu_limit", "value": "4"}]
+    service = SimpleNamespace(current_user=SimpleNamespace(name="al", kind="service"), covers=lambda u, *s: False)
+    assert visible(service, user, grants)[0]["value"] == "(set)"  # a service named like the user is not the user
 
 
 async def test_the_start_api_refuses_a_profile_before_the_start_begins(monkeypatch):
