@@ -6,7 +6,7 @@ SU_VENV := .venv-singleuser
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help deps lint k8s-binaries test test-fast test-e2e test-kind up down cluster chart-schema bench
+.PHONY: help deps lint k8s-binaries images test test-fast test-e2e test-kind up down cluster chart-schema bench
 
 help:
 	@echo "make up        start jupyterhub-ds (kind + images + helm with Docker; else helm on the local control plane)"
@@ -48,13 +48,17 @@ chart-schema: $(VENV)/.installed
 k8s-binaries:
 	@if command -v go >/dev/null; then ci/dev/provision-k8s.sh >/dev/null; else echo "go missing: cluster tests will skip"; fi
 
-test: deps lint k8s-binaries
+# the real node's images, built from images/*/Dockerfile with buildah (cached by content; a cold build takes minutes)
+images: $(VENV)/.installed
+	@if command -v go >/dev/null; then $(PY) -m ci.dev.images build >/dev/null; fi
+
+test: deps lint k8s-binaries images
 	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
 
 test-fast: deps lint
 	$(PY) -m pytest -ra -m "not cluster" $(PYTEST_ARGS) tests
 
-test-e2e: deps k8s-binaries
+test-e2e: deps k8s-binaries images
 	$(PY) -m pytest -ra -m cluster $(PYTEST_ARGS) tests/e2e
 
 # benchmarks (not part of `make test`): every module ci/bench/[!_]*.py, run as `python -m ci.bench.<name>`;

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("JHDS_CLUSTER", "bench")
+# stub servers on kwok's nodes stand in for the fleet: the bench cluster has no real node (one per machine)
+os.environ.setdefault("JHDS_NODE", "0")
 REPO = Path(__file__).resolve().parents[2]
 
 import aiohttp  # noqa: E402

@@ -7,7 +7,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jhds-bench.XXXXXX")
-export JHDS_CACHE="$WORK/cache" GOMODCACHE="$WORK/gomod" GOCACHE="$WORK/gocache" JHDS_CLUSTER=bench
+export JHDS_CACHE="$WORK/cache" GOMODCACHE="$WORK/gomod" GOCACHE="$WORK/gocache" JHDS_CLUSTER=bench JHDS_NODE=0
 cleanup() { "$ROOT/ci/dev/cluster.sh" down >/dev/null 2>&1 || true; chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 

@@ -90,6 +90,7 @@ render() {
   text=${text//@APISERVER_PORT@/"${JHDS_APISERVER_PORT:-0}"}
   text=${text//@KWOK_PORT@/"${KWOK_PORT:-0}"}
   text=${text//@POD_NET@/"${JHDS_POD_NET:-1}"}
+  text=${text//@PKI_DIR@/"$KWOK_CLUSTER_DIR/pki"}
   printf '%s\n' "$text"
 }
 
@@ -172,6 +173,7 @@ cmd_up() {
 
   if exists && [[ $(cat "$RUN_DIR/fingerprint" 2>/dev/null) != "$fingerprint" ]]; then
     log "cluster $CLUSTER exists but ci/dev/cluster/ or the binaries changed: recreating it"
+    "$HERE/node.sh" down
     kwokctl_ delete cluster --kubeconfig "$NO_KUBECONFIG"
     rm -rf "$KWOK_WORKDIR" "$RUN_DIR/kwok-cache"
   fi
@@ -208,6 +210,10 @@ cmd_up() {
   wait_until "metrics.k8s.io APIService (metrics-server)" \
     kctl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
 
+  # the real node (kubelet, containerd, kube-proxy, cluster DNS) joins unless JHDS_NODE=0 (the benchmarks' clusters)
+  if [[ ${JHDS_NODE:-1} != 0 ]]; then
+    "$HERE/node.sh" up 3>&- || die "ci/dev/node.sh up failed (logs: $RUN_DIR/node/*.log)"
+  fi
   log "cluster $CLUSTER is up in $(( SECONDS - t0 ))s: $(kctl config view -o jsonpath='{.clusters[0].cluster.server}')"
   echo "KUBECONFIG=$KUBECONFIG_PATH" >&3
 }
@@ -215,12 +221,14 @@ cmd_up() {
 cmd_stop() {
   lock
   exists || { log "cluster $CLUSTER does not exist"; return 0; }
+  "$HERE/node.sh" down
   find_kwokctl || die "no kwokctl found (run ci/dev/cluster.sh up once)"
   kwokctl_ stop cluster
 }
 
 cmd_down() {
   lock
+  "$HERE/node.sh" down
   if exists; then
     find_kwokctl || die "no kwokctl found to stop cluster $CLUSTER (state in $KWOK_CLUSTER_DIR)"
     kwokctl_ delete cluster --kubeconfig "$NO_KUBECONFIG"

@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
-"""The local stack without Docker: kwok control plane, node agent, and either the installed chart or a hub on
-the host.
+"""The local stack without Docker: the control plane with kwok's simulated nodes and a real node, the node agent,
+and either the installed chart or a hub on the host.
 
 ``make up``/``make down``:
 
-    python -m ci.dev.devenv up      # cluster + ci/dev/node_agent.py + `helm upgrade --install` of chart/ with
-                                    # values.example.yaml and ci/dev/local-values.yaml; prints the URL and login
+    python -m ci.dev.devenv up      # cluster + real node (ci/dev/node.sh) + `helm upgrade --install` of chart/ with
+                                    # values.example.yaml, ci/dev/local-values.yaml and ci/dev/node-values.yaml;
+                                    # prints the URL and login
     python -m ci.dev.devenv down    # helm uninstall, stops what `up` started (by recorded pid; the namespace
                                     # and the cluster only if `up` created them)
     python -m ci.dev.devenv status
 
-The end-to-end fixtures (tests/e2e/) use the same pieces: ``install_chart`` and the node agent for every
-installed release. ``Hub`` (a hub process on the host, configured by ci/dev/hub/jupyterhub_config.py) serves the
-benchmarks (ci/bench/, one hub process whose event loop they measure) and tests/integration/test_hub_failures.py.
-That host hub talks to the API server with a TokenRequest token of the ServiceAccount ``hub``, bound to Z2JH
-4.4.0's hub Role plus the RBAC rendered from our chart (``prepare_namespace``); never with the admin kubeconfig.
+The end-to-end fixtures (tests/e2e/) use the same pieces: ``install_chart``, and the node agent (kwok's nodes) or
+the real node for every installed release. ``Hub`` (a hub process on the host, configured by
+ci/dev/hub/jupyterhub_config.py) serves the benchmarks (ci/bench/, one hub process whose event loop they measure)
+and tests/e2e/test_hub_failures.py. That host hub talks to the API server with a TokenRequest token of the
+ServiceAccount ``hub``, bound to Z2JH 4.4.0's hub Role plus the RBAC rendered from our chart
+(``prepare_namespace``); never with the admin kubeconfig.
 """
 
 from __future__ import annotations
@@ -281,6 +283,7 @@ def _pidfile(state: Path) -> Path:
 
 RELEASE = "jupyterhub"
 LOCAL_VALUES = HERE / "local-values.yaml"
+NODE_VALUES = HERE / "node-values.yaml"  # the chart's pods on the real node of ci/dev/node.sh
 FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
 
 
@@ -326,11 +329,19 @@ def service_url(admin: Path, namespace: str, name: str) -> str:
     return f"http://{node_agent.service_address(svc['spec']['clusterIP'], pod_net())}:{port}"
 
 
+def cluster_ip_url(admin: Path, namespace: str, name: str) -> str:
+    """``http://<ClusterIP>:<first port>`` of a Service: kube-proxy on the real node (ci/dev/node.sh) routes this
+    machine's connections to a ClusterIP."""
+    svc = json.loads(kubectl(admin, "-n", namespace, "get", "service", name, "-o", "json"))
+    return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+
+
 def claim_dir(admin: Path, namespace: str, claim: str) -> Path:
-    """The directory on this machine behind a bound claim (the local hostPath provisioner's, see
-    ci/dev/cluster/storageclass.yaml)."""
+    """The directory on this machine behind a bound claim: a hostPath volume of the simulated nodes' provisioner
+    (ci/dev/cluster/storageclass.yaml) or a local volume of the real node's (ci/dev/node/storage.yaml.in)."""
     volume = kubectl(admin, "-n", namespace, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}").strip()
-    return Path(kubectl(admin, "get", "pv", volume, "-o", "jsonpath={.spec.hostPath.path}").strip())
+    spec = json.loads(kubectl(admin, "get", "pv", volume, "-o", "json"))["spec"]
+    return Path((spec.get("hostPath") or spec.get("local"))["path"])
 
 
 def proxy_url(admin: Path, namespace: str) -> str:
@@ -351,9 +362,9 @@ def wait_http(url: str, timeout: float, what: str, log_hint: str = "") -> None:
     raise TimeoutError(f"{what} not reachable at {url} after {timeout:.0f}s ({last}). {log_hint}")
 
 
-def wait_installed(admin: Path, namespace: str, timeout: float = 300) -> str:
+def wait_installed(admin: Path, namespace: str, timeout: float = 300, real_node: bool = False) -> str:
     """Wait until the hub answers through the proxy and the hub and proxy pods are Ready; returns the URL."""
-    url = proxy_url(admin, namespace)
+    url = cluster_ip_url(admin, namespace, "proxy-public") if real_node else proxy_url(admin, namespace)
     wait_http(f"{url}/hub/api/", timeout, "the hub (through proxy-public)",
               f"See: kubectl -n {namespace} get pods; kubectl -n {namespace} logs deploy/hub")
     for component in ("hub", "proxy"):
@@ -362,7 +373,7 @@ def wait_installed(admin: Path, namespace: str, timeout: float = 300) -> str:
     return url
 
 
-def remove_test_install(admin: Path, namespace: str, agent: subprocess.Popen) -> None:
+def remove_test_install(admin: Path, namespace: str, agent: subprocess.Popen | None) -> None:
     """Undo an end-to-end test's install: the release, then its namespace (claims and all), then the namespace's
     node agent, which stops each pod's processes as the pod goes."""
     try:
@@ -370,7 +381,8 @@ def remove_test_install(admin: Path, namespace: str, agent: subprocess.Popen) ->
     except RuntimeError:
         pass
     kubectl(admin, "delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
-    stop_process(agent, grace=40)
+    if agent is not None:
+        stop_process(agent, grace=40)
 
 
 def first_admin_password(admin: Path, namespace: str) -> str:
@@ -380,8 +392,8 @@ def first_admin_password(admin: Path, namespace: str) -> str:
 
 
 def up(namespace: str, state: Path) -> None:
-    """Start the control plane and the node agent, install the chart with helm; records what it started for
-    ``down`` (the agent's pid, whether it started the cluster, whether it created the namespace)."""
+    """Start the control plane with its real node, install the chart with helm onto that node; records what it
+    started for ``down`` (whether it started the cluster, whether it created the namespace)."""
     t0 = time.monotonic()
     state.mkdir(parents=True, exist_ok=True)
     if _pidfile(state).exists():
@@ -389,34 +401,34 @@ def up(namespace: str, state: Path) -> None:
     cluster_was_running = cluster_running()
     admin = cluster_up()
     had_namespace = kubectl(admin, "get", "namespace", namespace, "--ignore-not-found").strip() != ""
-    # the agent of the release's namespace only: the e2e tests run one agent per namespace on the same cluster,
-    # and two agents must never run the same pod
-    agent = start_node_agent(admin, state, namespace)
-    record = {"pids": {"node_agent": agent.pid}, "started_cluster": not cluster_was_running,
+    record = {"pids": {}, "started_cluster": not cluster_was_running,
               "namespace": namespace, "created_namespace": not had_namespace, "admin_kubeconfig": str(admin)}
     _pidfile(state).write_text(json.dumps(record))
     try:
-        install_chart(admin, namespace)
-        url = wait_installed(admin, namespace)
+        install_chart(admin, namespace, values=[NODE_VALUES])
+        url = wait_installed(admin, namespace, real_node=True)
         password = first_admin_password(admin, namespace)
     except BaseException:
-        print(f"make up failed; node agent log: {state / 'node-agent.log'}. `make down` cleans up.", file=sys.stderr)
+        print(f"make up failed: {f'KUBECONFIG={admin}'} kubectl -n {namespace} get pods,events; node logs in "
+              f"{run_dir() / 'node'}. `make down` cleans up.", file=sys.stderr)
         raise
     values = yaml.safe_load((REPO / "values.example.yaml").read_text())
     first_admin = values["jupyterhub"]["custom"]["ds"].get("accounts", {}).get("firstAdmin", "admin")
     kc = f"KUBECONFIG={admin}"
     print(f"""
 jupyterhub-ds is up in {time.monotonic() - t0:.0f}s: the chart installed with helm (release {RELEASE}, namespace
-{namespace}) on the local control plane; ci/dev/node_agent.py runs its pods as local processes.
+{namespace}) on the local control plane; its pods run on the real node (kubelet, containerd) from the images built
+from images/*/Dockerfile.
 
-  URL:          {url}/hub/        (proxy-public; or: {kc} kubectl -n {namespace} port-forward svc/proxy-public 8080:80
-                                  and open http://127.0.0.1:8080/hub/)
+  URL:          {url}/hub/        (proxy-public's ClusterIP, through kube-proxy; or:
+                {kc} kubectl -n {namespace} port-forward svc/proxy-public 8080:80
+                and open http://127.0.0.1:8080/hub/)
   First login:  user "{first_admin}", password: {password}
                 (from the Secret {FIRST_ADMIN_SECRET}, as docs/admin/accounts.md says: {kc} kubectl
                  -n {namespace} get secret {FIRST_ADMIN_SECRET} -o jsonpath='{{.data.password}}' | base64 -d)
                 Others sign up at {url}/hub/signup; authorize them at {url}/hub/authorize.
   Cluster:      {kc} kubectl -n {namespace} get pods,pvc
-  Logs:         {kc} kubectl -n {namespace} logs deploy/hub; node agent: {state / 'node-agent.log'}
+  Logs:         {kc} kubectl -n {namespace} logs deploy/hub
   Stop:         make down
 """)
 
@@ -434,7 +446,7 @@ def down(state: Path) -> None:
             print(f"helm uninstall: {e}", file=sys.stderr)
         if record.get("created_namespace"):
             kubectl(admin, "delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
-        else:  # user servers are KubeSpawner's pods, not helm's: stop them before the agent goes
+        else:  # user servers are KubeSpawner's pods, not helm's
             kubectl(admin, "-n", namespace, "delete", "pods", "-l", "component=singleuser-server",
                     "--wait=true", "--timeout=60s", check=False)
     for name, pid in record.get("pids", {}).items():

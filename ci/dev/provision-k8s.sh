@@ -11,6 +11,8 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.10}"
 # metrics-server v0.8.x is not verifiable through the Go checksum database (v0.8.1: "not available" on the
 # proxy; v0.8.0: sum.golang.org lookup 404), so we build v0.9.0, the first release that is.
 METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.9.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
 JHDS_CACHE="${JHDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-ds}"
 OUT="$JHDS_CACHE/k8s/v$K8S_VERSION"
 
@@ -40,34 +42,63 @@ build_metrics_server() {
   GOBIN="$OUT" go install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 }
 
-build_kubernetes() {
-  [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kube-controller-manager" ] && [ -x "$OUT/kube-scheduler" ] && return
-  log "kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION (the long step)"
-  local w kgomod minor m
+# CoreDNS for the real node's cluster DNS, with only the plugins ci/dev/node/coredns.go names (keyed by that file).
+build_coredns() {
+  local here key w
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  key=$(cat "$here/node/coredns.go" | sha256sum | cut -c1-12)
+  [ -x "$OUT/coredns" ] && [ "$(cat "$OUT/coredns.key" 2>/dev/null)" = "$key" ] && return
+  log "coredns $COREDNS_VERSION"
+  w=$(mktemp -d)
+  cp "$here/node/coredns.go" "$w/main.go"
+  (cd "$w" && go mod init local/corednsw >/dev/null 2>&1 && go get "github.com/coredns/coredns@$COREDNS_VERSION" >/dev/null 2>&1 \
+    && go build -trimpath -ldflags "-s -w" -o "$OUT/coredns.tmp" .)
+  mv "$OUT/coredns.tmp" "$OUT/coredns"; echo "$key" >"$OUT/coredns.key"; rm -rf "$w"
+}
+
+# The real node's volume provisioner (kind's default): local PVs, so the kubelet applies a pod's fsGroup to them.
+build_local_path() {
+  [ -x "$OUT/local-path-provisioner" ] && return
+  log "local-path-provisioner $LOCAL_PATH_VERSION"
+  GOBIN="$OUT" go install "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
+}
+
+# k8s.io/kubernetes commands, built through a wrapper module whose replaces map the staging modules to their
+# published v0.<minor>.<patch> versions (upstream's go.mod maps them to ./staging, which a module zip cannot use).
+build_kubernetes_cmds() {
+  local cmd missing=() w kgomod minor m pkgs=()
+  for cmd in "$@"; do [ -x "$OUT/$cmd" ] || missing+=("$cmd"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "${missing[*]} v$K8S_VERSION (the long step)"
   w=$(mktemp -d); minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   cd "$w"
   go mod init local/k8sw >/dev/null 2>&1
   kgomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
-  # Staging modules are published as v0.<minor>.<patch>; the upstream go.mod maps them to ./staging.
   for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[^ ]*\) => \./staging/.*#\1#p' "$kgomod"); do
     go mod edit -replace="$m=$m@v0.${K8S_VERSION#1.}"
   done
   local gd; gd=$(sed -n 's/^godebug[[:space:]]\+\(.*\)$/\1/p' "$kgomod" | head -1)
   [ -n "$gd" ] && go mod edit -godebug="$gd" || true
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" \
-    "k8s.io/kubernetes/cmd/kube-scheduler@v$K8S_VERSION" >/dev/null 2>&1
+  for cmd in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$cmd"); done
+  go get "${pkgs[@]/%/@v$K8S_VERSION}" >/dev/null 2>&1
   local v=k8s.io/component-base/version
   mkdir -p "$w/bin"
   go build -p "$(nproc)" -trimpath -tags notest,grpcnotrace \
     -ldflags "-s -w -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
-    -o "$w/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+    -o "$w/bin/" "${pkgs[@]}"
   mv "$w/bin/"* "$OUT/"; cd /; rm -rf "$w"
 }
 
 start=$(date +%s)
 build_kwok
 build_etcd
-build_kubernetes
+build_kubernetes_cmds kube-apiserver kube-controller-manager kube-scheduler
 build_metrics_server
+# the real node (ci/dev/node.sh): a kubelet and kube-proxy from the same module; the control plane does not need them
+if [ "${JHDS_NODE:-1}" != 0 ]; then
+  build_kubernetes_cmds kubelet kube-proxy
+  build_coredns
+  build_local_path
+fi
 log "ready in $(( $(date +%s) - start ))s"
 echo "$OUT"

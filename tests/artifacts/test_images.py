@@ -66,10 +66,16 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def stages(path: Path) -> list[list[tuple[str, str]]]:
-    """Instructions grouped by build stage (each starts with FROM)."""
+    """Instructions grouped by build stage (each starts with FROM). A FROM naming a global ``ARG`` (one before
+    the first FROM: the base as a build argument) reads as that ARG's default, the image a plain build uses."""
     groups: list[list[tuple[str, str]]] = []
+    global_args: dict[str, str] = {}
     for keyword, args in instructions(path):
+        if keyword == "ARG" and not groups and "=" in args:
+            name, _, default = args.partition("=")
+            global_args[name] = default
         if keyword == "FROM":
+            args = re.sub(r"\$\{(\w+)\}", lambda m: global_args[m[1]], args)
             groups.append([])
         if groups:
             groups[-1].append((keyword, args))

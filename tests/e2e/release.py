@@ -76,12 +76,15 @@ class Release:
     agent: subprocess.Popen | None = None
     stubs: subprocess.Popen | None = None
     installed_values: dict | None = None  # the overlay of the last install that succeeded
+    # on the real node (ci/dev/node.sh: kubelet, containerd, the images built from images/*/Dockerfile) instead of
+    # a node agent on kwok's nodes; the tests reach proxy-public at its ClusterIP through kube-proxy
+    real_node: bool = False
 
     @classmethod
-    def new(cls, admin: Path, prefix: str, state_dirs: pytest.TempPathFactory) -> Release:
+    def new(cls, admin: Path, prefix: str, state_dirs: pytest.TempPathFactory, real_node: bool = False) -> Release:
         """A release to install in a new namespace ``<prefix>-<random>``, its state in a new temporary directory."""
         namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        return cls(admin, namespace, state_dirs.mktemp(namespace))
+        return cls(admin, namespace, state_dirs.mktemp(namespace), real_node=real_node)
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         return devenv.kubectl(self.admin, "-n", self.namespace, *args, check=check)
@@ -91,7 +94,7 @@ class Release:
         """``helm upgrade --install`` with these ``custom.ds`` settings, ``hub.config`` sections, later snippet and
         other ``jupyterhub`` values; waits for the (new) hub to answer through the proxy unless ``wait`` is false.
         Nothing happens when the values are those of the last install (a test asking for what is installed)."""
-        if self.agent is None:
+        if self.agent is None and not self.prepared:
             self._prepare()
         hub: dict = {
             "services": {"e2e": {"apiToken": self.service_token}},
@@ -115,9 +118,14 @@ class Release:
     def values_file(self) -> Path:
         return self.state / "e2e-values.yaml"
 
+    @property
+    def prepared(self) -> bool:
+        return (self.state / ".prepared").exists()
+
     def reinstall(self, wait: bool = True) -> Release:
         """``helm upgrade`` with the values of the last install (helm renders what is missing again)."""
-        devenv.install_chart(self.admin, self.namespace, values=[self.values_file], create_namespace=False)
+        values = [devenv.NODE_VALUES, self.values_file] if self.real_node else [self.values_file]
+        devenv.install_chart(self.admin, self.namespace, values=values, create_namespace=False)
         if wait:
             self.wait_hub()
         return self
@@ -127,6 +135,9 @@ class Release:
         devenv.kubectl(self.admin, "create", "namespace", self.namespace)
         devenv.kubectl(self.admin, "-n", self.namespace, "apply", "-f", "-",
                        stdin=yaml.safe_dump(first_admin_secret(self.namespace, PASSWORD)))
+        (self.state / ".prepared").touch()
+        if self.real_node:
+            return
         if self.stub_stats_port is None:
             self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state)
         else:
@@ -137,7 +148,7 @@ class Release:
     def wait_hub(self, timeout: float = 180) -> None:
         """Until the hub Deployment's newest pod is Ready and the hub answers through proxy-public."""
         self.kubectl("rollout", "status", "deployment/hub", f"--timeout={int(timeout)}s")
-        self.url = devenv.wait_installed(self.admin, self.namespace, timeout)
+        self.url = devenv.wait_installed(self.admin, self.namespace, timeout, real_node=self.real_node)
 
     def log_text(self) -> str:
         """The hub container's log since its pod started (``kubectl logs deploy/hub``)."""
@@ -180,7 +191,7 @@ class Release:
     def remove(self) -> None:
         """Uninstall in the background (about 12 s: the release, the namespace, then the node agent once its pods'
         processes stopped) while the next module sets up; ``wait_removed`` waits for every removal."""
-        if self.agent is not None:
+        if self.agent is not None or (self.real_node and self.prepared):
             agent, stubs = self.agent, self.stubs
 
             def remove() -> None:
@@ -192,6 +203,7 @@ class Release:
             removal.start()
             _removals.append(removal)
             self.agent = self.stubs = None
+            (self.state / ".prepared").unlink()
 
 
 _removals: list[threading.Thread] = []

@@ -1,6 +1,7 @@
-"""`make up` without Docker (ci/dev/devenv.py): helm installs the chart on the local control plane, the node agent runs
-its pods; the printed URL and first login work, and in Chromium a person signs up, is authorized, logs in and
-JupyterLab opens through the proxy; `down` uninstalls and stops only what `up` started."""
+"""`make up` without Docker (ci/dev/devenv.py): helm installs the chart on the local control plane, its pods run on
+the real node (kubelet, containerd, the images built here); the printed URL and first login work, and in Chromium a
+person signs up, is authorized, logs in and JupyterLab opens through the proxy; `down` uninstalls and stops only
+what `up` started."""
 
 from __future__ import annotations
 
@@ -56,7 +57,10 @@ def test_up_installs_the_chart_prints_a_working_url_and_down_stops_only_what_it_
         assert up.returncode == 0, up.stderr[-3000:]
         record = json.loads((tmp_path / "pids.json").read_text())
         url = re.search(r"URL:\s+(http://\S+)/hub/", up.stdout).group(1)
-        assert url == devenv.proxy_url(admin_kubeconfig, namespace)
+        assert url == devenv.cluster_ip_url(admin_kubeconfig, namespace, "proxy-public")
+        hub_pod = json.loads(devenv.kubectl(admin_kubeconfig, "-n", namespace, "get", "pods", "-l", "component=hub",
+                                            "-o", "json"))["items"][0]
+        assert hub_pod["spec"]["nodeName"] == "node-1"
         assert "make down" in up.stdout and "port-forward svc/proxy-public" in up.stdout
         password = re.search(r'First login:\s+user "admin", password: (\S+)', up.stdout).group(1)
         assert password == devenv.first_admin_password(admin_kubeconfig, namespace)  # the chart's Secret
