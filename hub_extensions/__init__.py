@@ -6,7 +6,8 @@ Features and their routes:
 - `storage`: per-user claims, reset, restart, adoption (``storage_api``); `docker_groups` and `gpu`: what group
   membership and GPUs patch into the pod, applied by ``spawner`` (``DsKubeSpawner``) through ``objects``;
   `labenv`: the variables the lab image reads; `group_policies`: what each group's policy puts in the pod, and
-  the effective grants (``group_policies_api``).
+  the effective grants (``group_policies_api``); `env_vars`: each user's own environment variables, in a Secret
+  of theirs (``env_vars_api``).
 - `accounts` (``DsNativeAuthenticator``), `passwords`, `lockout`, `client_address`: accounts, generated passwords,
   the login lockout and the sign-up limit (``accounts_api``, `signups`: ``signups_api``).
 - `culler`: idle culling with session extension (``culler_api``); `notifications`: broadcast into JupyterLab

@@ -142,6 +142,37 @@ async def delete_claim(namespace: str, name: str) -> bool:
     return True
 
 
+async def read_secret(namespace: str, name: str) -> dict | None:
+    try:
+        return sanitize(await core().read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+async def put_secret(namespace: str, manifest: dict) -> None:
+    """Create the Secret, or replace the one of that name (one atomic update, never delete and create)."""
+    name = manifest["metadata"]["name"]
+    try:
+        await core().replace_namespaced_secret(name, namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        await core().create_namespaced_secret(namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
+
+
+async def delete_secret(namespace: str, name: str) -> bool:
+    """Delete a Secret; False when it was already gone (404)."""
+    try:
+        await core().delete_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
 async def patch_claim_metadata(namespace: str, name: str, labels: dict[str, str | None],
                                annotations: dict[str, str | None] | None = None) -> None:
     """Set labels and annotations (a merge patch: ``None`` removes the key)."""

@@ -62,6 +62,16 @@ def set_env(pod: Any, env: Mapping[str, str]) -> Any:
     return pod
 
 
+def add_env_from(pod: Any, source: Mapping[str, Any]) -> Any:
+    """Add an ``envFrom`` source to the notebook container, once."""
+    notebook = notebook_container(pod)
+    existing = list(notebook.env_from or [])
+    if source not in existing:
+        existing.append(dict(source))
+    notebook.env_from = existing
+    return pod
+
+
 def merge_node_selector(pod: Any, selector: Mapping[str, str]) -> Any:
     """Add labels to the pod's node selector (ours win on a conflicting key)."""
     if selector:

@@ -369,6 +369,15 @@ class ActivitySettings:
 
 
 @dataclass(frozen=True)
+class UserEnvSettings:
+    """Per-user environment variables (``/hub/api/users/<name>/env-vars``, :mod:`hub_extensions.env_vars`)."""
+
+    enabled: bool = setting(
+        True, "Users set environment variables for their own servers (a Secret per user, injected by reference; "
+        "a group policy's `env` wins over them). When false, none are injected and the API refuses changes.")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything under ``jupyterhub.custom.ds``."""
 
@@ -382,6 +391,7 @@ class Settings:
     activity: ActivitySettings = setting(ActivitySettings(), "Activity monitor.")
     group_policies: list[GroupPolicy] = setting(
         [], "Per-group policies: what members of each group get in their pod.", maxItems=1000)
+    user_env: UserEnvSettings = setting(UserEnvSettings(), "Per-user environment variables.")
     hub_url: str | None = setting(
         None, "Hub URL as single-user servers reach it, scheme://host[:port] without the base URL (for lab "
         "icon URLs); null derives it from the hub (http://hub:8081 on Z2JH).", pattern=r"^https?://[^/?#\s]+/?$")

@@ -37,6 +37,7 @@ from . import (
     branding,
     culler,
     docker_groups,
+    env_vars,
     gpu,
     group_policies,
     k8s,
@@ -161,10 +162,13 @@ class SpawnTimeout(TimeoutError):
 
 def apply_pod_policy(pod: Any, settings: Settings, *, owner: str | None, groups: set[str],
                      gpu_answer: bool | None, icons: Mapping[str, str], root_refused: bool = False) -> list[str]:
-    """Patch the pod KubeSpawner built: volumes, the group policies (Docker included), GPUs, lab environment
-    (last, so its variables win). Returns what was granted."""
+    """Patch the pod KubeSpawner built: volumes, the user's own variables (by reference to their Secret), the
+    group policies (Docker included), GPUs, lab environment (last, so its variables win). Returns what was
+    granted. ``owner``: the user's owner key (their claims and Secret)."""
     if settings.storage.enabled and owner is not None:
         objects.add_volumes(pod, *storage.pod_volumes(settings.storage, owner))
+    if settings.user_env.enabled and owner is not None:
+        objects.add_env_from(pod, env_vars.pod_env_from(owner))
     policy = group_policies.for_user(settings, groups, root_refused, warn=True)
     granted = docker_groups.apply_docker(pod, settings.groups, policy.docker_socket, policy.docker_privileged)
     decision = gpu.decide(settings.gpu, groups, gpu_answer)
@@ -253,7 +257,7 @@ class DsKubeSpawner(KubeSpawner):
         settings = self.ds_settings
         granted = apply_pod_policy(
             pod, settings,
-            owner=self.ds_owner if settings.storage.enabled else None,
+            owner=self.ds_owner if settings.storage.enabled or settings.user_env.enabled else None,
             groups=docker_groups.group_names(self.user),
             root_refused=docker_groups.root_refused(self.user, settings.groups),
             gpu_answer=gpu.auto_answer(settings.gpu),
@@ -394,6 +398,11 @@ class DsKubeSpawner(KubeSpawner):
     # ------------------------------------------------------------ state: the owner key of the user's claims
 
     _ds_owner: str | None = None
+
+    @property
+    def ds_known_owner(self) -> str | None:
+        """The owner key if one was made already (a read must not create one)."""
+        return self.user.spawners[""]._ds_owner if self.name else self._ds_owner
 
     @property
     def ds_owner(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from . import kube_events
 
 SIZE = 5000
-KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset", "account")
+KINDS = ("spawn", "stop", "cull", "extension", "restart", "volume-reset", "account", "env-vars")
 
 _events: deque[dict[str, Any]] = deque(maxlen=SIZE)
 _ids = itertools.count(1)

@@ -18,7 +18,8 @@ Z2JH_HUB_ROLE = [
 EXPECTED_ROLE = [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]},
                  {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
                  {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-                 {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]}]
+                 {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]},
+                 {"apiGroups": [""], "resources": ["secrets"], "verbs": ["update"]}]
 EXPECTED_CLUSTER_ROLE = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
     {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes"], "verbs": ["list"]},

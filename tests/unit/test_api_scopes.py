@@ -55,10 +55,12 @@ def test_configure_registers_scopes_and_grants_them_to_the_user_role():
     c = Config()
     configure(c, {"gpu": {"mode": 0}})
     assert set(c.JupyterHub.custom_scopes) == {scopes.READ, scopes.RESET, scopes.NOTIFY, scopes.ACTIVITY_READ,
-                                               scopes.ACTIVITY_ADMIN, scopes.HEALTH_READ}
+                                               scopes.ACTIVITY_ADMIN, scopes.HEALTH_READ, scopes.ENV_READ,
+                                               scopes.ENV_WRITE}
     assert all(d["description"] for d in c.JupyterHub.custom_scopes.values())
     (user,) = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
-    assert user["scopes"] == ["self", "custom:ds-volumes:read!user", "custom:ds-volumes:reset!user"]
+    assert user["scopes"] == ["self", "custom:ds-volumes:read!user", "custom:ds-volumes:reset!user",
+                              "custom:ds-env:write!user"]
     assert "users" not in user and "groups" not in user  # membership stays JupyterHub's default (everyone)
     # JupyterHub accepts the identical redefinition it will make from c.JupyterHub.custom_scopes
     jh_scopes.define_custom_scopes(dict(c.JupyterHub.custom_scopes))
@@ -76,8 +78,7 @@ def test_configured_roles_are_merged_not_replaced():
     assert [r["name"] for r in c.JupyterHub.load_roles] == ["user", "instructor"]  # one user role, no duplicate
     assert roles["user"]["scopes"] == ["self", "read:hub", *scopes.USER_ROLE_SCOPES]
     assert roles["instructor"] == {"name": "instructor", "scopes": ["servers!group=course"], "users": ["ann"]}
-    assert set(c.JupyterHub.custom_scopes) == {"custom:other:thing", scopes.READ, scopes.RESET, scopes.NOTIFY,
-                                               scopes.ACTIVITY_READ, scopes.ACTIVITY_ADMIN, scopes.HEALTH_READ}
+    assert set(c.JupyterHub.custom_scopes) == {"custom:other:thing", *scopes.CUSTOM_SCOPES}
     scopes.register(c)  # idempotent
     assert next(r for r in c.JupyterHub.load_roles if r["name"] == "user")["scopes"] == roles["user"]["scopes"]
 

@@ -19,6 +19,8 @@ OWN_NAMESPACE = [
     ("update", "persistentvolumeclaims", "no"),
     ("list", "pods.metrics.k8s.io", "yes"),  # activity monitor (our Role)
     ("create", "events", "yes"),  # culler: Culled / SessionExtended events (our Role)
+    ("update", "secrets", "yes"),  # per-user environment variables: the user's Secret (our Role)
+    ("patch", "secrets", "no"),
     ("delete", "events", "no"),
 ]
 # (verb, resource, subresource, expected): `can-i get pods/log` would ask about a pod NAMED "log"

@@ -6,6 +6,7 @@ The hub and the proxy reach each other and the users' servers through kube-proxy
 - a member of the docker-socket group opens a socket this test serves at the group's hostPath; a non-member has
   no such path; a member of the privileged group has every capability, others the runtime's default set;
 - a group policy's limits are in the container's cgroups, its read-only mount refuses writes;
+- a user's own environment variable reaches the process from their Secret;
 - ``kubectl exec`` and ``kubectl logs`` go through the kubelet; a crashing container is restarted with back-off.
 """
 
@@ -98,8 +99,12 @@ def test_the_pods_run_on_the_real_node(hub, kube):
 
 def test_server_runs_as_1000_and_writes_its_claims(hub, admin, kube, username):
     user = new_user(hub.url, admin, username)
+    # the user's own variable reaches the process through their Secret (envFrom), filled in by the kubelet
+    r = user.api("PUT", f"/users/{username}/env-vars", json={"env_vars": [{"name": "MY_TOKEN", "value": "t0k"}]})
+    assert r.status_code == 200, r.text
     try:
         pod = start_and_get_pod(user, kube)
+        assert py(kube, pod, "import os; print(os.environ['MY_TOKEN'])") == "t0k"
         assert pod["spec"]["nodeName"] == "node-1"
         ids = py(kube, pod, "import os; print(os.getuid(), os.getgid(), sorted(os.getgroups()))")
         assert ids.startswith("1000 "), ids

@@ -1,0 +1,142 @@
+"""Per-user environment variables: what a user sets for their own servers (API keys, a proxy, a default
+dataset), kept in a Secret of their own and injected by reference.
+
+Shapes and rules follow upstream's v4 (``GET/PUT /hub/api/users/<name>/env-vars``): names
+``^[A-Za-z_][A-Za-z0-9_]*$``, blank names dropped, at most :data:`MAX_VARIABLES` variables and
+:data:`MAX_BYTES` bytes, ``null`` values stored as ``""``, descriptions stored and never injected, the
+platform's own names refused. Unlike upstream, values never reach the hub database or the pod spec in clear:
+
+- they live in the Secret ``jupyterhub-ds-env-<owner key>`` (labelled with the owner key, like the user's claims,
+  so a rename keeps it and adoption rules apply), one key per variable;
+- the pod gets ``envFrom: [{secretRef: {name, optional: true}}]``, and Kubernetes fills the values in. Variables
+  in ``env`` win over ``envFrom`` ones, which gives upstream's precedence for free: the user's value < a group
+  policy's ``env`` < the values the platform sets (which a user may not name anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .storage import LABEL_OWNER, MANAGED_BY
+
+MAX_VARIABLES = 100
+MAX_BYTES = 16384  # names and values, UTF-8
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# what upstream reserves besides the platform's own variables (the spawner's, group_policies.platform_env)
+RESERVED_NAMES = frozenset({
+    "NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "DOCKER_HOST", "GRANT_SUDO", "NB_UID", "NB_GID", "NB_USER",
+    "NB_GROUP", "NB_UMASK", "CHOWN_HOME", "CHOWN_HOME_OPTS", "CHOWN_EXTRA", "CHOWN_EXTRA_OPTS",
+})
+RESERVED_PREFIXES = ("JUPYTERHUB_", "JPY_", "MEM_", "CPU_")
+SECRET_PREFIX = "jupyterhub-ds-env-"
+DESCRIPTIONS_ANNOTATION = "jupyterhub-ds/env-descriptions"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str
+    description: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "value": self.value, "description": self.description}
+
+
+class EnvVarsError(Exception):
+    """A refused set: ``code`` as upstream's (``reserved_env_var_names``, ...), the names at fault."""
+
+    def __init__(self, code: str, message: str, rejected: list[str] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rejected = rejected or []
+
+
+def reserved(name: str, platform: set[str] | frozenset[str]) -> bool:
+    return name in platform or name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES)
+
+
+def validate(body: Any, platform: set[str] | frozenset[str]) -> list[EnvVar]:
+    """The variables of a ``PUT`` body ``{"env_vars": [{name, value, description}, ...]}``, or
+    :class:`EnvVarsError`. ``platform``: the names the spawner sets itself."""
+    items = body.get("env_vars") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise EnvVarsError("invalid_env_vars", 'expected {"env_vars": [{"name": ..., "value": ...}, ...]}')
+    out: list[EnvVar] = []
+    for item in items:
+        name, value, description = item.get("name"), item.get("value"), item.get("description")
+        if name is None or (isinstance(name, str) and not name.strip()):
+            continue  # blank rows of the editor
+        if not isinstance(name, str) or not isinstance(value, str | None) or not isinstance(description, str | None):
+            raise EnvVarsError("invalid_env_vars", "name, value and description must be strings",
+                               [name] if isinstance(name, str) else [])
+        out.append(EnvVar(name.strip(), value or "", description or ""))
+    bad = [v.name for v in out if not NAME_PATTERN.match(v.name)]
+    if bad:
+        raise EnvVarsError("invalid_env_var_names", "names must match ^[A-Za-z_][A-Za-z0-9_]*$", bad)
+    taken = [v.name for v in out if reserved(v.name, platform)]
+    if taken:
+        raise EnvVarsError("reserved_env_var_names", "these names are set by the platform: "
+                           + ", ".join(taken), taken)
+    names = [v.name for v in out]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise EnvVarsError("duplicate_env_var_names", "each name may appear once", duplicates)
+    if len(out) > MAX_VARIABLES:
+        raise EnvVarsError("too_many", f"at most {MAX_VARIABLES} variables")
+    if sum(len(v.name.encode()) + len(v.value.encode()) for v in out) > MAX_BYTES:
+        raise EnvVarsError("too_large", f"names and values may take at most {MAX_BYTES} bytes")
+    return out
+
+
+def secret_name(owner: str) -> str:
+    return f"{SECRET_PREFIX}{owner}"
+
+
+def secret_manifest(owner: str, variables: list[EnvVar]) -> dict[str, Any]:
+    """The user's Secret: one key per variable, the descriptions (and the order) in an annotation."""
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {
+            "name": secret_name(owner),
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "user-env",
+                       LABEL_OWNER: owner},
+            "annotations": {DESCRIPTIONS_ANNOTATION: json.dumps([[v.name, v.description] for v in variables])},
+        },
+        "data": {v.name: base64.b64encode(v.value.encode()).decode() for v in variables},
+    }
+
+
+def from_secret(secret: dict[str, Any] | None) -> list[EnvVar]:
+    """The stored variables, in the order they were set (none for a missing Secret)."""
+    if not secret:
+        return []
+    data = secret.get("data") or {}
+    try:
+        order = json.loads((secret.get("metadata", {}).get("annotations") or {}).get(DESCRIPTIONS_ANNOTATION, "[]"))
+    except ValueError:
+        order = []
+    described = {name: description for name, description in order if name in data}
+    names = [n for n in described] + sorted(n for n in data if n not in described)
+    return [EnvVar(n, base64.b64decode(data[n]).decode(errors="replace"), described.get(n, "")) for n in names]
+
+
+def pod_env_from(owner: str) -> dict[str, Any]:
+    """The ``envFrom`` entry of the notebook container: optional, so a user who set nothing starts as before."""
+    return {"secretRef": {"name": secret_name(owner), "optional": True}}
+
+
+def answer(variables: list[EnvVar], platform: set[str] | frozenset[str], enabled: bool,
+           editable: bool) -> dict[str, Any]:
+    """``GET``'s body, upstream's shape; the values are withheld when the caller may not edit them."""
+    return {
+        "env_vars": [v.as_json() for v in variables] if editable else [],
+        "reserved_names": sorted(set(platform) | RESERVED_NAMES),
+        "reserved_prefixes": list(RESERVED_PREFIXES),
+        "system_env_enabled": enabled,
+        "editable": editable,
+    }
