@@ -234,7 +234,8 @@ FEATURES: list[Feature] = [
     Feature("settings-page", handlers=lambda rt: settings_page_api.handlers()),
     Feature("dashboard", handlers=_dashboard_handlers, template_vars=_dashboard_vars),
     Feature("group-policies", handlers=lambda rt: group_policies_api.handlers(), configure=_profile_checked_starts),
-    Feature("user-env", handlers=lambda rt: env_vars_api.handlers()),
+    Feature("user-env", handlers=lambda rt: env_vars_api.handlers(),
+            template_vars=lambda rt: {"ds_user_env_enabled": rt.settings.user_env.enabled}),
     # JupyterHub's last-activity pass in batches: a fixed number of queries instead of two per running server
     Feature("last-activity", enabled=lambda rt: rt.app is not None,
             configure=lambda c, rt: last_activity.install(rt.app)),

@@ -64,6 +64,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/api/users/{user}/session-info", ("GET",)),
     Endpoint("/api/users/{user}/extend-session", ("POST",)),
     Endpoint("/api/users/{user}/dashboard", ("GET",)),
+    Endpoint("/api/users/{user}/effective-grants", ("GET",)),
+    Endpoint("/api/users/{user}/env-vars", ("GET", "PUT")),
     Endpoint("/api/ds/events", ("GET", "DELETE")),
     Endpoint("/api/activity", ("GET",)),
     Endpoint("/api/activity/reset", ("POST",)),
@@ -100,7 +102,8 @@ ODD_NAMES = ("", ".", "..", "../admin", "..%2fadmin", "%2e%2e", "a/b", "ünïcø
 # valid sign-up or password change: those need field names that are left out on purpose.
 BODY_KEYS = ("volumes", "hours", "owner", "current", "message", "variant", "autoClose", "recipients", "group",
              "authorized", "usernames", "admin", "name", "groups", "note", "scopes", "expires_in", "users",
-             "username", "email", "state", "limit", "offset", "server_name", "__proto__", "", "ö", "x" * 200)
+             "username", "email", "state", "limit", "offset", "server_name", "env_vars", "__proto__", "", "ö",
+             "x" * 200)
 QUERY_KEYS = ("limit", "offset", "user", "kind", "since", "state", "volumes", "next", "client_id", "_xsrf")
 
 

@@ -126,3 +126,10 @@ def test_a_filtered_grant_gets_no_links_to_hub_wide_pages():
         assert f'id="{link}"' in admin
     reader = render_home("stopped", ds_activity_enabled=True, parsed_scopes={"custom:ds-activity:read": Scope.ALL})
     assert 'id="ds-nav-activity"' in reader and 'id="ds-nav-settings"' not in reader
+
+
+def test_the_env_vars_editor_is_on_the_home_page_only_when_turned_on():
+    html = render_home("stopped", ds_user_env_enabled=True)
+    assert 'id="ds-env"' in html and 'data-ds-user="al&#34;&lt;b&gt;"' in html
+    assert f'ds-static/env-vars.js?v={static_api.asset_versions()["env-vars.js"]}' in html
+    assert "ds-env" not in render_home("stopped", ds_user_env_enabled=False)
