@@ -462,8 +462,15 @@ class DsKubeSpawner(KubeSpawner):
 
     async def delete_forever(self) -> None:
         await super().delete_forever()
-        if self.name or not self.ds_settings.storage.enabled or self._ds_owner is None:
-            return  # per-user claims belong to the user, not to a named server; no key, no claims
+        if self.name or self._ds_owner is None:
+            return  # claims and variables belong to the user, not to a named server; no key, nothing of theirs
+        # the user's own variables (keys, tokens) go with the account, whatever happens to their files
+        try:
+            await k8s.delete_secret(self.namespace, env_vars.secret_name(self._ds_owner))
+        except k8s.API_ERRORS as e:
+            self.log.error("User %s deleted, but not their variables' Secret: %s", self.user.name, k8s.describe(e))
+        if not self.ds_settings.storage.enabled:
+            return
         async with locks.user_lock(self.user.id):
             await storage.release_claims(self.namespace, self.ds_settings.storage, self._ds_owner, self.user.name)
         locks.forget(self.user.id)

@@ -65,3 +65,13 @@ def test_a_get_creates_nothing(hub, admin, kube, username):
     got = user.api("GET", f"/users/{username}/env-vars")
     assert got.status_code == 200 and got.json()["env_vars"] == []
     assert {s["metadata"]["name"] for s in kube.items("secrets", SECRET_SELECTOR)} == before
+
+
+def test_deleting_the_user_deletes_their_variables(hub, admin, kube, username):
+    user = new_user(hub.url, admin, username)
+    assert put(user, username, {"name": "TOKEN", "value": "gone-with-the-user"}).status_code == 200
+    secrets = [s for s in kube.items("secrets", SECRET_SELECTOR)
+               if base64.b64decode(s["data"].get("TOKEN", "")) == b"gone-with-the-user"]
+    assert len(secrets) == 1
+    assert admin.api("DELETE", f"/users/{username}").status_code == 204
+    assert kube("get", "secret", secrets[0]["metadata"]["name"], "--ignore-not-found").strip() == ""
