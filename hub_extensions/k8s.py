@@ -130,16 +130,20 @@ async def create_claim(namespace: str, manifest: dict) -> bool:
     return True
 
 
-async def delete_claim(namespace: str, name: str) -> bool:
-    """Delete a claim; False when it was already gone (404)."""
+async def _delete(call: Callable[..., Awaitable[Any]], namespace: str, name: str) -> bool:
+    """One namespaced delete; False when the object was already gone (404)."""
     try:
-        await core().delete_namespaced_persistent_volume_claim(
-            name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        await call(name, namespace, _request_timeout=REQUEST_TIMEOUT)
     except ApiException as e:
         if e.status == 404:
             return False
         raise
     return True
+
+
+async def delete_claim(namespace: str, name: str) -> bool:
+    """Delete a claim; False when it was already gone (404)."""
+    return await _delete(core().delete_namespaced_persistent_volume_claim, namespace, name)
 
 
 async def read_secret(namespace: str, name: str) -> dict | None:
@@ -164,13 +168,7 @@ async def put_secret(namespace: str, manifest: dict) -> None:
 
 async def delete_secret(namespace: str, name: str) -> bool:
     """Delete a Secret; False when it was already gone (404)."""
-    try:
-        await core().delete_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-    except ApiException as e:
-        if e.status == 404:
-            return False
-        raise
-    return True
+    return await _delete(core().delete_namespaced_secret, namespace, name)
 
 
 async def patch_claim_metadata(namespace: str, name: str, labels: dict[str, str | None],
