@@ -18,14 +18,18 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from .storage import LABEL_OWNER, MANAGED_BY
 
 MAX_VARIABLES = 100
-MAX_BYTES = 16384  # names and values, UTF-8
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_BYTES = 16384  # names, values and descriptions, UTF-8
+MAX_DESCRIPTION = 1024
+MAX_ROWS = 1000  # rows a body may carry, blank ones included: refused before any per-row work
+MAX_BODY = 65536  # bytes of a PUT body (the handler answers 413 above it, before parsing)
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,252}$")
 # what upstream reserves besides the platform's own variables (the spawner's, group_policies.platform_env)
 RESERVED_NAMES = frozenset({
     "NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "DOCKER_HOST", "GRANT_SUDO", "NB_UID", "NB_GID", "NB_USER",
@@ -62,10 +66,12 @@ def reserved(name: str, platform: set[str] | frozenset[str]) -> bool:
 
 def validate(body: Any, platform: set[str] | frozenset[str]) -> list[EnvVar]:
     """The variables of a ``PUT`` body ``{"env_vars": [{name, value, description}, ...]}``, or
-    :class:`EnvVarsError`. ``platform``: the names the spawner sets itself."""
+    :class:`EnvVarsError`. ``platform``: the names the spawner sets itself. Linear in the body's size."""
     items = body.get("env_vars") if isinstance(body, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise EnvVarsError("invalid_env_vars", 'expected {"env_vars": [{"name": ..., "value": ...}, ...]}')
+    if len(items) > MAX_ROWS:
+        raise EnvVarsError("too_many", f"at most {MAX_VARIABLES} variables")
     out: list[EnvVar] = []
     for item in items:
         name, value, description = item.get("name"), item.get("value"), item.get("description")
@@ -75,21 +81,28 @@ def validate(body: Any, platform: set[str] | frozenset[str]) -> list[EnvVar]:
             raise EnvVarsError("invalid_env_vars", "name, value and description must be strings",
                                [name] if isinstance(name, str) else [])
         out.append(EnvVar(name.strip(), value or "", description or ""))
+    if len(out) > MAX_VARIABLES:
+        raise EnvVarsError("too_many", f"at most {MAX_VARIABLES} variables")
     bad = [v.name for v in out if not NAME_PATTERN.match(v.name)]
     if bad:
-        raise EnvVarsError("invalid_env_var_names", "names must match ^[A-Za-z_][A-Za-z0-9_]*$", bad)
+        raise EnvVarsError("invalid_env_var_names", "names must match ^[A-Za-z_][A-Za-z0-9_]*$ (at most 253 "
+                           "characters)", bad)
     taken = [v.name for v in out if reserved(v.name, platform)]
     if taken:
         raise EnvVarsError("reserved_env_var_names", "these names are set by the platform: "
                            + ", ".join(taken), taken)
-    names = [v.name for v in out]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(v.name for v in out).items() if count > 1)
     if duplicates:
         raise EnvVarsError("duplicate_env_var_names", "each name may appear once", duplicates)
-    if len(out) > MAX_VARIABLES:
-        raise EnvVarsError("too_many", f"at most {MAX_VARIABLES} variables")
-    if sum(len(v.name.encode()) + len(v.value.encode()) for v in out) > MAX_BYTES:
-        raise EnvVarsError("too_large", f"names and values may take at most {MAX_BYTES} bytes")
+    long = [v.name for v in out if len(v.description) > MAX_DESCRIPTION]
+    if long:
+        raise EnvVarsError("too_large", f"a description may take at most {MAX_DESCRIPTION} characters", long)
+    try:
+        size = sum(len(v.name.encode()) + len(v.value.encode()) + len(v.description.encode()) for v in out)
+    except UnicodeEncodeError as e:  # a lone surrogate from JSON's \ud800
+        raise EnvVarsError("invalid_env_vars", "values must be valid Unicode text") from e
+    if size > MAX_BYTES:
+        raise EnvVarsError("too_large", f"names, values and descriptions may take at most {MAX_BYTES} bytes")
     return out
 
 

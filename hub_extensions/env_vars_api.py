@@ -1,20 +1,40 @@
 """``GET/PUT /hub/api/users/<name>/env-vars``: a user's own environment variables (:mod:`.env_vars`).
 
-Scopes ``custom:ds-env:read`` / ``custom:ds-env:write`` on that user (every user holds ``write`` for themselves;
-admins pass with ``admin:users``; a filtered grant answers for the users it covers, JSON 404 for others). The
-values are only shown to a caller who may also change them. A ``GET`` never creates anything: a user without an
-owner key yet has no Secret. ``PUT`` replaces the whole set in one update of the user's Secret; the trail records
-the names, never the values. Errors: ``{"status", "message"}``, plus ``code`` and ``rejected`` for a refused set
-(upstream's codes).
+Scopes ``custom:ds-env:read`` / ``custom:ds-env:write`` on that user (every user holds ``write`` for themselves; a
+filtered grant answers for the users it covers, JSON 404 for others). ``admin:users`` reads the names only: the
+values are keys of the user's, and a variable such as ``PYTHONPATH`` runs code as them at their next start, which
+``admin:users`` (no ``servers``, no ``access:servers``) does not otherwise give. Values are only shown to a caller
+who may change them. A ``GET`` never creates anything: a user without an owner key yet has no Secret. ``PUT``
+replaces the whole set in one update of the user's Secret (nothing is written when the set is unchanged; at most
+:data:`PUTS_PER_MINUTE` writes a minute per user); the trail records the names, never the values. Errors:
+``{"status", "message"}``, plus ``code`` and ``rejected`` for a refused set (upstream's codes).
 """
 
 from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
 
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import env_vars, group_policies, k8s, scopes, trail
 from .handler_base import DsAPIHandler
+
+PUTS_PER_MINUTE = 10
+_recent_puts: defaultdict[int, deque[float]] = defaultdict(deque)
+
+
+def _too_frequent(user_id: int, now: float) -> bool:
+    """Whether this user's variables were written :data:`PUTS_PER_MINUTE` times in the last minute (else counts
+    this write): a loop of saves must not churn etcd or flood the trail."""
+    recent = _recent_puts[user_id]
+    while recent and recent[0] < now - 60:
+        recent.popleft()
+    if len(recent) >= PUTS_PER_MINUTE:
+        return True
+    recent.append(now)
+    return False
 
 
 class EnvVarsHandler(DsAPIHandler):
@@ -29,23 +49,35 @@ class EnvVarsHandler(DsAPIHandler):
             secret = await k8s.read_secret(spawner.namespace, env_vars.secret_name(owner)) if owner else None
         except k8s.API_ERRORS as e:
             raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
-        editable = settings.user_env.enabled and self.covers(user, scopes.ENV_WRITE, scopes.ADMIN)
+        editable = settings.user_env.enabled and self.covers(user, scopes.ENV_WRITE)
         self.write_json(env_vars.answer(env_vars.from_secret(secret), group_policies.platform_env(settings),
                                         settings.user_env.enabled, editable))
 
-    @needs_scope(scopes.ENV_WRITE, scopes.ADMIN)
+    @needs_scope(scopes.ENV_WRITE)
     async def put(self, user_name: str) -> None:
         user, spawner = self.target(user_name)
         settings = self.ds_settings
         if not settings.user_env.enabled:
             raise web.HTTPError(403, "Per-user environment variables are turned off (custom.ds.userEnv.enabled)")
+        if len(self.request.body or b"") > env_vars.MAX_BODY:
+            raise web.HTTPError(413, f"A set of variables may take at most {env_vars.MAX_BODY} bytes")
         try:
             variables = env_vars.validate(self.get_json_body(), group_policies.platform_env(settings))
         except env_vars.EnvVarsError as e:
             self.write_json({"status": 400, "message": e.message, "code": e.code, "rejected": e.rejected}, 400)
             return
+        name = env_vars.secret_name(spawner.ds_owner)
         try:
+            if env_vars.from_secret(await k8s.read_secret(spawner.namespace, name)) == variables:
+                self.write_json({"env_vars": [v.as_json() for v in variables]})
+                return
+            if _too_frequent(user.id, time.monotonic()):
+                raise web.HTTPError(429, f"At most {PUTS_PER_MINUTE} changes a minute; try again shortly")
             await k8s.put_secret(spawner.namespace, env_vars.secret_manifest(spawner.ds_owner, variables))
+        except k8s.ApiException as e:
+            if e.status == 422:  # what Kubernetes refuses in a Secret, beyond our own rules
+                raise web.HTTPError(400, f"Kubernetes refused the set: {k8s.describe(e)}") from e
+            raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         except k8s.API_ERRORS as e:
             raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         names = [v.name for v in variables]

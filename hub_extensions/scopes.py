@@ -22,8 +22,8 @@ and record one (``POST /hub/api/activity/reset|sample``) and implies ``read``. U
 about all users). Admins pass with ``admin:users``; nobody holds them by default.
 ``/hub/api/ds/cluster`` (the cluster capacity panel) takes ``custom:ds-activity:read`` too.
 ``custom:ds-env:read`` / ``custom:ds-env:write`` (implies read): a user's own environment variables
-(:mod:`hub_extensions.env_vars`); every user holds ``write`` for themselves, admins pass with ``admin:users``;
-values are shown only to holders of ``write`` (or ``admin:users``) on that user.
+(:mod:`hub_extensions.env_vars`); every user holds ``write`` for themselves. ``admin:users`` reads the rules only
+(no variable): a variable runs code as the user at their next start, more than ``admin:users`` gives.
 ``custom:ds-health:read`` lets a monitoring service read the details of ``/hub/api/ds/health``
 (checks, counts) without seeing any user's activity; admins pass with ``admin:users``.
 
@@ -46,8 +46,8 @@ Per user (a filtered grant answers for the covered users only; others get 404):
 - ``POST /api/users/<name>/restart-server``: ``servers``; 200 202 403 404 409 503
 - ``GET /api/users/<name>/session-info``: ``read:servers``; 200 403 404
 - ``POST /api/users/<name>/extend-session``: ``servers``; 200 400 403 404 409
-- ``GET /api/users/<name>/env-vars``: ``env:read``, ``admin:users``; values withheld without write; 200 403 404 503
-- ``PUT /api/users/<name>/env-vars``: ``env:write``, ``admin:users``; 200 400 403 404 503
+- ``GET /api/users/<name>/env-vars``: ``env:read``, ``admin:users``; variables withheld without write; 200 403 404 503
+- ``PUT /api/users/<name>/env-vars``: ``env:write``; 200 400 403 404 413 429 503
 - ``GET /api/users/<name>/dashboard``: ``read:servers`` (volumes as manage-volumes GET); 200 403 404
 - ``GET /api/notifications/active-servers``: ``notify``, ``admin:users``; lists covered users' servers; 200 403
 - ``POST /api/notifications/broadcast``: ``notify``, ``admin:users``; reaches covered users only; 200 400 403
@@ -105,8 +105,8 @@ CUSTOM_SCOPES: dict[str, dict[str, Any]] = {
     ACTIVITY_ADMIN: {"description": "Reset the jupyterhub-ds activity samples or record one now.",
                      "subscopes": [ACTIVITY_READ]},
     HEALTH_READ: {"description": "Read the details of the jupyterhub-ds health endpoint (versions, checks, counts)."},
-    ENV_READ: {"description": "List a user's own environment variables (names, descriptions; values only with "
-                              "write)."},
+    ENV_READ: {"description": "See the rules for a user's own environment variables (the variables themselves "
+                              "need write)."},
     ENV_WRITE: {"description": "Replace a user's own environment variables.", "subscopes": [ENV_READ]},
 }
 

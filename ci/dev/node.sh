@@ -121,17 +121,43 @@ wait_until() {
   log "$what: ok after $(( SECONDS - start ))s"
 }
 
-# The pod bridge exists before the kubelet: its gateway address is the node's IP (kubelet, cluster DNS). Pods may
-# talk to each other and to this machine, never be forwarded anywhere else.
+# The pod bridge exists before the kubelet: its gateway address is the node's IP (kubelet, cluster DNS). Pods talk to
+# each other, to the cluster DNS and to the API server, nothing else on this machine, and are never routed anywhere
+# else, nor reached from elsewhere (the rules sit in mangle FORWARD and in a chain of ours, where kube-proxy's rules
+# cannot come first). The API server's port answers only on loopback and the bridge.
 network_up() {
+  local port
+  port=$(kctl config view -o jsonpath='{.clusters[0].cluster.server}' | sed 's/.*://')
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
     ip addr add "$NODE_IP/24" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
+  [ -f "$STATE/ip_forward.saved" ] || sysctl -n net.ipv4.ip_forward >"$STATE/ip_forward.saved"
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
-  iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP 2>/dev/null \
-    || iptables -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP
+  network_rules -D 2>/dev/null || true
+  iptables -N JHDS-NODE-INPUT 2>/dev/null || iptables -F JHDS-NODE-INPUT
+  iptables -A JHDS-NODE-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -d "$NODE_IP" -p udp --dport 53 -j ACCEPT
+  iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -d "$NODE_IP" -p tcp --dport 53 -j ACCEPT
+  iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -p tcp --dport "$port" -j ACCEPT
+  iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -j DROP
+  iptables -A JHDS-NODE-INPUT -i lo -j RETURN
+  iptables -A JHDS-NODE-INPUT -p tcp --dport "$port" -j DROP
+  network_rules -I
+}
+
+network_rules() {  # -I | -D
+  iptables -t mangle "$1" FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m conntrack --ctstate NEW -j DROP
+  iptables -t mangle "$1" FORWARD -o "$BRIDGE" ! -i "$BRIDGE" -m conntrack --ctstate NEW -j DROP
+  iptables "$1" INPUT -j JHDS-NODE-INPUT
+}
+
+network_down() {
+  network_rules -D 2>/dev/null || true
+  iptables -F JHDS-NODE-INPUT 2>/dev/null && iptables -X JHDS-NODE-INPUT 2>/dev/null || true
+  [ -f "$STATE/ip_forward.saved" ] && sysctl -qw "net.ipv4.ip_forward=$(cat "$STATE/ip_forward.saved")" || true
+  ip link del "$BRIDGE" 2>/dev/null || true
 }
 
 cmd_up() {
@@ -203,10 +229,9 @@ cmd_down() {
     [ -e "$ns" ] || continue
     ip netns pids "$(basename "$ns")" 2>/dev/null | grep -q . || { umount "$ns" 2>/dev/null; rm -f "$ns"; }
   done
-  [ -x "$(command -v iptables)" ] && iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP 2>/dev/null || true
   local bin; bin=$(cat "$RUN_DIR/bin-dir" 2>/dev/null || true)
   [ -x "$bin/kube-proxy" ] && "$bin/kube-proxy" --cleanup >/dev/null 2>&1 || true
-  ip link del "$BRIDGE" 2>/dev/null || true
+  command -v iptables >/dev/null && network_down
   rm -rf "$STATE"
   log "node $NODE_NAME of cluster $CLUSTER removed"
 }

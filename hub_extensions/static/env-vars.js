@@ -17,7 +17,8 @@
     input.setAttribute("aria-label", label);
     input.placeholder = label;
     input.value = value || "";
-    input.autocomplete = "off";
+    // never the hub password: browsers ignore "off" on password fields, "new-password" keeps them from filling it
+    input.autocomplete = type === "password" ? "new-password" : "off";
     var col = document.createElement("div");
     col.className = cls === "ds-env-description" ? "col-12 col-md-4" : "col-12 col-md-3";
     col.appendChild(input);
@@ -58,16 +59,22 @@
     el.hidden = !text;
   }
 
+  var save = document.getElementById("ds-env-save");
+  var add = document.getElementById("ds-env-add");
+  // nothing can be saved until the stored set is shown: a save replaces the whole set
+  save.disabled = add.disabled = true;
+
   function load() {
     window.dsApi.call("GET", window.dsApi.userPath(user, "env-vars")).then(function (res) {
       rows.textContent = "";
       (res.body.env_vars || []).forEach(addRow);
       if (!res.body.env_vars.length) addRow();
+      save.disabled = add.disabled = !res.body.editable;
     }, function (err) { show(error, err.message); });
   }
 
-  document.getElementById("ds-env-add").addEventListener("click", function () { addRow(); });
-  document.getElementById("ds-env-save").addEventListener("click", function () {
+  add.addEventListener("click", function () { addRow(); });
+  save.addEventListener("click", function () {
     show(error, "");
     saved.hidden = true;
     window.dsApi.call("PUT", window.dsApi.userPath(user, "env-vars"), { env_vars: collect() }).then(function () {

@@ -48,6 +48,10 @@ def test_a_set_is_kept_in_order_with_blank_rows_dropped_and_null_values_empty():
     (body({"name": "A", "value": ""}, {"name": "A", "value": "2"}), "duplicate_env_var_names", ["A"]),
     (body(*[{"name": f"V{i}", "value": ""} for i in range(101)]), "too_many", []),
     (body({"name": "BIG", "value": "x" * 16384}), "too_large", []),
+    (body({"name": "D", "value": "", "description": "d" * 1025}), "too_large", ["D"]),
+    (body(*[{"name": "", "value": ""} for _ in range(1001)]), "too_many", []),
+    (body({"name": "N" * 254, "value": ""}), "invalid_env_var_names", ["N" * 254]),
+    (body({"name": "S", "value": "\ud800"}), "invalid_env_vars", []),
 ])
 def test_refused_sets_name_the_rule_and_the_names(payload, code, rejected):
     e = refused(payload)
@@ -100,3 +104,18 @@ def test_turned_off_the_pod_gets_no_reference():
     p = pod()
     apply_pod_policy(p, settings, owner="u7-0a1b2c3d", groups=set(), gpu_answer=None, icons={})
     assert not p.spec.containers[0].env_from
+
+
+def test_a_huge_set_of_duplicates_is_refused_by_count_first():
+    """The rules are linear: the row cap comes before any per-row work (a PUT must not stall the hub)."""
+    e = refused(body(*[{"name": "A", "value": ""}] * 200_000))
+    assert e.code == "too_many"
+
+
+def test_writes_are_limited_per_user_per_minute():
+    from hub_extensions import env_vars_api
+    env_vars_api._recent_puts.clear()
+    assert not any(env_vars_api._too_frequent(1, 100.0 + i) for i in range(env_vars_api.PUTS_PER_MINUTE))
+    assert env_vars_api._too_frequent(1, 110.0)
+    assert not env_vars_api._too_frequent(2, 110.0)  # another user is not slowed
+    assert not env_vars_api._too_frequent(1, 170.5)  # a minute later

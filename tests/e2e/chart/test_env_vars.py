@@ -50,6 +50,16 @@ def test_another_user_can_neither_read_nor_set_them(hub, admin, username):
         {"name": "TOKEN", "value": "victims", "description": ""}]
 
 
+def test_an_admin_sees_the_rules_never_the_variables_and_cannot_set_them(hub, admin, username):
+    """admin:users holds neither servers nor access:servers: a variable (PYTHONPATH) would run code as the user."""
+    user = new_user(hub.url, admin, username)
+    assert put(user, username, {"name": "API_KEY", "value": "users-own"}).status_code == 200
+    got = admin.api("GET", f"/users/{username}/env-vars").json()
+    assert got["env_vars"] == [] and got["editable"] is False and "GRANT_SUDO" in got["reserved_names"]
+    assert put(admin, username, {"name": "PYTHONPATH", "value": "/mnt/shared/evil"}).status_code == 403
+    assert user.api("GET", f"/users/{username}/env-vars").json()["env_vars"][0]["value"] == "users-own"
+
+
 def test_platform_variables_are_refused_with_the_rule(hub, admin, username):
     user = new_user(hub.url, admin, username)
     r = put(user, username, {"name": "JUPYTERHUB_API_TOKEN", "value": "forged"}, {"name": "GRANT_SUDO",
