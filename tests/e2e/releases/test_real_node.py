@@ -227,14 +227,18 @@ def test_cluster_dns_and_services_from_a_pod(hub, kube, release):
     assert names == [cluster_ip, cluster_ip]
 
 
-def test_a_users_server_reaches_no_port_of_the_machine_but_dns_and_the_api(hub, kube):
+def test_pods_reach_no_port_of_the_machine_but_dns_and_the_api(hub, kube):
     """The node's own ports (the kubelet's, anything listening on this machine) are closed to pods; the cluster
     DNS and the API server (behind the `kubernetes` Service) are what they may reach."""
     hub_pod = kube.items("pods", "component=hub")[0]
     node_ip = hub_pod["status"]["hostIP"]
-    code = ("import socket\\nfor port in (10250, 53):\\n"
-            " s = socket.socket(); s.settimeout(2)\\n"
-            " try:\\n  s.connect((%r, port)); print(port, 'open')\\n"
-            " except OSError:\\n  print(port, 'closed')\\n" % node_ip)
+    code = "\n".join([
+        "import socket",
+        "for port in (10250, 53):",
+        "    s = socket.socket(); s.settimeout(2)",
+        "    try:",
+        f"        s.connect(({node_ip!r}, port)); print(port, 'open')",
+        "    except OSError:",
+        "        print(port, 'closed')"])
     out = kube("exec", hub_pod["metadata"]["name"], "--", "python3", "-c", code).split("\n")
     assert "10250 closed" in out and "53 open" in out
