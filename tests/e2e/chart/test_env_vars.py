@@ -56,7 +56,7 @@ def test_an_admin_sees_the_rules_never_the_variables_and_cannot_set_them(hub, ad
     assert put(user, username, {"name": "API_KEY", "value": "users-own"}).status_code == 200
     got = admin.api("GET", f"/users/{username}/env-vars").json()
     assert got["env_vars"] == [] and got["editable"] is False and "GRANT_SUDO" in got["reserved_names"]
-    assert put(admin, username, {"name": "PYTHONPATH", "value": "/mnt/shared/evil"}).status_code == 403
+    assert put(admin, username, {"name": "PYTHONPATH", "value": "/mnt/shared/evil"}).status_code in (403, 404)
     assert user.api("GET", f"/users/{username}/env-vars").json()["env_vars"][0]["value"] == "users-own"
 
 
