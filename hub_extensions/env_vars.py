@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from . import k8s
 from .storage import LABEL_OWNER, MANAGED_BY
 
 MAX_VARIABLES = 100
@@ -136,6 +137,18 @@ def from_secret(secret: dict[str, Any] | None) -> list[EnvVar]:
     described = {name: description for name, description in order if name in data}
     names = [n for n in described] + sorted(n for n in data if n not in described)
     return [EnvVar(n, base64.b64decode(data[n]).decode(errors="replace"), described.get(n, "")) for n in names]
+
+
+async def follow_owner_key(namespace: str, previous: str | None, owner: str) -> bool:
+    """After an adoption made ``owner`` the user's key: their current variables (under ``previous``) move with them,
+    replacing what an earlier account of theirs left under ``owner``; without current ones, those earlier ones are
+    theirs again. Nothing is left under the old key. True when variables moved."""
+    secret = await k8s.read_secret(namespace, secret_name(previous)) if previous else None
+    if secret is None or previous is None:
+        return False
+    await k8s.put_secret(namespace, secret_manifest(owner, from_secret(secret)))
+    await k8s.delete_secret(namespace, secret_name(previous))
+    return True
 
 
 def pod_env_from(owner: str) -> dict[str, Any]:

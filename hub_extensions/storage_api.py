@@ -22,7 +22,7 @@ from jupyterhub import orm
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from . import k8s, locks, scopes, storage, trail
+from . import env_vars, k8s, locks, scopes, storage, trail
 from .handler_base import DsAPIHandler, needs_unfiltered_scope
 from .settings import Settings
 
@@ -120,6 +120,7 @@ class AdoptVolumesHandler(DsAPIHandler):
             try:
                 result = await storage.adopt_claims(spawner.namespace, user.name, owner, previous, current_choice,
                                                     admin)
+                result["variables_moved"] = await env_vars.follow_owner_key(spawner.namespace, previous, owner)
             except storage.StorageError as e:
                 raise web.HTTPError(e.status, e.message) from e
             except k8s.API_ERRORS as e:

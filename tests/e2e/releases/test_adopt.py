@@ -107,9 +107,15 @@ def test_adopt_after_the_hub_database_is_lost(hub, kube, username):
     status, body = adopt(admin, username, owner=old_key, current="delete")
     assert status == 400, body
 
+    # the user's variables, set under the fresh key, follow them to the adopted one
+    env = {"env_vars": [{"name": "KEPT", "value": "across adoption"}]}
+    assert user.api("PUT", f"/users/{username}/env-vars", json=env).status_code == 200
     status, body = adopt(admin, username, owner=old_key, current="orphan")
     assert status == 200, body
     assert body["owner"] == old_key and body["previous_owner"] == fresh_key and body["adopted_by"] == "admin"
+    assert body["variables_moved"] is True
+    assert kube("get", "secret", f"jupyterhub-ds-env-{fresh_key}", "--ignore-not-found").strip() == ""
+    assert user.api("GET", f"/users/{username}/env-vars").json()["env_vars"][0]["value"] == "across adoption"
     assert set(body["adopted_claims"]) == old_names
     assert "Volume adoption: admin made owner key " + old_key in hub.log_text()
 
