@@ -12,29 +12,16 @@ replaces the whole set in one update of the user's Secret (nothing is written wh
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
-
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from . import env_vars, group_policies, k8s, scopes, trail
 from .handler_base import DsAPIHandler
+from .lockout import SlidingWindow
 
 PUTS_PER_MINUTE = 10
-_recent_puts: defaultdict[int, deque[float]] = defaultdict(deque)
-
-
-def _too_frequent(user_id: int, now: float) -> bool:
-    """Whether this user's variables were written :data:`PUTS_PER_MINUTE` times in the last minute (else counts
-    this write): a loop of saves must not churn etcd or flood the trail."""
-    recent = _recent_puts[user_id]
-    while recent and recent[0] < now - 60:
-        recent.popleft()
-    if len(recent) >= PUTS_PER_MINUTE:
-        return True
-    recent.append(now)
-    return False
+# a loop of saves must not churn etcd, flood the trail or make the hub call the API server without end
+_puts = SlidingWindow()
 
 
 class EnvVarsHandler(DsAPIHandler):
@@ -66,19 +53,18 @@ class EnvVarsHandler(DsAPIHandler):
         except env_vars.EnvVarsError as e:
             self.write_json({"status": 400, "message": e.message, "code": e.code, "rejected": e.rejected}, 400)
             return
-        name = env_vars.secret_name(spawner.ds_owner)
+        if _puts.take(str(user.id), PUTS_PER_MINUTE):
+            raise web.HTTPError(429, f"At most {PUTS_PER_MINUTE} changes a minute; try again shortly")
         try:
-            if env_vars.from_secret(await k8s.read_secret(spawner.namespace, name)) == variables:
+            stored = env_vars.from_secret(await k8s.read_secret(spawner.namespace,
+                                                                env_vars.secret_name(spawner.ds_owner)))
+            if stored == variables:
                 self.write_json({"env_vars": [v.as_json() for v in variables]})
                 return
-            if _too_frequent(user.id, time.monotonic()):
-                raise web.HTTPError(429, f"At most {PUTS_PER_MINUTE} changes a minute; try again shortly")
             await k8s.put_secret(spawner.namespace, env_vars.secret_manifest(spawner.ds_owner, variables))
-        except k8s.ApiException as e:
-            if e.status == 422:  # what Kubernetes refuses in a Secret, beyond our own rules
-                raise web.HTTPError(400, f"Kubernetes refused the set: {k8s.describe(e)}") from e
-            raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         except k8s.API_ERRORS as e:
+            if isinstance(e, k8s.ApiException) and e.status == 422:  # what Kubernetes refuses beyond our rules
+                raise web.HTTPError(400, f"Kubernetes refused the set: {k8s.describe(e)}") from e
             raise web.HTTPError(503, f"Kubernetes API unavailable: {k8s.describe(e)}") from e
         names = [v.name for v in variables]
         trail.record("env-vars", user.name, "", f"environment variables set by {self.current_user.name}: "

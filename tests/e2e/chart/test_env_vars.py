@@ -85,3 +85,10 @@ def test_deleting_the_user_deletes_their_variables(hub, admin, kube, username):
     assert len(secrets) == 1
     assert admin.api("DELETE", f"/users/{username}").status_code == 204
     assert kube("get", "secret", secrets[0]["metadata"]["name"], "--ignore-not-found").strip() == ""
+
+
+def test_a_loop_of_saves_is_cut_off(hub, admin, username):
+    """A user saving in a loop gets 429 after 10 a minute: no etcd churn, no flooded trail, bounded API calls."""
+    user = new_user(hub.url, admin, username)
+    codes = [put(user, username, {"name": "N", "value": str(i)}).status_code for i in range(11)]
+    assert codes == [200] * 10 + [429]
