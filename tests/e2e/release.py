@@ -31,9 +31,10 @@ from .hubclient import PASSWORD
 # what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/dev/hub/jupyterhub_config.py)
 E2E_SCOPES = ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"]
 # custom.ds settings under every test's own: here every client reaches the hub from one address (the node agent's
-# Service forwarder connects to the proxy from 127.0.0.1), so the sign-up rate limit per address would refuse a
-# module's users after the fifth; test_signup_flood sets the shipped limit back on a release of its own
-E2E_BASE_SETTINGS = {"accounts": {"signupsPerMinute": 10000}}
+# Service forwarder connects to the proxy from 127.0.0.1), so the sign-up and login rate limits per address would
+# refuse a module's users after the fifth sign-up or the thirtieth login in a minute (the chart's shared release
+# logs in more than that); test_signup_flood sets the shipped sign-up limit back on a release of its own
+E2E_BASE_SETTINGS = {"accounts": {"signupsPerMinute": 10000, "loginsPerMinute": 10000}}
 # the name of a test's later snippet among hub.extraConfig's keys: Z2JH runs them in key order, ours
 # (`jupyterhub-ds`) and ci/dev/local-values.yaml's (`zz-local-node-agent`) before it
 LATER_SNIPPET_KEY = "zzz-e2e-later"
