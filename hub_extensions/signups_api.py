@@ -48,6 +48,9 @@ def signup_json(info: Any, hub_users: set[str]) -> dict[str, Any]:
             "hub_user": info.username in hub_users}
 
 
+MAX_OFFSET = 2**62  # what SQLite and PostgreSQL take as an OFFSET (a larger one is a database error: a 500)
+
+
 def parse_signups_query(state: str | None, offset: str | None, limit: str | None) -> tuple[str | None, int, int]:
     """``state``/``offset``/``limit`` query arguments -> (state or None, offset, limit); ValueError with the reason."""
     if state not in (None, "", *SIGNUP_STATES):
@@ -57,8 +60,8 @@ def parse_signups_query(state: str | None, offset: str | None, limit: str | None
         size = int(limit) if limit not in (None, "") else PAGE_LIMIT
     except ValueError:
         raise ValueError("offset and limit: expected integers") from None
-    if first < 0:
-        raise ValueError(f"offset: expected at least 0, got {first}")
+    if not 0 <= first <= MAX_OFFSET:
+        raise ValueError(f"offset: expected 0 to {MAX_OFFSET}, got {first}")
     if not 1 <= size <= PAGE_LIMIT:
         raise ValueError(f"limit: expected 1 to {PAGE_LIMIT}, got {size}")
     return state or None, first, size

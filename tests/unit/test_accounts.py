@@ -602,7 +602,7 @@ def test_signups_query(args, expected):
 
 
 @pytest.mark.parametrize("args", [("waiting", None, None), (None, "-1", None), (None, None, "0"),
-                                  (None, None, "201"), (None, "x", None)])
+                                  (None, None, "201"), (None, "x", None), (None, str(10**30), None)])
 def test_signups_query_refused(args):
     with pytest.raises(ValueError):
         parse_signups_query(*args)
