@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-SU_VENV := .venv-singleuser
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
@@ -18,20 +17,14 @@ help:
 $(VENV)/.installed: pyproject.toml requirements/hub-image.txt requirements/test.txt
 	@$(PYTHON) -m ci.dev.postgres install  # PostgreSQL for the tests (Debian packages), pg_config for psycopg2
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt \
-		pycurl  # Z2JH's jupyterhub_config.py uses the curl HTTP client (hub pods run by ci/dev/node_agent.py)
-	touch $@
-
-$(SU_VENV)/.installed: requirements/singleuser.txt
-	$(PYTHON) -m venv $(SU_VENV)
-	$(SU_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/singleuser.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/hub-image.txt -e . -r requirements/test.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed $(SU_VENV)/.installed node_modules/.installed
+deps: $(VENV)/.installed node_modules/.installed
 	@$(PYTHON) -m ci.dev.postgres install
 	@$(PY) -m ci.dev.get_helm >/dev/null
 	@ci/dev/browser.sh

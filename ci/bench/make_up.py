@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Benchmark: `make up` without Docker (ci/dev/devenv.py up: cluster, node agent, helm install of the chart) from a warm
-cache, and the memory of each running user server.
+"""Benchmark: `make up` without Docker (ci/dev/devenv.py up: cluster, real node, helm install of the chart) from a warm
+cache (the images built), and the memory of each running user server.
 
-The servers are REAL jupyterhub-singleuser processes (.venv-singleuser, run by ci/dev/node_agent.py from the pods
-KubeSpawner creates), idle, no kernel. Memory is the RSS (VmRSS) summed over the container's process group.
+The servers are REAL JupyterLab servers in containers on the real node (ci/dev/node.sh: kubelet, containerd, the
+single-user image built from images/singleuser/Dockerfile), idle, no kernel. Memory is read from each container's
+memory cgroup: its RSS and its usage with the page cache.
 Uses its own namespace and state directory and tears both down (`down`); the cluster is the one of
 $JHDS_CLUSTER (started if needed, and then deleted again by `down`).
 
@@ -13,7 +14,6 @@ $JHDS_CLUSTER (started if needed, and then deleted again by `down`).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,24 +26,16 @@ import requests
 from ci.dev import devenv
 
 REPO = Path(__file__).resolve().parents[2]
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/k8s.io")
 
 
-def rss_mib(pid: int) -> float:
-    """VmRSS of every process in ``pid``'s session (the container's process group and its children)."""
-    sid = os.getsid(pid)
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry)) != sid:
-                continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
-            continue
-    return total / 1024
+def container_memory_mib(container_id: str) -> tuple[float, float]:
+    """RSS and total usage (page cache included) of a container on the real node, from its memory cgroup (cgroup v1,
+    the kubelet's cgroupfs driver without QoS levels: containerd puts each container at ``k8s.io/<id>``)."""
+    group = CGROUP_MEMORY / container_id.split("//", 1)[1]
+    stat = dict(line.split() for line in (group / "memory.stat").read_text().splitlines())
+    usage = int((group / "memory.usage_in_bytes").read_text())
+    return int(stat["total_rss"]) / 2**20, usage / 2**20
 
 
 def main() -> None:
@@ -62,7 +54,7 @@ def main() -> None:
                 raise SystemExit(f"up failed:\n{up.stderr[-3000:]}")
             print(f"make up (ci/dev/devenv.py up, warm cache): {elapsed:.1f} s")
             admin = devenv.cluster_up()
-            url = devenv.proxy_url(admin, namespace)
+            url = devenv.cluster_ip_url(admin, namespace, "proxy-public")
             s = requests.Session()
             s.get(f"{url}/hub/login", timeout=30)
             r = s.post(f"{url}/hub/login", timeout=30, allow_redirects=False, data={
@@ -95,10 +87,11 @@ def main() -> None:
                 time.sleep(1)
             time.sleep(5)  # let JupyterLab's server settle after its first requests
             for name in names:
-                pod = devenv.kubectl(admin, "-n", namespace, "get", "pod", f"jupyter-{name}", "-o",
-                                     "jsonpath={.status.containerStatuses[0].containerID}")
-                pid = int(pod.split("//", 1)[1])
-                print(f"memory of {name}'s server (RSS of its process group): {rss_mib(pid):.0f} MiB")
+                container = devenv.kubectl(admin, "-n", namespace, "get", "pod", f"jupyter-{name}", "-o",
+                                           "jsonpath={.status.containerStatuses[0].containerID}")
+                rss, usage = container_memory_mib(container)
+                print(f"memory of {name}'s server (its container's cgroup): RSS {rss:.0f} MiB, "
+                      f"with page cache {usage:.0f} MiB")
         finally:
             down = subprocess.run([*cli, "down", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
             if down.returncode:

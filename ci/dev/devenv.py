@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The local stack without Docker: the control plane with kwok's simulated nodes and a real node, the node agent,
-and either the installed chart or a hub on the host.
+"""The local stack without Docker: the control plane with kwok's simulated nodes and a real node, and either the
+installed chart (on the real node) or a hub on the host.
 
 ``make up``/``make down``:
 
@@ -11,8 +11,8 @@ and either the installed chart or a hub on the host.
                                     # and the cluster only if `up` created them)
     python -m ci.dev.devenv status
 
-The end-to-end fixtures (tests/e2e/) use the same pieces: ``install_chart``, and the node agent (kwok's nodes) or
-the real node for every installed release. ``Hub`` (a hub process on the host, configured by
+The end-to-end fixtures (tests/e2e/) use the same pieces: ``install_chart`` with ci/dev/node-values.yaml for every
+installed release. ``Hub`` (a hub process on the host, configured by
 ci/dev/hub/jupyterhub_config.py) serves the benchmarks (ci/bench/, one hub process whose event loop they measure)
 and tests/e2e/test_hub_failures.py. That host hub talks to the API server with a TokenRequest token of the
 ServiceAccount ``hub``, bound to Z2JH 4.4.0's hub Role plus the RBAC rendered from our chart
@@ -40,7 +40,7 @@ import yaml
 from ci import chart
 from ci.dev import get_helm
 
-HERE = Path(__file__).resolve().parent  # ci/dev: the cluster script, the node agent and their data files
+HERE = Path(__file__).resolve().parent  # ci/dev: the cluster and node scripts and their data files
 REPO = HERE.parents[1]
 
 DEV_NAMESPACE = "jupyterhub-ds"
@@ -160,30 +160,9 @@ def stop_process(proc: subprocess.Popen | int, grace: float = 10) -> None:
         pass
 
 
-def start_node_agent(admin: Path, state: Path, namespace: str | None = None,
-                     standin_host_paths: bool = False, leave: str | None = None) -> subprocess.Popen:
-    """ci/dev/node_agent.py (the kubelet of the kwok nodes) for one namespace, or for all of them; pods labelled
-    ``leave`` (KEY=VALUE) are left to another process."""
-    argv = [sys.executable, str(HERE / "node_agent.py"), "--kubeconfig", str(admin),
-            "--workdir", str(state / "node-agent")]
-    if namespace:
-        argv += ["--namespace", namespace]
-    if standin_host_paths:
-        argv.append("--standin-host-paths")
-    if leave:
-        argv += ["--leave", leave]
-    return _spawn(argv, state / "node-agent.log")
-
-
-def start_test_node_agent(admin: Path, namespace: str, state: Path, leave: str | None = None) -> subprocess.Popen:
-    """The node agent for an end-to-end release's namespace. Missing typed hostPaths (the Docker socket of the
-    docker-sock group on a machine without Docker) get a stand-in there: those tests check the pod spec."""
-    return start_node_agent(admin, state, namespace, standin_host_paths=True, leave=leave)
-
-
 def start_stub_servers(admin: Path, namespace: str, state: Path, stats_port: int) -> subprocess.Popen:
     """ci/dev/stub_servers.py for a benchmark's namespace: one process answering for every single-user pod, with its
-    delivery counts on ``http://127.0.0.1:<stats_port>/stats``. Instead of the node agent, never with it."""
+    delivery counts on ``http://127.0.0.1:<stats_port>/stats``."""
     state.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(HERE / "stub_servers.py"), "--namespace", namespace,
             "--kubeconfig", str(admin), "--stats-port", str(stats_port)]
@@ -285,10 +264,26 @@ RELEASE = "jupyterhub"
 LOCAL_VALUES = HERE / "local-values.yaml"
 NODE_VALUES = HERE / "node-values.yaml"  # the chart's pods on the real node of ci/dev/node.sh
 FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
+# the ports of the real node's IP that its pods may reach on this machine (ci/dev/node.sh's HOST_SERVICE_PORTS)
+HOST_SERVICE_PORTS = range(15432, 15440)
 
 
-def pod_net() -> int:
-    return int(os.environ.get("JHDS_POD_NET", "1"))
+def node_ip(admin: Path) -> str:
+    """The real node's IP: its pods reach this machine there (the bridge's gateway)."""
+    return kubectl(admin, "get", "node", "node-1", "-o",
+                   "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}").strip()
+
+
+def free_host_service_port(address: str) -> int:
+    """A free port of ``HOST_SERVICE_PORTS`` on ``address``."""
+    for port in HOST_SERVICE_PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"every port of {HOST_SERVICE_PORTS} is taken on {address}")
 
 
 def helm(admin: Path, *args: str, timeout: float = 600) -> str:
@@ -320,15 +315,6 @@ def install_chart(admin: Path, namespace: str, values: list[Path] | None = None,
         helm(admin, *args, "--timeout", "5m")
 
 
-def service_url(admin: Path, namespace: str, name: str) -> str:
-    """``http://<address>:<first port>`` of a Service as the node agent serves it on this machine (a loopback
-    address standing in for its ClusterIP)."""
-    from ci.dev import node_agent
-    svc = json.loads(kubectl(admin, "-n", namespace, "get", "service", name, "-o", "json"))
-    port = svc["spec"]["ports"][0]["port"]
-    return f"http://{node_agent.service_address(svc['spec']['clusterIP'], pod_net())}:{port}"
-
-
 def cluster_ip_url(admin: Path, namespace: str, name: str) -> str:
     """``http://<ClusterIP>:<first port>`` of a Service: kube-proxy on the real node (ci/dev/node.sh) routes this
     machine's connections to a ClusterIP."""
@@ -342,10 +328,6 @@ def claim_dir(admin: Path, namespace: str, claim: str) -> Path:
     volume = kubectl(admin, "-n", namespace, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}").strip()
     spec = json.loads(kubectl(admin, "get", "pv", volume, "-o", "json"))["spec"]
     return Path((spec.get("hostPath") or spec.get("local"))["path"])
-
-
-def proxy_url(admin: Path, namespace: str) -> str:
-    return service_url(admin, namespace, "proxy-public")
 
 
 def wait_http(url: str, timeout: float, what: str, log_hint: str = "") -> None:
@@ -362,9 +344,10 @@ def wait_http(url: str, timeout: float, what: str, log_hint: str = "") -> None:
     raise TimeoutError(f"{what} not reachable at {url} after {timeout:.0f}s ({last}). {log_hint}")
 
 
-def wait_installed(admin: Path, namespace: str, timeout: float = 300, real_node: bool = False) -> str:
-    """Wait until the hub answers through the proxy and the hub and proxy pods are Ready; returns the URL."""
-    url = cluster_ip_url(admin, namespace, "proxy-public") if real_node else proxy_url(admin, namespace)
+def wait_installed(admin: Path, namespace: str, timeout: float = 300) -> str:
+    """Wait until the hub answers through the proxy and the hub and proxy pods are Ready; returns the URL
+    (proxy-public's ClusterIP, which kube-proxy routes from this machine)."""
+    url = cluster_ip_url(admin, namespace, "proxy-public")
     wait_http(f"{url}/hub/api/", timeout, "the hub (through proxy-public)",
               f"See: kubectl -n {namespace} get pods; kubectl -n {namespace} logs deploy/hub")
     for component in ("hub", "proxy"):
@@ -373,16 +356,13 @@ def wait_installed(admin: Path, namespace: str, timeout: float = 300, real_node:
     return url
 
 
-def remove_test_install(admin: Path, namespace: str, agent: subprocess.Popen | None) -> None:
-    """Undo an end-to-end test's install: the release, then its namespace (claims and all), then the namespace's
-    node agent, which stops each pod's processes as the pod goes."""
+def remove_test_install(admin: Path, namespace: str) -> None:
+    """Undo an end-to-end test's install: the release, then its namespace (claims and all)."""
     try:
         helm(admin, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
     except RuntimeError:
         pass
     kubectl(admin, "delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
-    if agent is not None:
-        stop_process(agent, grace=40)
 
 
 def first_admin_password(admin: Path, namespace: str) -> str:
@@ -406,7 +386,7 @@ def up(namespace: str, state: Path) -> None:
     _pidfile(state).write_text(json.dumps(record))
     try:
         install_chart(admin, namespace, values=[NODE_VALUES])
-        url = wait_installed(admin, namespace, real_node=True)
+        url = wait_installed(admin, namespace)
         password = first_admin_password(admin, namespace)
     except BaseException:
         print(f"make up failed: {f'KUBECONFIG={admin}'} kubectl -n {namespace} get pods,events; node logs in "
@@ -434,7 +414,7 @@ from images/*/Dockerfile.
 
 
 def down(state: Path) -> None:
-    """Uninstall the release, stop the node agent (by recorded pid), the namespace and the cluster if ``up``
+    """Uninstall the release, stop what ``up`` recorded (by pid), the namespace and the cluster if ``up``
     created them."""
     record = json.loads(_pidfile(state).read_text()) if _pidfile(state).exists() else {}
     admin = Path(record["admin_kubeconfig"]) if record.get("admin_kubeconfig") else None

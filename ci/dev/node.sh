@@ -30,6 +30,9 @@ BRIDGE=jhds$NET
 POD_CIDR=10.244.$NET.0/24
 NODE_IP=10.244.$NET.1
 DNS_HEALTH_PORT=$((18180 + NET))
+# ports of the node's IP that pods may reach on this machine: where a test serves something to pods (the throwaway
+# PostgreSQL of a hub on hub.db.type postgres: ci/dev/devenv.py's HOST_SERVICE_PORTS names the same range)
+HOST_SERVICE_PORTS=15432:15439
 PKI=$RUN_DIR/kwok/clusters/$CLUSTER/pki
 PYTHON=${PYTHON:-python3}
 UP_TIMEOUT=${JHDS_UP_TIMEOUT:-180}
@@ -141,6 +144,7 @@ network_up() {
   iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -d "$NODE_IP" -p udp --dport 53 -j ACCEPT
   iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -d "$NODE_IP" -p tcp --dport 53 -j ACCEPT
   iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -p tcp --dport "$port" -j ACCEPT
+  iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -d "$NODE_IP" -p tcp --dport "$HOST_SERVICE_PORTS" -j ACCEPT
   iptables -A JHDS-NODE-INPUT -i "$BRIDGE" -j DROP
   iptables -A JHDS-NODE-INPUT -i lo -j RETURN
   iptables -A JHDS-NODE-INPUT -p tcp --dport "$port" -j DROP

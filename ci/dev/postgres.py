@@ -5,9 +5,11 @@
     python3 -m ci.dev.postgres check      # exit 0 when the binaries are there
 
 ``TempPostgres`` (used by the unit and end-to-end fixtures) runs ``initdb`` in a temporary directory and
-``postgres`` on a free 127.0.0.1 port with its unix socket in that directory, trust authentication, and no
-fsync (it is thrown away). PostgreSQL refuses to run as root: as root the server runs as the ``postgres``
-system user that Debian's package creates (``runuser``), falling back to ``nobody``.
+``postgres`` on a free 127.0.0.1 port with its unix socket in that directory, trust authentication, and no fsync (it
+is thrown away). For pods (a hub on the real node), ``TempPostgres(listen=<node IP>, port=<one of the ports the node
+lets pods reach>, clients=<pod CIDR>)`` listens there too and trusts that network. PostgreSQL refuses to run as
+root: as root the server runs as the ``postgres`` system user that Debian's package creates (``runuser``), falling
+back to ``nobody``.
 """
 
 from __future__ import annotations
@@ -82,17 +84,18 @@ def _run_as() -> tuple[list[str], int | None, int | None]:
 class TempPostgres:
     """``with TempPostgres() as pg: pg.url("dbname")``; ``pg.create_database(name)`` makes a fresh one."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: str | None = None, port: int | None = None, clients: str | None = None) -> None:
         found = bindir()
         if found is None:
             raise RuntimeError("PostgreSQL is not installed (run `python3 -m ci.dev.postgres install`)")
         self.bin = found
-        self.port = free_port()
+        self.listen, self.clients = listen, clients
+        self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="jhds-pg-"))
         self.proc: subprocess.Popen | None = None
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgresql://postgres@{host}:{self.port}/{database}"
 
     def start(self, timeout: float = 60) -> TempPostgres:
         prefix, uid, gid = _run_as()
@@ -103,12 +106,16 @@ class TempPostgres:
             os.chown(data, uid, gid)
         subprocess.run([*prefix, str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                         "-E", "UTF8", "--no-sync", "--locale=C"], check=True, capture_output=True)
+        if self.clients:
+            with open(data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.clients} trust\n")
+        addresses = ",".join(["127.0.0.1", *([self.listen] if self.listen else [])])
         log = open(self.dir / "postgres.log", "ab")
         if uid is not None:
             os.chown(self.dir / "postgres.log", uid, gid)
         self.proc = subprocess.Popen(
             [*prefix, str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", f"listen_addresses={addresses}", "-c", "fsync=off", "-c", "synchronous_commit=off",
              "-c", "full_page_writes=off", "-c", "max_connections=100"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

@@ -1,7 +1,7 @@
 """Stub single-user servers for benchmarks and scale tests: one process standing in for every server.
 
-kwok marks pods Running and gives them loopback IPs (127.<net>.x.y) but runs nothing; ci/dev/node_agent.py runs
-each pod's real containers, but a real ``jupyterhub-singleuser`` takes ~100 MB, so 1,000 of them do not fit.
+kwok marks pods Running and gives them loopback IPs (127.<net>.x.y) but runs nothing; the real node runs real
+servers, but a real ``jupyterhub-singleuser`` takes ~100 MB, so 1,000 of them do not fit.
 Instead, ONE asyncio process (:class:`StubServers`) watches a namespace's single-user pods and listens on every
 Running pod's IP:port, answering what the hub and our features call under the pod's ``JUPYTERHUB_SERVICE_PREFIX``:
 the prefix itself and anything below it (JupyterHub's start waits for an HTTP answer at the server URL; the

@@ -1,5 +1,5 @@
-"""End-to-end fixtures: the real control plane (kwok) and the chart installed on it with helm (real Z2JH 4.4.0),
-its pods run by ci/dev/node_agent.py as local processes, its hub configured by Z2JH's own jupyterhub_config.py.
+"""End-to-end fixtures: the real control plane (kwok's simulated nodes and a real node) and the chart installed on
+it with helm (real Z2JH 4.4.0), its pods on the real node, its hub configured by Z2JH's own jupyterhub_config.py.
 
 The cluster starts once per run (``ci/dev/cluster.sh up`` provisions or reuses the binaries). Tests are marked
 ``cluster``; they skip only when Go is missing, with the reason printed.

@@ -1,20 +1,20 @@
-"""A test install of the chart: one helm release in a namespace of its own, its pods run by a node agent of its own,
-its hub configured by Z2JH's jupyterhub_config.py and our hub.extraConfig, as a site installs it.
+"""A test install of the chart: one helm release in a namespace of its own, its pods on the real node (ci/dev/node.sh:
+kubelet, containerd, the images built from images/*/Dockerfile), its hub configured by Z2JH's jupyterhub_config.py and
+our hub.extraConfig, as a site installs it. The tests reach proxy-public at its ClusterIP through kube-proxy.
 
-``install`` again is ``helm upgrade`` with the new values in place of the old (values.example.yaml and
-ci/dev/local-values.yaml stay underneath): the hub restarts when its configuration changed (Z2JH's checksum annotation),
-its database and every claim stay. Everything a test adds goes through the chart's values: ``custom.ds`` settings,
-``hub.config`` sections, a later ``hub.extraConfig`` snippet, other values (``hub.db``, ``hub.allowNamedServers``,
-``custom.brandingFiles``); plus a hub service ``e2e`` with a token the tests choose, and the first admin's password
-pre-created in the chart's Secret (the chart keeps an existing one, helm adopts it), so that
-``hubclient.admin_client`` logs in.
+``install`` again is ``helm upgrade`` with the new values in place of the old (values.example.yaml,
+ci/dev/local-values.yaml and ci/dev/node-values.yaml stay underneath): the hub restarts when its configuration
+changed (Z2JH's checksum annotation), its database and every claim stay. Everything a test adds goes through the
+chart's values: ``custom.ds`` settings, ``hub.config`` sections, a later ``hub.extraConfig`` snippet, other values
+(``hub.db``, ``hub.allowNamedServers``, ``custom.brandingFiles``); plus a hub service ``e2e`` with a token the tests
+choose, and the first admin's password pre-created in the chart's Secret (the chart keeps an existing one, helm
+adopts it), so that ``hubclient.admin_client`` logs in.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -30,13 +30,14 @@ from .hubclient import PASSWORD
 
 # what the tests' e2e service may do (the host hubs' e2e service has the same scopes: ci/dev/hub/jupyterhub_config.py)
 E2E_SCOPES = ["admin:users", "admin:servers", "admin:groups", "list:users", "read:hub"]
-# custom.ds settings under every test's own: here every client reaches the hub from one address (the node agent's
-# Service forwarder connects to the proxy from 127.0.0.1), so the sign-up and login rate limits per address would
-# refuse a module's users after the fifth sign-up or the thirtieth login in a minute (the chart's shared release
-# logs in more than that); test_signup_flood sets the shipped sign-up limit back on a release of its own
+# custom.ds settings under every test's own: here every client reaches the hub from one address (kube-proxy
+# masquerades this machine's connections to proxy-public's ClusterIP), so the sign-up and login rate limits per
+# address would refuse a module's users after the fifth sign-up or the thirtieth login in a minute (the chart's
+# shared release logs in more than that); test_signup_flood sets the shipped sign-up limit back on a release of its
+# own
 E2E_BASE_SETTINGS = {"accounts": {"signupsPerMinute": 10000, "loginsPerMinute": 10000}}
 # the name of a test's later snippet among hub.extraConfig's keys: Z2JH runs them in key order, ours
-# (`jupyterhub-ds`) and ci/dev/local-values.yaml's (`zz-local-node-agent`) before it
+# (`jupyterhub-ds`) before it
 LATER_SNIPPET_KEY = "zzz-e2e-later"
 
 
@@ -72,20 +73,14 @@ class Release:
     state: Path
     service_token: str = field(default_factory=lambda: os.urandom(16).hex())
     url: str = ""
-    # set: ci/dev/stub_servers.py answers for the single-user pods (counts on this port) and the node agent leaves them
-    stub_stats_port: int | None = None
-    agent: subprocess.Popen | None = None
-    stubs: subprocess.Popen | None = None
     installed_values: dict | None = None  # the overlay of the last install that succeeded
-    # on the real node (ci/dev/node.sh: kubelet, containerd, the images built from images/*/Dockerfile) instead of
-    # a node agent on kwok's nodes; the tests reach proxy-public at its ClusterIP through kube-proxy
-    real_node: bool = False
+    prepared: bool = False  # the namespace and the first admin's Secret exist
 
     @classmethod
-    def new(cls, admin: Path, prefix: str, state_dirs: pytest.TempPathFactory, real_node: bool = False) -> Release:
+    def new(cls, admin: Path, prefix: str, state_dirs: pytest.TempPathFactory) -> Release:
         """A release to install in a new namespace ``<prefix>-<random>``, its state in a new temporary directory."""
         namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        return cls(admin, namespace, state_dirs.mktemp(namespace), real_node=real_node)
+        return cls(admin, namespace, state_dirs.mktemp(namespace))
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         return devenv.kubectl(self.admin, "-n", self.namespace, *args, check=check)
@@ -95,7 +90,7 @@ class Release:
         """``helm upgrade --install`` with these ``custom.ds`` settings, ``hub.config`` sections, later snippet and
         other ``jupyterhub`` values; waits for the (new) hub to answer through the proxy unless ``wait`` is false.
         Nothing happens when the values are those of the last install (a test asking for what is installed)."""
-        if self.agent is None and not self.prepared:
+        if not self.prepared:
             self._prepare()
         hub: dict = {
             "services": {"e2e": {"apiToken": self.service_token}},
@@ -119,14 +114,10 @@ class Release:
     def values_file(self) -> Path:
         return self.state / "e2e-values.yaml"
 
-    @property
-    def prepared(self) -> bool:
-        return (self.state / ".prepared").exists()
-
     def reinstall(self, wait: bool = True) -> Release:
         """``helm upgrade`` with the values of the last install (helm renders what is missing again)."""
-        values = [devenv.NODE_VALUES, self.values_file] if self.real_node else [self.values_file]
-        devenv.install_chart(self.admin, self.namespace, values=values, create_namespace=False)
+        devenv.install_chart(self.admin, self.namespace, values=[devenv.NODE_VALUES, self.values_file],
+                             create_namespace=False)
         if wait:
             self.wait_hub()
         return self
@@ -136,20 +127,12 @@ class Release:
         devenv.kubectl(self.admin, "create", "namespace", self.namespace)
         devenv.kubectl(self.admin, "-n", self.namespace, "apply", "-f", "-",
                        stdin=yaml.safe_dump(first_admin_secret(self.namespace, PASSWORD)))
-        (self.state / ".prepared").touch()
-        if self.real_node:
-            return
-        if self.stub_stats_port is None:
-            self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state)
-        else:
-            self.stubs = devenv.start_stub_servers(self.admin, self.namespace, self.state, self.stub_stats_port)
-            self.agent = devenv.start_test_node_agent(self.admin, self.namespace, self.state,
-                                                      leave="component=singleuser-server")
+        self.prepared = True
 
     def wait_hub(self, timeout: float = 180) -> None:
         """Until the hub Deployment's newest pod is Ready and the hub answers through proxy-public."""
         self.kubectl("rollout", "status", "deployment/hub", f"--timeout={int(timeout)}s")
-        self.url = devenv.wait_installed(self.admin, self.namespace, timeout, real_node=self.real_node)
+        self.url = devenv.wait_installed(self.admin, self.namespace, timeout)
 
     def log_text(self) -> str:
         """The hub container's log since its pod started (``kubectl logs deploy/hub``)."""
@@ -190,21 +173,14 @@ class Release:
             time.sleep(0.5)
 
     def remove(self) -> None:
-        """Uninstall in the background (about 12 s: the release, the namespace, then the node agent once its pods'
-        processes stopped) while the next module sets up; ``wait_removed`` waits for every removal."""
-        if self.agent is not None or (self.real_node and self.prepared):
-            agent, stubs = self.agent, self.stubs
-
-            def remove() -> None:
-                devenv.remove_test_install(self.admin, self.namespace, agent)
-                if stubs is not None:
-                    devenv.stop_process(stubs)
-
-            removal = threading.Thread(target=remove, name=f"remove {self.namespace}")
+        """Uninstall in the background (the release, then the namespace with its claims) while the next module sets
+        up; ``wait_removed`` waits for every removal."""
+        if self.prepared:
+            removal = threading.Thread(target=devenv.remove_test_install, args=(self.admin, self.namespace),
+                                       name=f"remove {self.namespace}")
             removal.start()
             _removals.append(removal)
-            self.agent = self.stubs = None
-            (self.state / ".prepared").unlink()
+            self.prepared = False
 
 
 _removals: list[threading.Thread] = []

@@ -1,5 +1,6 @@
-"""End to end on the INSTALLED chart: `helm upgrade --install` of chart/ (real Z2JH 4.4.0) with values.example.yaml
-and ci/dev/local-values.yaml, pods run by ci/dev/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py.
+"""End to end on the INSTALLED chart: `helm upgrade --install` of chart/ (real Z2JH 4.4.0) with values.example.yaml,
+ci/dev/local-values.yaml and ci/dev/node-values.yaml, pods on the real node, the hub configured by Z2JH's own
+jupyterhub_config.py.
 
 One install per module (installs take ~30 s); the tests run in file order and build on each other's users.
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -49,17 +49,15 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+def installed(admin_kubeconfig: Path) -> Iterator[Installed]:
     namespace = f"e2e-chart-{uuid.uuid4().hex[:6]}"
-    state = tmp_path_factory.mktemp(namespace)
-    agent = devenv.start_node_agent(admin_kubeconfig, state, namespace)
     try:
-        devenv.install_chart(admin_kubeconfig, namespace)
+        devenv.install_chart(admin_kubeconfig, namespace, values=[devenv.NODE_VALUES])
         url = devenv.wait_installed(admin_kubeconfig, namespace)
         yield Installed(namespace, url, devenv.first_admin_password(admin_kubeconfig, namespace),
                         Kube(admin_kubeconfig, namespace), admin_kubeconfig)
     finally:
-        devenv.remove_test_install(admin_kubeconfig, namespace, agent)
+        devenv.remove_test_install(admin_kubeconfig, namespace)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +100,7 @@ def test_hub_and_proxy_pods_are_running_and_ready_with_logs_and_port_forward(ins
         pod = installed.pod(component)
         assert pod["status"]["phase"] == "Running" and ready(pod), pod["status"]
         status = pod["status"]["containerStatuses"][0]
-        assert status["containerID"].startswith("node-agent://") and status["ready"] is True
+        assert status["containerID"].startswith("containerd://") and status["ready"] is True
     log = installed.kube("logs", "deploy/hub")
     assert "JupyterHub is now running" in log, log[-2000:]
     # Z2JH's own configuration ran: the hub reaches the proxy through the proxy-api Service by name
@@ -192,7 +190,7 @@ def test_helm_upgrade_keeps_data_and_database_and_restarts_the_hub_on_a_settings
         "jupyterhub": {"custom": {"brandingFiles": {"logo.svg": base64.b64encode(LOGO).decode()},
                                   "ds": {"branding": {"logo": "logo.svg"}, "lab": {"timezone": "Europe/Berlin"}}}},
     }))
-    devenv.install_chart(installed.admin_kubeconfig, installed.namespace, values=[values])
+    devenv.install_chart(installed.admin_kubeconfig, installed.namespace, values=[devenv.NODE_VALUES, values])
     deadline = time.monotonic() + 180
     while True:  # the hub Deployment rolls: a new pod with a new checksum
         pods = [p for p in kube.items("pods", "component=hub") if not p["metadata"].get("deletionTimestamp")]
@@ -217,20 +215,29 @@ def test_helm_upgrade_keeps_data_and_database_and_restarts_the_hub_on_a_settings
     alice.stop_server()
 
 
+def container_pids(container_id: str) -> list[int]:
+    """The processes in a container on the real node: its cgroup (cgroup v1, the kubelet's cgroupfs driver without
+    QoS levels: containerd's ``k8s.io/<id>``); none once the container is gone."""
+    procs = Path("/sys/fs/cgroup/memory/k8s.io") / container_id.split("//", 1)[1] / "cgroup.procs"
+    try:
+        return [int(line) for line in procs.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def test_no_process_outlives_its_pod(installed, users):
-    """Every container the node agent started for a stopped server is gone (its pid is no longer alive)."""
+    """Every process of a stopped server's container is gone once its pod is (the kubelet and runc clean up)."""
     bob = users["bob"]
     bob.start_server(timeout=180)
-    pid = int(installed.kube.user_pod(bob.username)["status"]["containerStatuses"][0]["containerID"].split("//")[1])
-    os.kill(pid, 0)
+    container = installed.kube.user_pod(bob.username)["status"]["containerStatuses"][0]["containerID"]
+    pids = container_pids(container)
+    assert pids, container
     bob.stop_server()
     installed.kube.wait_user_pod_gone(bob.username)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        if not alive:
             return
         time.sleep(0.5)
-    pytest.fail(f"process {pid} of {bob.username}'s server still runs after its pod is gone")
-
+    pytest.fail(f"processes {alive} of {bob.username}'s server still run after its pod is gone")

@@ -16,7 +16,6 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "hub_extensions"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 MAX_LINES = 500
-LONG_ON_PURPOSE = {"ci/dev/node_agent.py"}  # retired by the real node (issue 25); kept working, not grown
 
 
 def package_imports(path: Path) -> set[str]:
@@ -65,7 +64,7 @@ def test_handlers_live_in_api_modules(module: str) -> None:
 def test_no_module_is_over_500_lines() -> None:
     files = [*PACKAGE.glob("*.py"), *(REPO / "ci").rglob("*.py")]
     long = {str(p.relative_to(REPO)): n for p in files
-            if (n := len(p.read_text().splitlines())) > MAX_LINES and str(p.relative_to(REPO)) not in LONG_ON_PURPOSE}
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, long
 
 

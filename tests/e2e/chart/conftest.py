@@ -1,6 +1,6 @@
 """The modules in this directory drive the INSTALLED chart's hub: one `helm upgrade --install` of chart/ (real Z2JH
-4.4.0) with values.example.yaml and ci/dev/local-values.yaml, shared by every module here, its pods run by
-ci/dev/node_agent.py, the hub configured by Z2JH's own jupyterhub_config.py and our hub.extraConfig.
+4.4.0) with values.example.yaml, ci/dev/local-values.yaml and ci/dev/node-values.yaml, shared by every module here,
+its pods on the real node, the hub configured by Z2JH's own jupyterhub_config.py and our hub.extraConfig.
 
 The install is a ``release.Release`` (its e2e service and first admin's password) with ``E2E_SETTINGS``
 (``custom.ds``) and ``E2E_ROLES`` (``hub.loadRoles``) added, as a site's own values file would add them.

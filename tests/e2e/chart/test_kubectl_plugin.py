@@ -1,6 +1,6 @@
 """``kubectl jupyterhub`` end to end on the installed chart: kubectl runs the plugin, which finds the release by
 the labels of Z2JH's hub Deployment, reads the service token from Z2JH's hub Secret and reaches the hub pod through
-``kubectl port-forward`` via the API server (the node agent's kwok PortForward leads to the hub's pod IP). The
+``kubectl port-forward`` via the API server and the real node's kubelet. The
 service and its role are the chart's own ``hub.services``/``hub.loadRoles`` (chart/values.yaml): the scopes tested
 are the shipped ones.
 """
@@ -191,14 +191,14 @@ def test_servers_and_friends(run, rosa, kube, namespace, tmp_path_factory):
     assert r["success"] is True and r["session_info"]["extensions_used_hours"] == 1
     assert run("extend", rosa, "0", rc=1).stderr.startswith("error: ")
 
-    # broadcast into rosa's lab (the notifications extension in the jupyterhub-singleuser the node agent runs)
+    # broadcast into rosa's lab (the notifications extension in the real single-user server)
     r = run.json("broadcast", "maintenance at 5", "--to", rosa, "--variant", "warning")
     assert r["successful"] == 1 and r["details"][0]["username"] == rosa
     assert "delivered to 1 of 1" in run("broadcast", "again", "--to", rosa).stdout
     assert run("broadcast", "hi", "--group", "no-such-group", rc=1).stderr == "error: No such group: no-such-group\n"
 
-    # logs: the real jupyterhub-singleuser's log, which the node agent writes in the CRI format and kwok serves
-    # through the API server (its Logs object), read by the plugin as by `kubectl logs`
+    # logs: the real jupyterhub-singleuser's log, which the kubelet serves through the API server, read by the
+    # plugin as by `kubectl logs`
     (pod,) = kube.user_pods(rosa)
     name = pod["metadata"]["name"]
     deadline = time.monotonic() + 30

@@ -13,12 +13,36 @@ override it with their settings.
 
 from __future__ import annotations
 
+import os
+import socketserver
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ..release import Release
+
+DOCKER_GID = 4242  # the group of ``docker_socket`` on the node, given to the members' pods as a supplemental group
+
+
+@pytest.fixture(scope="module")
+def docker_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A unix socket on the node (this machine), root:DOCKER_GID 0660 as dockerd's, answering every connection with
+    a line: the hostPath a module gives the docker-socket group (``groups.dockerSock.hostPath``)."""
+
+    class Hello(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(b"hello from the node\n")
+
+    path = tmp_path_factory.mktemp("node-sock") / "docker.sock"
+    server = socketserver.ThreadingUnixStreamServer(str(path), Hello)
+    os.chown(path, 0, DOCKER_GID)
+    os.chmod(path, 0o660)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield path
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def test_lab_icons_are_fully_qualified_hub_urls_in_the_pod(file_hub, file_admin,
         assert main == "http://hub:8081/hub/ds-branding/lab-main.svg"
         assert env["JUPYTERLAB_SPLASH_ICON_URI"] == f"{CDN}/splash.svg"
         # what the lab server does with it: download the icon from the hub (through the hub Service)
-        hub_service = devenv.service_url(kube.kubeconfig, kube.namespace, "hub")
+        hub_service = devenv.cluster_ip_url(kube.kubeconfig, kube.namespace, "hub")
         assert requests.get(main.replace("http://hub:8081", hub_service), timeout=10).content == SVG
     finally:
         stop_quietly(user)

@@ -82,7 +82,9 @@ def test_idle_server_is_culled_and_an_extended_one_is_not(hub, admin, kube, user
         time.sleep(1)
     kube.wait_user_pod_gone(idle.username, timeout=60)
     hub.wait_log("Culler: stopping")
-    gone = info(idle, idle.username)
+    deadline = time.monotonic() + 15  # the hub finishes the stop (route, database) once the kubelet removed the pod
+    while (gone := info(idle, idle.username))["server_active"] and time.monotonic() < deadline:
+        time.sleep(0.3)
     assert gone["server_active"] is False and gone["time_remaining_seconds"] is None
     culled = wait_events(kube, idle_pod, "Culled")
     assert len(culled) == 1 and "(idle:" in culled[0]["message"]

@@ -1,5 +1,5 @@
 """Notification broadcast on the installed chart's hub into real single-user servers (jupyterhub-singleuser with
-the notifications extension, started by ci/dev/node_agent.py for each pod), in a release of its own: named servers on,
+the notifications extension, in the single-user image on the real node), in a release of its own: named servers on,
 a role for the TA through ``hub.loadRoles``, and the hub's SQLite database read for token counts.
 
 Each lab's pending notifications are read back through the extension's own GET endpoint with the user's

@@ -12,9 +12,6 @@ The hub and the proxy reach each other and the users' servers through kube-proxy
 
 from __future__ import annotations
 
-import os
-import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,40 +21,17 @@ import pytest
 from ..hubclient import ServiceClient, new_user
 from ..release import Release
 from ..spawnwatch import start_and_get_pod, stop_and_wait
+from .conftest import DOCKER_GID
 
-DOCKER_GID = 4242  # the socket's group on the node, given to the members' pods as a supplemental group
 POLICIES = [
     {"group": "rn-limits", "resources": {"cpuLimit": "500m", "memoryLimit": "300Mi"},
      "mounts": [{"claimName": "rn-data", "mountPath": "/data", "readOnly": True}]},
 ]
 
 
-def _answer_socket(path: Path) -> socketserver.UnixStreamServer:
-    """A unix socket at ``path`` (root:DOCKER_GID 0660, as dockerd's) answering every connection with a line."""
-
-    class Hello(socketserver.StreamRequestHandler):
-        def handle(self) -> None:
-            self.wfile.write(b"hello from the node\n")
-
-    server = socketserver.ThreadingUnixStreamServer(str(path), Hello)
-    os.chown(path, 0, DOCKER_GID)
-    os.chmod(path, 0o660)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.fixture(scope="module")
-def docker_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("node-sock") / "docker.sock"
-    server = _answer_socket(path)
-    yield path
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture(scope="module")
 def release(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    release = Release.new(admin_kubeconfig, "e2e-node", tmp_path_factory, real_node=True)
+    release = Release.new(admin_kubeconfig, "e2e-node", tmp_path_factory)
     yield release
     release.remove()
 

@@ -18,7 +18,7 @@ def test_spawn_through_hub_creates_pod_and_bound_claims(hub, admin, kube, userna
     assert len(pods) == 1
     pod = pods[0]
     assert pod["status"]["phase"] == "Running"
-    assert pod["status"]["podIP"].startswith("127.")
+    assert pod["spec"]["nodeName"] == "node-1" and pod["status"]["podIP"].startswith("10.244.")  # on its bridge
 
     claims = kube.items("pvc", f"hub.jupyter.org/username={username}")
     assert sorted(c["metadata"]["labels"]["jupyterhub-ds/volume"] for c in claims) == ["cache", "home", "workspace"]

@@ -165,6 +165,7 @@ def test_lab_favicon_is_the_branding_favicon_and_the_route_goes_with_the_server(
     r = requests.get(f"{hub.url}/user/{username}/static/favicons/favicon-busy-1.ico", timeout=10)
     assert r.content == ICO
 
+    page.goto("about:blank")  # the lab closed first: its requests would fail once the server stops
     user.stop_server()
     r = requests.get(f"{hub.url}/user/{username}/static/favicons/favicon.ico", timeout=10, allow_redirects=False)
     assert r.content != ICO  # the route went with the server: the proxy's default (the hub) answers
