@@ -26,13 +26,11 @@ import requests
 from ci.dev import devenv
 
 REPO = Path(__file__).resolve().parents[2]
-CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/k8s.io")
 
 
 def container_memory_mib(container_id: str) -> tuple[float, float]:
-    """RSS and total usage (page cache included) of a container on the real node, from its memory cgroup (cgroup v1,
-    the kubelet's cgroupfs driver without QoS levels: containerd puts each container at ``k8s.io/<id>``)."""
-    group = CGROUP_MEMORY / container_id.split("//", 1)[1]
+    """RSS and total usage (page cache included) of a container on the real node, from its memory cgroup."""
+    group = devenv.container_cgroup(container_id)
     stat = dict(line.split() for line in (group / "memory.stat").read_text().splitlines())
     usage = int((group / "memory.usage_in_bytes").read_text())
     return int(stat["total_rss"]) / 2**20, usage / 2**20

@@ -268,6 +268,12 @@ FIRST_ADMIN_SECRET = "jupyterhub-ds-first-admin"
 HOST_SERVICE_PORTS = range(15432, 15440)
 
 
+def container_cgroup(container_id: str, controller: str = "memory") -> Path:
+    """A container's cgroup on the real node (cgroup v1, the kubelet's cgroupfs driver without QoS levels:
+    containerd puts each container at ``k8s.io/<id>``), from its status' ``containerd://<id>``."""
+    return Path("/sys/fs/cgroup") / controller / "k8s.io" / container_id.split("//", 1)[1]
+
+
 def node_ip(admin: Path) -> str:
     """The real node's IP: its pods reach this machine there (the bridge's gateway)."""
     return kubectl(admin, "get", "node", "node-1", "-o",

@@ -7,7 +7,8 @@
 ``TempPostgres`` (used by the unit and end-to-end fixtures) runs ``initdb`` in a temporary directory and
 ``postgres`` on a free 127.0.0.1 port with its unix socket in that directory, trust authentication, and no fsync (it
 is thrown away). For pods (a hub on the real node), ``TempPostgres(listen=<node IP>, port=<one of the ports the node
-lets pods reach>, clients=<pod CIDR>)`` listens there too and trusts that network. PostgreSQL refuses to run as
+lets pods reach>, clients=<pod CIDR>)`` listens there too and asks that network for a random password (in
+``url(host=...)``): every user's server is a pod there. PostgreSQL refuses to run as
 root: as root the server runs as the ``postgres`` system user that Debian's package creates (``runuser``), falling
 back to ``nobody``.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -90,12 +92,14 @@ class TempPostgres:
             raise RuntimeError("PostgreSQL is not installed (run `python3 -m ci.dev.postgres install`)")
         self.bin = found
         self.listen, self.clients = listen, clients
+        self.password = secrets.token_hex(16)  # what a pod must send (loopback stays trusted)
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="jhds-pg-"))
         self.proc: subprocess.Popen | None = None
 
     def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
-        return f"postgresql://postgres@{host}:{self.port}/{database}"
+        user = "postgres" if host == "127.0.0.1" else f"postgres:{self.password}"
+        return f"postgresql://{user}@{host}:{self.port}/{database}"
 
     def start(self, timeout: float = 60) -> TempPostgres:
         prefix, uid, gid = _run_as()
@@ -104,11 +108,16 @@ class TempPostgres:
         if uid is not None:
             os.chown(self.dir, uid, gid)
             os.chown(data, uid, gid)
+        password_file = self.dir / "password"
+        password_file.write_text(self.password)
+        if uid is not None:
+            os.chown(password_file, uid, gid)
         subprocess.run([*prefix, str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                        "-E", "UTF8", "--no-sync", "--locale=C"], check=True, capture_output=True)
+                        "--pwfile", str(password_file), "-E", "UTF8", "--no-sync", "--locale=C"],
+                       check=True, capture_output=True)
         if self.clients:
             with open(data / "pg_hba.conf", "a") as hba:
-                hba.write(f"host all all {self.clients} trust\n")
+                hba.write(f"host all all {self.clients} scram-sha-256\n")
         addresses = ",".join(["127.0.0.1", *([self.listen] if self.listen else [])])
         log = open(self.dir / "postgres.log", "ab")
         if uid is not None:

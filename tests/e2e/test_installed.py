@@ -216,9 +216,8 @@ def test_helm_upgrade_keeps_data_and_database_and_restarts_the_hub_on_a_settings
 
 
 def container_pids(container_id: str) -> list[int]:
-    """The processes in a container on the real node: its cgroup (cgroup v1, the kubelet's cgroupfs driver without
-    QoS levels: containerd's ``k8s.io/<id>``); none once the container is gone."""
-    procs = Path("/sys/fs/cgroup/memory/k8s.io") / container_id.split("//", 1)[1] / "cgroup.procs"
+    """The processes in a container on the real node (its cgroup); none once the container is gone."""
+    procs = devenv.container_cgroup(container_id) / "cgroup.procs"
     try:
         return [int(line) for line in procs.read_text().split()]
     except FileNotFoundError:

@@ -58,10 +58,28 @@ def pg_hub(admin_kubeconfig, tmp_path_factory) -> Iterator[Release]:
             release.install(SETTINGS, values={**ROLES, "hub": {**ROLES["hub"], "db": {
                 "type": "postgres", "url": pg.url("jupyterhub", host=node)}}})
             release.db_url = pg.url("jupyterhub")
+            release.pod_db_url = pg.url("jupyterhub", host=node)
             yield first_tick(release)
             release.stop()  # before the database goes
         finally:
             release.remove()
+
+
+def test_the_database_asks_pods_for_its_password(pg_hub):
+    """Every user's server is a pod on the network the hub's PostgreSQL listens on: without the password (in the
+    hub's URL only) the server refuses, with it the hub's own URL connects."""
+    import sqlalchemy.exc
+
+    without = pg_hub.pod_db_url.replace(f":{pg_hub.pod_db_url.split(':')[2].split('@')[0]}@", "@")
+    assert "@" in without and without != pg_hub.pod_db_url
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="password"):
+        create_engine(without).connect().close()
+    engine = create_engine(pg_hub.pod_db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("select 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
 
 
 def db_url(hub) -> str:

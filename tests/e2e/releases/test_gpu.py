@@ -43,7 +43,7 @@ def install(release, gpu: dict):
     return hub, admin_client(hub.url)
 
 
-def start_and_get_pod(user, kube, timeout: float = 60) -> dict:
+def start_and_get_placed_pod(user, kube, timeout: float = 60) -> dict:
     """Ask for the user's server and return its pod once the scheduler has placed it."""
     status, body = request_start(user)
     assert status in (201, 202), (status, body)
@@ -60,7 +60,7 @@ def test_forced_mode_requests_gpus_and_lands_on_the_gpu_node(release, kube, user
     hub, admin = install(release, {"mode": 1, "count": 1})
     user = new_user(hub.url, admin, username)
     try:
-        pod = start_and_get_pod(user, kube)
+        pod = start_and_get_placed_pod(user, kube)
         assert limits(pod)["nvidia.com/gpu"] == "1"
         assert pod["spec"]["nodeName"] == "gpu-1"
         assert GPU_TOLERATION in pod["spec"]["tolerations"]
@@ -74,7 +74,7 @@ def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(releas
     hub, admin = install(release, {"mode": 2, "nodeCacheSeconds": 3600})
     first = new_user(hub.url, admin, username)
     try:
-        pod = start_and_get_pod(first, kube)
+        pod = start_and_get_placed_pod(first, kube)
         assert limits(pod)["nvidia.com/gpu"] == "1"
         assert pod["spec"]["nodeName"] == "gpu-1"
         assert gpu_flags(pod) == ("1", "1", "1")
@@ -90,7 +90,7 @@ def test_auto_mode_with_gpu_nodes_requests_them_from_the_cached_node_list(releas
     kube("delete", "clusterrolebinding", binding)
     second = new_user(hub.url, admin, username + "b")
     try:
-        pod = start_and_get_pod(second, kube)
+        pod = start_and_get_placed_pod(second, kube)
         assert limits(pod)["nvidia.com/gpu"] == "1"
     finally:
         kube("apply", "-f", "-", stdin=json.dumps(saved))
@@ -103,7 +103,7 @@ def test_auto_mode_without_gpu_nodes_requests_none(release, kube, username):
     hub, admin = install(release, {"mode": 2, "resource": "example.com/gpu"})
     user = new_user(hub.url, admin, username)
     try:
-        pod = start_and_get_pod(user, kube)
+        pod = start_and_get_placed_pod(user, kube)
         assert not any(k.endswith("/gpu") for k in limits(pod))
         assert all(t["key"] != "example.com/gpu" for t in pod["spec"]["tolerations"])
         assert pod["spec"]["nodeName"] == "cpu-1"
@@ -119,8 +119,8 @@ def test_gpu_group_limits_who_gets_gpus(release, kube, username):
     r = ServiceClient(hub.url, hub.service_token).api("POST", "/groups/gpu-users/users", json={"users": [username]})
     assert r.status_code == 200, r.text  # the group exists: configure() loads it at hub start
     try:
-        assert limits(start_and_get_pod(member, kube))["nvidia.com/gpu"] == "1"
-        pod = start_and_get_pod(other, kube)
+        assert limits(start_and_get_placed_pod(member, kube))["nvidia.com/gpu"] == "1"
+        pod = start_and_get_placed_pod(other, kube)
         assert "nvidia.com/gpu" not in limits(pod)
         assert gpu_flags(pod) == ("0", "0", "0")
     finally:
